@@ -1,0 +1,51 @@
+# Flotilla build entry points. Everything a target needs, it installs itself.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+
+GO ?= go
+BIN := $(CURDIR)/bin
+TOOLS := $(CURDIR)/.cache/tools
+CONTROLLER_GEN_VERSION := v0.23.0
+CONTROLLER_GEN := $(TOOLS)/controller-gen-$(CONTROLLER_GEN_VERSION)
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/flotilla-dev/flotilla/fleet/version.Version=$(VERSION)
+TEST_TIMEOUT ?= 25m
+
+.PHONY: all build generate verify test unit integration bench demo control-plane clean
+
+all: build
+
+build: ## Build bin/flotilla, bin/flotilla-hub and bin/flotilla-agent.
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/flotilla ./fleet/cmd/flotilla
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/flotilla-hub ./hub/cmd/flotilla-hub
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/flotilla-agent ./spoke/cmd/flotilla-agent
+
+$(CONTROLLER_GEN):
+	mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
+	mv $(TOOLS)/controller-gen $(CONTROLLER_GEN)
+
+generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and CRDs into deploy/crds.
+	$(CONTROLLER_GEN) object paths=./api/...
+	rm -rf deploy/crds && $(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=deploy/crds
+
+verify: generate ## Fail when generated files are stale or code is not gofmt'ed/vetted.
+	@git diff --exit-code -- api deploy/crds || { echo "generated files are stale: run make generate and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- api deploy/crds)" || { git status --porcelain -- api deploy/crds; echo "untracked generated files: run make generate and commit"; exit 1; }
+	@out="$$(gofmt -l $$(git ls-files '*.go'))"; test -z "$$out" || { echo "not gofmt'ed: $$out"; exit 1; }
+	$(GO) vet ./...
+
+control-plane: ## Build (once) and cache kube-apiserver, kube-controller-manager, etcd and kwok.
+	@bash hack/control-plane.sh >/dev/null
+
+test: control-plane ## Run every test, real control planes included.
+	FLOTILLA_CONTROL_PLANE="$$(bash hack/control-plane.sh)" $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+bench: control-plane build ## Print performance figures (long; not part of make test).
+	FLOTILLA_CONTROL_PLANE="$$(bash hack/control-plane.sh)" $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./test/bench/...
+
+demo: control-plane build ## Start a local fleet syncing examples/, print its health, stop it.
+	bash hack/demo.sh
+
+clean:
+	rm -rf $(BIN) .dev

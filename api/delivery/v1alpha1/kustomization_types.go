@@ -1,0 +1,134 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+)
+
+// KustomizationKind is the kind name.
+const KustomizationKind = "Kustomization"
+
+// SourceReference names the source a deployment is built from.
+type SourceReference struct {
+	// Kind of the source.
+	// +kubebuilder:validation:Enum=GitRepository
+	// +required
+	Kind string `json:"kind"`
+	// Name of the source.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Namespace of the source; the Kustomization's own when empty.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// KustomizationSpec says what to build, where to place it and how the spokes apply it.
+type KustomizationSpec struct {
+	// SourceRef is the source to build from.
+	// +required
+	SourceRef SourceReference `json:"sourceRef"`
+	// Path to the kustomization directory inside the source; the root when empty.
+	// +optional
+	// +kubebuilder:validation:Pattern="^[^\\x00]*$"
+	Path string `json:"path,omitempty"`
+	// Interval between builds when nothing else triggers one.
+	// +kubebuilder:default="5m"
+	// +optional
+	Interval metav1.Duration `json:"interval,omitempty"`
+	// Timeout for one build.
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	// Prune deletes, on each spoke, objects that a new revision dropped and every object
+	// when the cluster stops being targeted.
+	// +optional
+	Prune bool `json:"prune,omitempty"`
+	// TargetNamespace sets the namespace of every namespaced object.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern="^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+	TargetNamespace string `json:"targetNamespace,omitempty"`
+	// ServiceAccountName is the service account, in the target namespace on each spoke,
+	// that the agent impersonates to apply.
+	// +optional
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+	// Placement chooses the clusters.
+	// +optional
+	Placement Placement `json:"placement,omitempty"`
+	// Suspend stops building and placing while true; spokes keep what they run.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// KustomizationStatus is the build and the fleet-wide rollout of a Kustomization.
+type KustomizationStatus struct {
+	// ObservedGeneration is the last generation fully reconciled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions: Ready, Reconciling, Stalled.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// Artifact is the built, signed artifact handed to the targeted clusters.
+	// +optional
+	Artifact *meta.Artifact `json:"artifact,omitempty"`
+	// LastAttemptedRevision is the source revision of the last build, successful or not.
+	// +optional
+	LastAttemptedRevision string `json:"lastAttemptedRevision,omitempty"`
+	// LastAppliedRevision is the source revision of the artifact the clusters are given.
+	// +optional
+	LastAppliedRevision string `json:"lastAppliedRevision,omitempty"`
+	// Clusters counts the targeted clusters by rollout state.
+	// +optional
+	Clusters meta.ClusterCounts `json:"clusters,omitempty"`
+	// Failures names failed clusters, at most 32 of them.
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	Failures []meta.ClusterFailure `json:"failures,omitempty"`
+	// LastHandledReconcileAt is the last value of the reconcile-requested-at annotation handled.
+	// +optional
+	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
+}
+
+// Kustomization builds a path of a source with kustomize on the hub and applies the
+// result on every cluster its placement selects.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=ks,categories=flotilla
+// +kubebuilder:printcolumn:name="Targeted",type=integer,JSONPath=`.status.clusters.targeted`
+// +kubebuilder:printcolumn:name="Applied",type=integer,JSONPath=`.status.clusters.applied`
+// +kubebuilder:printcolumn:name="Healthy",type=integer,JSONPath=`.status.clusters.ready`
+// +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.clusters.failed`
+// +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.lastAppliedRevision`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
+type Kustomization struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec KustomizationSpec `json:"spec"`
+	// +optional
+	Status KustomizationStatus `json:"status,omitempty"`
+}
+
+// KustomizationList is a list of Kustomizations.
+// +kubebuilder:object:root=true
+type KustomizationList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Kustomization `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Kustomization{}, &KustomizationList{})
+}
+
+// GetConditions returns the status conditions.
+func (in *Kustomization) GetConditions() []metav1.Condition { return in.Status.Conditions }
+
+// SetConditions replaces the status conditions.
+func (in *Kustomization) SetConditions(c []metav1.Condition) { in.Status.Conditions = c }

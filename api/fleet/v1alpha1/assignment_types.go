@@ -1,0 +1,156 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// AssignmentKind is the kind name.
+const AssignmentKind = "Assignment"
+
+// Labels the hub puts on every Assignment, so that a deployment finds its Assignments
+// and a cluster finds its own without reading them all.
+const (
+	OwnerKindLabel      = "fleet.flotilla.dev/owner-kind"
+	OwnerNamespaceLabel = "fleet.flotilla.dev/owner-namespace"
+	OwnerNameLabel      = "fleet.flotilla.dev/owner-name"
+	ClusterLabel        = "fleet.flotilla.dev/cluster"
+)
+
+// AssignmentFinalizer keeps a deleted Assignment until its agent has pruned or
+// orphaned what it applied (Released=True), or its Cluster is gone.
+const AssignmentFinalizer = "fleet.flotilla.dev/release"
+
+// SignedArtifact is what the agent downloads, and what it checks before applying.
+type SignedArtifact struct {
+	// URL the agent downloads the tar.gz from.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	URL string `json:"url"`
+	// Digest is sha256:<hex> of the tar.gz.
+	// +required
+	// +kubebuilder:validation:Pattern="^sha256:[a-f0-9]{64}$"
+	Digest string `json:"digest"`
+	// Signature is the base64 ed25519 signature of the digest string by the hub.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Signature string `json:"signature"`
+	// Revision names what the artifact was built from, for people.
+	// +optional
+	Revision string `json:"revision,omitempty"`
+}
+
+// DeploymentReference names the Kustomization or HelmRelease an Assignment comes from.
+// It is a field rather than a metadata.ownerReference because Kubernetes forbids
+// owner references across namespaces.
+type DeploymentReference struct {
+	// APIVersion of the owner.
+	// +required
+	APIVersion string `json:"apiVersion"`
+	// Kind of the owner.
+	// +required
+	// +kubebuilder:validation:Enum=Kustomization;HelmRelease
+	Kind string `json:"kind"`
+	// Namespace of the owner.
+	// +required
+	Namespace string `json:"namespace"`
+	// Name of the owner.
+	// +required
+	Name string `json:"name"`
+	// UID of the owner.
+	// +optional
+	UID string `json:"uid,omitempty"`
+}
+
+// AssignmentSpec is one deployment as one cluster must run it. The hub writes it.
+type AssignmentSpec struct {
+	// Owner is the deployment this Assignment comes from.
+	// +required
+	Owner DeploymentReference `json:"owner"`
+	// Artifact to apply.
+	// +required
+	Artifact SignedArtifact `json:"artifact"`
+	// ServiceAccountName the agent impersonates on the spoke; the agent's own identity
+	// when empty.
+	// +optional
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+	// TargetNamespace overrides the namespace of every namespaced object.
+	// +optional
+	TargetNamespace string `json:"targetNamespace,omitempty"`
+	// Prune deletes what a new revision dropped, and everything when the Assignment goes.
+	// +optional
+	Prune bool `json:"prune,omitempty"`
+}
+
+// InventoryEntry is one object the agent applied.
+type InventoryEntry struct {
+	// ID is <namespace>_<name>_<group>_<kind>.
+	ID string `json:"id"`
+	// Version is the API version the object was applied with.
+	Version string `json:"v"`
+}
+
+// AssignmentStatus is written by the cluster's agent.
+type AssignmentStatus struct {
+	// ObservedGeneration is the last generation the agent acted on.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions: Ready, Drifted, Released.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// AppliedDigest is the digest of the artifact the spoke runs.
+	// +optional
+	AppliedDigest string `json:"appliedDigest,omitempty"`
+	// AppliedRevision is the revision of the artifact the spoke runs.
+	// +optional
+	AppliedRevision string `json:"appliedRevision,omitempty"`
+	// Inventory is the number of objects applied.
+	// +optional
+	Inventory int32 `json:"inventory,omitempty"`
+	// Entries lists the objects applied, so that the agent prunes only what it created.
+	// +optional
+	Entries []InventoryEntry `json:"entries,omitempty"`
+	// Message tells the last outcome in one sentence.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// Assignment is the hub-to-spoke protocol: written by the hub in a cluster's hub
+// namespace, read by exactly one agent, which reports back in status.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=asg,categories=flotilla
+// +kubebuilder:printcolumn:name="Owner",type=string,JSONPath=`.spec.owner.name`
+// +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.spec.artifact.revision`,priority=1
+// +kubebuilder:printcolumn:name="Objects",type=integer,JSONPath=`.status.inventory`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
+type Assignment struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec AssignmentSpec `json:"spec"`
+	// +optional
+	Status AssignmentStatus `json:"status,omitempty"`
+}
+
+// AssignmentList is a list of Assignments.
+// +kubebuilder:object:root=true
+type AssignmentList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Assignment `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Cluster{}, &ClusterList{}, &ClusterGroup{}, &ClusterGroupList{}, &Assignment{}, &AssignmentList{})
+}
+
+// GetConditions returns the status conditions.
+func (in *Assignment) GetConditions() []metav1.Condition { return in.Status.Conditions }
+
+// SetConditions replaces the status conditions.
+func (in *Assignment) SetConditions(c []metav1.Condition) { in.Status.Conditions = c }

@@ -1,0 +1,85 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+)
+
+// ClusterKind is the kind name.
+const ClusterKind = "Cluster"
+
+// ClusterSpec describes one registered spoke.
+type ClusterSpec struct {
+	// Variables are available to postBuild substitution on this cluster as ${name}.
+	// +optional
+	Variables map[string]string `json:"variables,omitempty"`
+	// Paused stops the hub from handing this cluster new revisions.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
+}
+
+// ClusterStatus is the health of one spoke as its agent reports it.
+type ClusterStatus struct {
+	// ObservedGeneration is the last generation fully reconciled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions: Ready is True while the agent's heartbeat is fresh.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// Namespace is the hub namespace that holds this cluster's Assignments.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// LastHeartbeatTime is when the agent last renewed its lease.
+	// +optional
+	LastHeartbeatTime *metav1.Time `json:"lastHeartbeatTime,omitempty"`
+	// AgentVersion is the version of the agent running on the cluster.
+	// +optional
+	AgentVersion string `json:"agentVersion,omitempty"`
+	// KubernetesVersion is the spoke API server's version.
+	// +optional
+	KubernetesVersion string `json:"kubernetesVersion,omitempty"`
+	// Assignments counts this cluster's Assignments by state.
+	// +optional
+	Assignments meta.AssignmentCounts `json:"assignments,omitempty"`
+}
+
+// Cluster is one member cluster of the fleet. Its labels are what placement selects on.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=fcluster;fclusters,categories=flotilla
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 46",message="a cluster name has at most 46 characters, so that its hub namespace name fits"
+// +kubebuilder:printcolumn:name="Namespace",type=string,JSONPath=`.status.namespace`,priority=1
+// +kubebuilder:printcolumn:name="Assignments",type=integer,JSONPath=`.status.assignments.total`
+// +kubebuilder:printcolumn:name="Healthy",type=integer,JSONPath=`.status.assignments.ready`
+// +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.assignments.failed`
+// +kubebuilder:printcolumn:name="Heartbeat",type=date,JSONPath=`.status.lastHeartbeatTime`
+// +kubebuilder:printcolumn:name="Kubernetes",type=string,JSONPath=`.status.kubernetesVersion`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
+type Cluster struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +optional
+	Spec ClusterSpec `json:"spec,omitempty"`
+	// +optional
+	Status ClusterStatus `json:"status,omitempty"`
+}
+
+// ClusterList is a list of Clusters.
+// +kubebuilder:object:root=true
+type ClusterList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Cluster `json:"items"`
+}
+
+// GetConditions returns the status conditions.
+func (in *Cluster) GetConditions() []metav1.Condition { return in.Status.Conditions }
+
+// SetConditions replaces the status conditions.
+func (in *Cluster) SetConditions(c []metav1.Condition) { in.Status.Conditions = c }

@@ -1,0 +1,63 @@
+package v1alpha1
+
+// Condition types. Every Flotilla kind uses kstatus semantics:
+// Ready is the summary, Reconciling is True while work is under way, and Stalled is
+// True when nothing changes until the user changes something.
+const (
+	// ReadyCondition is True when the object's last reconcile fully succeeded.
+	ReadyCondition = "Ready"
+	// ReconcilingCondition is True while the controller is working towards a new state.
+	ReconcilingCondition = "Reconciling"
+	// StalledCondition is True when progress needs a change from the user.
+	StalledCondition = "Stalled"
+	// ArtifactInStorageCondition is True when the source's artifact is stored and served.
+	ArtifactInStorageCondition = "ArtifactInStorage"
+	// DriftedCondition is True on an Assignment when the agent found hand-made changes.
+	DriftedCondition = "Drifted"
+	// ReleasedCondition is True on a deleted Assignment once its agent has pruned (or
+	// orphaned) what it applied, so that the hub may let it go.
+	ReleasedCondition = "Released"
+)
+
+// Condition reasons, in CamelCase as metav1.Condition requires.
+const (
+	// SucceededReason: the last reconcile did all it had to.
+	SucceededReason = "Succeeded"
+	// ProgressingReason: work is under way.
+	ProgressingReason = "Progressing"
+	// SuspendedReason: spec.suspend is true, the object is left alone.
+	SuspendedReason = "Suspended"
+	// GitOperationFailedReason: clone, fetch or checkout failed.
+	GitOperationFailedReason = "GitOperationFailed"
+	// InvalidURLReason: the source URL cannot be used.
+	InvalidURLReason = "InvalidURL"
+	// StorageOperationFailedReason: the artifact could not be written or read.
+	StorageOperationFailedReason = "StorageOperationFailed"
+	// SourceNotFoundReason: the referenced source does not exist.
+	SourceNotFoundReason = "SourceNotFound"
+	// ArtifactNotReadyReason: the referenced source has no artifact yet.
+	ArtifactNotReadyReason = "ArtifactNotReady"
+	// BuildFailedReason: kustomize build failed; the previous revision keeps running.
+	BuildFailedReason = "BuildFailed"
+	// RolloutInProgressReason: targeted clusters are still moving to the new revision.
+	RolloutInProgressReason = "RolloutInProgress"
+	// ClustersFailedReason: at least one targeted cluster failed.
+	ClustersFailedReason = "ClustersFailed"
+	// ArtifactFailedReason: the artifact could not be downloaded.
+	ArtifactFailedReason = "ArtifactFailed"
+	// VerificationFailedReason: digest or signature did not verify; nothing was applied.
+	VerificationFailedReason = "VerificationFailed"
+	// ApplyFailedReason: the server refused one or more objects.
+	ApplyFailedReason = "ApplyFailed"
+	// PruneFailedReason: objects dropped from the artifact could not be deleted.
+	PruneFailedReason = "PruneFailed"
+	// HeartbeatFreshReason: the agent renewed its lease recently.
+	HeartbeatFreshReason = "HeartbeatFresh"
+	// HeartbeatStaleReason: the agent has not renewed its lease within the grace period.
+	HeartbeatStaleReason = "HeartbeatStale"
+	// AgentNotConnectedReason: no agent has ever reported for this cluster.
+	AgentNotConnectedReason = "AgentNotConnected"
+)
+
+// ReconcileRequestedAtAnnotation asks for an immediate reconcile whenever its value changes.
+const ReconcileRequestedAtAnnotation = "flotilla.dev/reconcile-requested-at"
