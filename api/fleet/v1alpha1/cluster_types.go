@@ -83,3 +83,19 @@ func (in *Cluster) GetConditions() []metav1.Condition { return in.Status.Conditi
 
 // SetConditions replaces the status conditions.
 func (in *Cluster) SetConditions(c []metav1.Condition) { in.Status.Conditions = c }
+
+// ClusterNamespacePrefix starts the name of every cluster's hub namespace.
+const ClusterNamespacePrefix = "flotilla-cluster-"
+
+// ClusterNamespace is the hub namespace that holds the named cluster's Assignments.
+func ClusterNamespace(clusterName string) string { return ClusterNamespacePrefix + clusterName }
+
+// AgentLeaseName is the Lease in the cluster's hub namespace that the agent renews as
+// its heartbeat. Its annotations carry the agent and Kubernetes versions.
+const AgentLeaseName = "flotilla-agent"
+
+// Annotations the agent writes on its Lease.
+const (
+	AgentVersionAnnotation      = "fleet.flotilla.dev/agent-version"
+	KubernetesVersionAnnotation = "fleet.flotilla.dev/kubernetes-version"
+)

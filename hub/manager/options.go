@@ -1,0 +1,39 @@
+package manager
+
+import (
+	"time"
+
+	"k8s.io/client-go/rest"
+)
+
+// DefaultSystemNamespace holds the hub's own Secrets and ConfigMaps.
+const DefaultSystemNamespace = "flotilla-system"
+
+// SigningKeySecret (in the system namespace) holds the hub's ed25519 key as
+// PKCS#8 PEM under key "private.pem"; the hub creates it when missing.
+const SigningKeySecret = "flotilla-signing-key"
+
+// TrustConfigMap (in the system namespace) publishes the PEM public keys agents trust,
+// under key "keys.pem".
+const TrustConfigMap = "flotilla-trust"
+
+// Options configures one hub.
+type Options struct {
+	// Config reaches the hub cluster's API server.
+	Config *rest.Config
+	// StorageDir is where artifacts are kept.
+	StorageDir string
+	// ArtifactAddr is the listen address of the artifact server, e.g. 127.0.0.1:0.
+	ArtifactAddr string
+	// ArtifactBaseURL is the address spokes reach the artifact server at; derived from
+	// the listener when empty.
+	ArtifactBaseURL string
+	// SystemNamespace holds the signing key; DefaultSystemNamespace when empty.
+	SystemNamespace string
+	// MetricsAddr for Prometheus metrics; "0" turns them off.
+	MetricsAddr string
+	// HealthAddr for /healthz and /readyz; "0" or empty turns them off.
+	HealthAddr string
+	// HeartbeatGrace is how old an agent's heartbeat may be before its Cluster is not Ready.
+	HeartbeatGrace time.Duration
+}

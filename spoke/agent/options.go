@@ -1,0 +1,34 @@
+package agent
+
+import (
+	"crypto/ed25519"
+	"time"
+
+	"k8s.io/client-go/rest"
+)
+
+// FieldOwner is the server-side apply field manager of every object the agent applies.
+const FieldOwner = "flotilla-agent"
+
+// Options configures one agent.
+type Options struct {
+	// ClusterName is the name of this cluster's Cluster object on the hub.
+	ClusterName string
+	// HubConfig reaches the hub with this cluster's credential.
+	HubConfig *rest.Config
+	// HubNamespace is this cluster's namespace on the hub; fleetv1.ClusterNamespace(ClusterName) when empty.
+	HubNamespace string
+	// SpokeConfig reaches the cluster the agent runs on.
+	SpokeConfig *rest.Config
+	// TrustedKeys verify artifact signatures; nothing is applied without one matching.
+	TrustedKeys []ed25519.PublicKey
+	// StateDir keeps the last verified artifact of each Assignment.
+	StateDir string
+	// HeartbeatInterval between renewals of the agent's Lease on the hub; 10s when zero.
+	HeartbeatInterval time.Duration
+	// ResyncInterval between re-applies of an unchanged Assignment; 5m when zero.
+	ResyncInterval time.Duration
+	// MetricsAddr and HealthAddr are listen addresses; "0" or empty turns them off.
+	MetricsAddr string
+	HealthAddr  string
+}
