@@ -1,0 +1,78 @@
+package rollup
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
+	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+)
+
+const (
+	cur = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+	old = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+)
+
+func asg(cluster, want, applied string, ready metav1.ConditionStatus, msg string, stale bool) fleetv1.Assignment {
+	a := fleetv1.Assignment{
+		ObjectMeta: metav1.ObjectMeta{Name: "x", Generation: 2, Labels: map[string]string{fleetv1.ClusterLabel: cluster}},
+		Spec:       fleetv1.AssignmentSpec{Artifact: fleetv1.SignedArtifact{Digest: want}},
+		Status:     fleetv1.AssignmentStatus{AppliedDigest: applied, ObservedGeneration: 2},
+	}
+	if stale {
+		a.Status.ObservedGeneration = 1
+	}
+	if ready != "" {
+		a.Status.Conditions = []metav1.Condition{{Type: meta.ReadyCondition, Status: ready, Message: msg}}
+	}
+	return a
+}
+
+func TestDeployment(t *testing.T) {
+	list := []fleetv1.Assignment{
+		asg("a", cur, cur, metav1.ConditionTrue, "ok", false),             // ready
+		asg("b", cur, old, metav1.ConditionTrue, "ok", true),              // still on old revision
+		asg("c", cur, old, metav1.ConditionFalse, "bad signature", false), // failed, old still runs
+		asg("d", cur, cur, metav1.ConditionUnknown, "waiting", false),     // applied, not healthy yet
+		asg("e", cur, cur, metav1.ConditionFalse, "unhealthy", false),     // applied and failed
+		asg("untargeted", cur, cur, metav1.ConditionFalse, "ignored", false),
+	}
+	counts, failures := Deployment([]string{"a", "b", "c", "d", "e", "missing"}, list)
+	want := meta.ClusterCounts{Targeted: 6, Applied: 3, Ready: 1, Failed: 2}
+	if diff := cmp.Diff(want, counts); diff != "" {
+		t.Errorf("counts (-want +got):\n%s", diff)
+	}
+	wantF := []meta.ClusterFailure{{Cluster: "c", Message: "bad signature"}, {Cluster: "e", Message: "unhealthy"}}
+	if diff := cmp.Diff(wantF, failures); diff != "" {
+		t.Errorf("failures (-want +got):\n%s", diff)
+	}
+}
+
+func TestDeploymentFailuresBounded(t *testing.T) {
+	var names []string
+	var list []fleetv1.Assignment
+	for i := 0; i < 100; i++ {
+		n := fmt.Sprintf("c%03d", i)
+		names = append(names, n)
+		list = append(list, asg(n, cur, "", metav1.ConditionFalse, "boom", false))
+	}
+	counts, failures := Deployment(names, list)
+	if counts.Failed != 100 || len(failures) != meta.MaxFailures || failures[0].Cluster != "c000" {
+		t.Fatalf("failed=%d failures=%d first=%v", counts.Failed, len(failures), failures[0])
+	}
+}
+
+func TestAssignments(t *testing.T) {
+	list := []fleetv1.Assignment{
+		asg("a", cur, cur, metav1.ConditionTrue, "", false),
+		asg("a", cur, "", metav1.ConditionFalse, "x", false),
+		asg("a", cur, "", "", "", false),
+	}
+	got := Assignments(list)
+	if diff := cmp.Diff(meta.AssignmentCounts{Total: 3, Ready: 1, Failed: 1}, got); diff != "" {
+		t.Error(diff)
+	}
+}
