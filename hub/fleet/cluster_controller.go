@@ -1,0 +1,196 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
+	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+	"github.com/flotilla-dev/flotilla/fleet/conditions"
+	"github.com/flotilla-dev/flotilla/fleet/rollup"
+)
+
+// ClusterFinalizer lets the hub delete a cluster's namespace before the Cluster goes.
+const ClusterFinalizer = "fleet.flotilla.dev/cleanup"
+
+// DefaultHeartbeatGrace is how old a heartbeat may be before the Cluster is not Ready.
+const DefaultHeartbeatGrace = 40 * time.Second
+
+// ClusterReconciler keeps each Cluster's hub namespace and status.
+type ClusterReconciler struct {
+	Client   client.Client
+	Recorder events.EventRecorder
+	// HeartbeatGrace: DefaultHeartbeatGrace when zero.
+	HeartbeatGrace time.Duration
+	// Now is time.Now unless a test sets it.
+	Now func() time.Time
+}
+
+// SetupWithManager registers the controller.
+func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.HeartbeatGrace == 0 {
+		r.HeartbeatGrace = DefaultHeartbeatGrace
+	}
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	toCluster := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+		if c := o.GetLabels()[fleetv1.ClusterLabel]; c != "" {
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: c}}}
+		}
+		return nil
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&fleetv1.Cluster{}).
+		Watches(&fleetv1.Assignment{}, toCluster).
+		Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			if o.GetName() != fleetv1.AgentLeaseName || len(o.GetNamespace()) <= len(fleetv1.ClusterNamespacePrefix) {
+				return nil
+			}
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: o.GetNamespace()[len(fleetv1.ClusterNamespacePrefix):]}}}
+		})).
+		Named("cluster").
+		Complete(r)
+}
+
+// Reconcile ensures the cluster's namespace and computes its status.
+func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	var c fleetv1.Cluster
+	if err := r.Client.Get(ctx, req.NamespacedName, &c); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	ns := fleetv1.ClusterNamespace(c.Name)
+	if c.DeletionTimestamp != nil {
+		return ctrl.Result{}, r.finalize(ctx, &c, ns)
+	}
+	if !controllerutil.ContainsFinalizer(&c, ClusterFinalizer) {
+		controllerutil.AddFinalizer(&c, ClusterFinalizer)
+		if err := r.Client.Update(ctx, &c); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	patch := client.MergeFrom(c.DeepCopy())
+	defer func() {
+		if err := r.Client.Status().Patch(ctx, &c, patch); err != nil && !apierrors.IsNotFound(err) {
+			retErr = kerrors.NewAggregate([]error{retErr, err})
+			result = ctrl.Result{}
+		}
+	}()
+
+	if err := r.ensureNamespace(ctx, &c, ns); err != nil {
+		return ctrl.Result{}, err
+	}
+	c.Status.Namespace = ns
+
+	var list fleetv1.AssignmentList
+	if err := r.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return ctrl.Result{}, err
+	}
+	c.Status.Assignments = rollup.Assignments(list.Items)
+
+	var lease coordinationv1.Lease
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: fleetv1.AgentLeaseName}, &lease)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, err
+	}
+	var renewed *metav1.Time
+	if err == nil {
+		renewed = leaseTime(&lease)
+		c.Status.AgentVersion = lease.Annotations[fleetv1.AgentVersionAnnotation]
+		c.Status.KubernetesVersion = lease.Annotations[fleetv1.KubernetesVersionAnnotation]
+	}
+	requeue := r.heartbeat(&c, renewed)
+	c.Status.ObservedGeneration = c.Generation
+	return ctrl.Result{RequeueAfter: requeue}, nil
+}
+
+func leaseTime(l *coordinationv1.Lease) *metav1.Time {
+	if l.Spec.RenewTime != nil {
+		return &metav1.Time{Time: l.Spec.RenewTime.Time}
+	}
+	if l.Spec.AcquireTime != nil {
+		return &metav1.Time{Time: l.Spec.AcquireTime.Time}
+	}
+	return nil
+}
+
+// heartbeat sets Ready from the age of the agent's last renewal, and returns when to
+// look again so that a silent agent turns the Cluster not Ready on time.
+func (r *ClusterReconciler) heartbeat(c *fleetv1.Cluster, renewed *metav1.Time) time.Duration {
+	if renewed == nil {
+		conditions.Set(c, meta.ReadyCondition, metav1.ConditionUnknown, meta.AgentNotConnectedReason, "no agent has reported yet")
+		return 0
+	}
+	c.Status.LastHeartbeatTime = renewed
+	age := r.Now().Sub(renewed.Time)
+	wasReady := conditions.IsTrue(c, meta.ReadyCondition)
+	if age <= r.HeartbeatGrace {
+		conditions.Set(c, meta.ReadyCondition, metav1.ConditionTrue, meta.HeartbeatFreshReason, "agent heartbeat is fresh")
+		if !wasReady {
+			r.event(c, corev1.EventTypeNormal, meta.HeartbeatFreshReason, "agent connected")
+		}
+		return r.HeartbeatGrace - age + time.Second
+	}
+	msg := fmt.Sprintf("no agent heartbeat for %s", age.Round(time.Second))
+	conditions.Set(c, meta.ReadyCondition, metav1.ConditionFalse, meta.HeartbeatStaleReason, msg)
+	if wasReady {
+		r.event(c, corev1.EventTypeWarning, meta.HeartbeatStaleReason, msg)
+	}
+	return 0
+}
+
+func (r *ClusterReconciler) event(c *fleetv1.Cluster, typ, reason, msg string) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(c, nil, typ, reason, "Heartbeat", "%s", msg)
+	}
+}
+
+func (r *ClusterReconciler) ensureNamespace(ctx context.Context, c *fleetv1.Cluster, ns string) error {
+	var existing corev1.Namespace
+	err := r.Client.Get(ctx, types.NamespacedName{Name: ns}, &existing)
+	if err == nil {
+		if existing.Labels[fleetv1.ClusterLabel] != c.Name {
+			return fmt.Errorf("namespace %s exists and does not belong to cluster %s", ns, c.Name)
+		}
+		return nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return err
+	}
+	return r.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name: ns, Labels: map[string]string{fleetv1.ClusterLabel: c.Name},
+	}})
+}
+
+// finalize deletes the cluster's namespace; its Assignments are released without
+// waiting for an agent, as the assignment controller sees the Cluster going.
+func (r *ClusterReconciler) finalize(ctx context.Context, c *fleetv1.Cluster, ns string) error {
+	if !controllerutil.ContainsFinalizer(c, ClusterFinalizer) {
+		return nil
+	}
+	var n corev1.Namespace
+	err := r.Client.Get(ctx, types.NamespacedName{Name: ns}, &n)
+	if err == nil && n.Labels[fleetv1.ClusterLabel] == c.Name && n.DeletionTimestamp == nil {
+		if err := r.Client.Delete(ctx, &n); client.IgnoreNotFound(err) != nil {
+			return err
+		}
+	} else if err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	controllerutil.RemoveFinalizer(c, ClusterFinalizer)
+	return r.Client.Update(ctx, c)
+}
