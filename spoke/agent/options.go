@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
 )
 
@@ -31,4 +32,8 @@ type Options struct {
 	// MetricsAddr and HealthAddr are listen addresses; "0" or empty turns them off.
 	MetricsAddr string
 	HealthAddr  string
+	// Logger for everything the agent logs; controller-runtime's global logger when unset.
+	Logger logr.Logger
+	// MaxConcurrentReconciles is how many Assignments are applied at once; 4 when zero.
+	MaxConcurrentReconciles int
 }

@@ -19,9 +19,11 @@ type ClusterGroupSpec struct {
 // ClusterMemberCounts counts a group's member clusters.
 type ClusterMemberCounts struct {
 	// Total number of member clusters.
-	Total int32 `json:"total"`
+	// +optional
+	Total int32 `json:"total,omitempty"`
 	// Ready is the number of members whose agent heartbeat is fresh.
-	Ready int32 `json:"ready"`
+	// +optional
+	Ready int32 `json:"ready,omitempty"`
 }
 
 // ClusterGroupStatus rolls up the group's clusters and their Assignments.

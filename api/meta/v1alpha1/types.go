@@ -36,13 +36,17 @@ type LocalObjectReference struct {
 // ClusterCounts are the per-deployment rollout counts over the targeted clusters.
 type ClusterCounts struct {
 	// Targeted is the number of clusters the placement selects.
-	Targeted int32 `json:"targeted"`
+	// +optional
+	Targeted int32 `json:"targeted,omitempty"`
 	// Applied is the number of clusters running the current artifact.
-	Applied int32 `json:"applied"`
+	// +optional
+	Applied int32 `json:"applied,omitempty"`
 	// Ready is the number of clusters that applied the current artifact and are healthy.
-	Ready int32 `json:"ready"`
+	// +optional
+	Ready int32 `json:"ready,omitempty"`
 	// Failed is the number of clusters whose last attempt failed.
-	Failed int32 `json:"failed"`
+	// +optional
+	Failed int32 `json:"failed,omitempty"`
 }
 
 // ClusterFailure tells why one cluster failed.
@@ -59,9 +63,12 @@ const MaxFailures = 32
 // AssignmentCounts summarise Assignments (on a Cluster or a ClusterGroup).
 type AssignmentCounts struct {
 	// Total number of Assignments.
-	Total int32 `json:"total"`
+	// +optional
+	Total int32 `json:"total,omitempty"`
 	// Ready is the number of Assignments whose agent reports Ready=True.
-	Ready int32 `json:"ready"`
+	// +optional
+	Ready int32 `json:"ready,omitempty"`
 	// Failed is the number of Assignments whose agent reports Ready=False.
-	Failed int32 `json:"failed"`
+	// +optional
+	Failed int32 `json:"failed,omitempty"`
 }

@@ -10,7 +10,7 @@ import (
 const GitRepositoryKind = "GitRepository"
 
 // GitRepositoryRef pins what to check out. Exactly one of branch, tag or semver may be
-// set; commit may stand alone or with a branch. Without any, the branch is master.
+// set; commit may stand alone or with a branch. Without any, the remote's default branch is followed.
 // +kubebuilder:validation:XValidation:rule="[has(self.branch), has(self.tag), has(self.semver)].filter(x, x).size() <= 1",message="set at most one of branch, tag and semver"
 // +kubebuilder:validation:XValidation:rule="!has(self.commit) || !(has(self.tag) || has(self.semver))",message="commit may only be combined with branch"
 type GitRepositoryRef struct {
@@ -50,7 +50,7 @@ type GitRepositorySpec struct {
 	// +required
 	// +kubebuilder:validation:Pattern="^(https?|ssh|file)://.+$"
 	URL string `json:"url"`
-	// Ref pins the branch, tag, semver range or commit; the default is the master branch.
+	// Ref pins the branch, tag, semver range or commit; the remote's default branch when empty.
 	// +optional
 	Ref *GitRepositoryRef `json:"ref,omitempty"`
 	// Interval between fetches.

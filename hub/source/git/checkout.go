@@ -1,0 +1,186 @@
+package git
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/Masterminds/semver/v3"
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/memory"
+
+	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
+)
+
+// remote says where to fetch from and how to authenticate.
+type remote struct {
+	URL      string
+	Auth     transport.AuthMethod
+	CABundle []byte
+}
+
+// errNoMatchingTag is returned when no tag satisfies a semver range; a later tag may.
+var errNoMatchingTag = errors.New("no tag matches the semver range")
+
+// checkout fetches ref into dir (which must be empty) and returns the revision it
+// checked out: <branch>@sha1:<hex>, <tag>@sha1:<hex>, or sha1:<hex> for a lone commit.
+func checkout(ctx context.Context, dir string, rm remote, ref *sourcev1.GitRepositoryRef) (string, error) {
+	if ref == nil {
+		ref = &sourcev1.GitRepositoryRef{}
+	}
+	opts := &gogit.CloneOptions{
+		URL:        rm.URL,
+		Auth:       rm.Auth,
+		CABundle:   rm.CABundle,
+		RemoteName: gogit.DefaultRemoteName,
+		Tags:       gogit.NoTags,
+	}
+	switch {
+	case ref.Commit != "":
+		return checkoutCommit(ctx, dir, opts, ref.Branch, ref.Commit)
+	case ref.SemVer != "":
+		tag, err := newestTag(ctx, rm, ref.SemVer)
+		if err != nil {
+			return "", err
+		}
+		return checkoutTag(ctx, dir, opts, tag)
+	case ref.Tag != "":
+		return checkoutTag(ctx, dir, opts, ref.Tag)
+	case ref.Branch != "":
+		opts.ReferenceName = plumbing.NewBranchReferenceName(ref.Branch)
+	default:
+		opts.ReferenceName = plumbing.HEAD // the remote's default branch
+	}
+	opts.SingleBranch, opts.Depth = true, 1
+	repo, err := gogit.PlainCloneContext(ctx, dir, false, opts)
+	if err != nil {
+		return "", fmt.Errorf("cloning %s: %w", describeRef(ref), err)
+	}
+	head, err := repo.Head()
+	if err != nil {
+		return "", fmt.Errorf("reading HEAD: %w", err)
+	}
+	if !head.Name().IsBranch() {
+		// The remote did not say which branch its HEAD is.
+		return "HEAD@sha1:" + head.Hash().String(), nil
+	}
+	return head.Name().Short() + "@sha1:" + head.Hash().String(), nil
+}
+
+func checkoutTag(ctx context.Context, dir string, opts *gogit.CloneOptions, tag string) (string, error) {
+	opts.ReferenceName = plumbing.NewTagReferenceName(tag)
+	opts.SingleBranch, opts.Depth = true, 1
+	repo, err := gogit.PlainCloneContext(ctx, dir, false, opts)
+	if err != nil {
+		return "", fmt.Errorf("cloning tag %s: %w", tag, err)
+	}
+	// Cloning a tag leaves HEAD detached at the commit, annotated tags peeled.
+	head, err := repo.Head()
+	if err != nil {
+		return "", fmt.Errorf("reading HEAD: %w", err)
+	}
+	return tag + "@sha1:" + head.Hash().String(), nil
+}
+
+// checkoutCommit needs history, not just the tip: the commit may be anywhere on the
+// branch (or, without a branch, on any branch or tag).
+func checkoutCommit(ctx context.Context, dir string, opts *gogit.CloneOptions, branch, commit string) (string, error) {
+	opts.NoCheckout = true
+	if branch != "" {
+		opts.ReferenceName = plumbing.NewBranchReferenceName(branch)
+		opts.SingleBranch = true
+	} else {
+		opts.Tags = gogit.AllTags
+	}
+	repo, err := gogit.PlainCloneContext(ctx, dir, false, opts)
+	if err != nil {
+		if branch != "" {
+			return "", fmt.Errorf("cloning branch %s: %w", branch, err)
+		}
+		return "", fmt.Errorf("cloning: %w", err)
+	}
+	h := plumbing.NewHash(commit)
+	if _, err := repo.CommitObject(h); err != nil {
+		if branch != "" {
+			return "", fmt.Errorf("commit %s not found on branch %s: %w", commit, branch, err)
+		}
+		return "", fmt.Errorf("commit %s not found: %w", commit, err)
+	}
+	wt, err := repo.Worktree()
+	if err != nil {
+		return "", err
+	}
+	if err := wt.Checkout(&gogit.CheckoutOptions{Hash: h, Force: true}); err != nil {
+		return "", fmt.Errorf("checking out commit %s: %w", commit, err)
+	}
+	if branch != "" {
+		return branch + "@sha1:" + commit, nil
+	}
+	return "sha1:" + commit, nil
+}
+
+// newestTag lists the remote's tags and returns the highest version in the range.
+func newestTag(ctx context.Context, rm remote, rng string) (string, error) {
+	c, err := semver.NewConstraint(rng)
+	if err != nil {
+		return "", fmt.Errorf("invalid semver range %q: %w", rng, err)
+	}
+	r := gogit.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: gogit.DefaultRemoteName, URLs: []string{rm.URL}})
+	refs, err := r.ListContext(ctx, &gogit.ListOptions{Auth: rm.Auth, CABundle: rm.CABundle})
+	if err != nil {
+		return "", fmt.Errorf("listing tags: %w", err)
+	}
+	var names []string
+	for _, ref := range refs {
+		if ref.Name().IsTag() && !strings.HasSuffix(ref.Name().String(), "^{}") {
+			names = append(names, ref.Name().Short())
+		}
+	}
+	tag, ok := pickTag(names, c)
+	if !ok {
+		return "", fmt.Errorf("%w %q (%d tags)", errNoMatchingTag, rng, len(names))
+	}
+	return tag, nil
+}
+
+// pickTag returns the tag with the highest version that satisfies c; of equal versions
+// (v1.0.0 and 1.0.0) the name that sorts last wins, so the choice is stable.
+func pickTag(tags []string, c *semver.Constraints) (string, bool) {
+	sorted := append([]string(nil), tags...)
+	sort.Strings(sorted)
+	var best string
+	var bestV *semver.Version
+	for _, t := range sorted {
+		v, err := semver.NewVersion(t)
+		if err != nil || !c.Check(v) {
+			continue
+		}
+		if bestV == nil || !v.LessThan(bestV) {
+			best, bestV = t, v
+		}
+	}
+	return best, bestV != nil
+}
+
+func describeRef(ref *sourcev1.GitRepositoryRef) string {
+	if ref.Branch != "" {
+		return "branch " + ref.Branch
+	}
+	return "default branch"
+}
+
+// redact drops credentials from a URL so that it may appear in conditions and events.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	u.User = nil
+	return u.String()
+}

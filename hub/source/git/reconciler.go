@@ -1,0 +1,281 @@
+package git
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
+	"github.com/flotilla-dev/flotilla/fleet/artifact"
+	"github.com/flotilla-dev/flotilla/fleet/conditions"
+	"github.com/flotilla-dev/flotilla/hub/storage"
+)
+
+// ControllerName names the controller, its logger and its events.
+const ControllerName = "gitrepository"
+
+// Event reasons besides the condition reasons.
+const (
+	// NewArtifactReason: a new revision or new content was stored.
+	NewArtifactReason = "NewArtifact"
+)
+
+// Defaults for a spec that leaves them out (the CRD defaults them too).
+const (
+	DefaultInterval = time.Minute
+	DefaultTimeout  = 60 * time.Second
+)
+
+// Reconciler fetches GitRepositories into artifacts.
+type Reconciler struct {
+	// Client reads GitRepositories and writes their status; mgr.GetClient() when nil.
+	Client client.Client
+	// APIReader reads Secrets straight from the API server, so that the hub neither
+	// caches every Secret nor needs to watch them; mgr.GetAPIReader() when nil.
+	APIReader client.Reader
+	// Store keeps the artifacts.
+	Store *storage.Store
+	// Recorder emits Events; mgr.GetEventRecorder(ControllerName) when nil.
+	Recorder events.EventRecorder
+	// Now is the clock, time.Now when nil.
+	Now func() time.Time
+}
+
+// SetupWithManager registers the controller.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Store == nil {
+		return errors.New("gitrepository controller needs a Store")
+	}
+	if r.Client == nil {
+		r.Client = mgr.GetClient()
+	}
+	if r.APIReader == nil {
+		r.APIReader = mgr.GetAPIReader()
+	}
+	if r.Recorder == nil {
+		r.Recorder = mgr.GetEventRecorder(ControllerName)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(ControllerName).
+		For(&sourcev1.GitRepository{}, builder.WithPredicates(
+			// Status patches change neither generation nor annotations, so the
+			// controller does not wake itself up.
+			predicate.Or(predicate.GenerationChangedPredicate{}, ReconcileRequestedPredicate{}),
+		)).
+		Complete(r)
+}
+
+// ReconcileRequestedPredicate passes updates that change the
+// flotilla.dev/reconcile-requested-at annotation.
+type ReconcileRequestedPredicate struct {
+	predicate.Funcs
+}
+
+// Update passes when the annotation's value changed to a non-empty one.
+func (ReconcileRequestedPredicate) Update(e event.UpdateEvent) bool {
+	if e.ObjectOld == nil || e.ObjectNew == nil {
+		return false
+	}
+	v := e.ObjectNew.GetAnnotations()[meta.ReconcileRequestedAtAnnotation]
+	return v != "" && v != e.ObjectOld.GetAnnotations()[meta.ReconcileRequestedAtAnnotation]
+}
+
+// failure classifies why a reconcile did not finish.
+type failure struct {
+	kind   failureKind
+	reason string
+	err    error
+}
+
+type failureKind int
+
+const (
+	// transient: return the error and let the controller back off.
+	transient failureKind = iota
+	// waiting: try again at the next interval; retrying sooner would not help.
+	waiting
+	// stalled: nothing changes until the user changes the spec.
+	stalled
+)
+
+func (f *failure) Error() string { return f.err.Error() }
+func (f *failure) Unwrap() error { return f.err }
+
+// Reconcile fetches one GitRepository and records the outcome in its status.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	log := ctrl.LoggerFrom(ctx)
+	obj := &sourcev1.GitRepository{}
+	if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if obj.Spec.Suspend {
+		log.V(1).Info("suspended, leaving it alone")
+		return ctrl.Result{}, nil
+	}
+	if !obj.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+
+	base := obj.DeepCopy()
+	defer func() {
+		if v, ok := obj.Annotations[meta.ReconcileRequestedAtAnnotation]; ok {
+			obj.Status.LastHandledReconcileAt = v
+		}
+		if err := r.Client.Status().Patch(ctx, obj, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
+			retErr = kerrors.NewAggregate([]error{retErr, fmt.Errorf("patching status: %w", err)})
+			result = ctrl.Result{}
+		}
+	}()
+
+	interval := obj.Spec.Interval.Duration
+	if interval <= 0 {
+		interval = DefaultInterval
+	}
+	f, err := r.fetch(ctx, obj)
+	if err != nil {
+		var fl *failure
+		if !errors.As(err, &fl) {
+			fl = &failure{kind: transient, reason: meta.GitOperationFailedReason, err: err}
+		}
+		msg := err.Error()
+		if fl.kind == stalled {
+			conditions.MarkStalled(obj, fl.reason, msg)
+		} else {
+			conditions.MarkFailed(obj, fl.reason, msg)
+		}
+		markArtifactInStorage(obj, obj.Status.Artifact != nil && r.Store.Has(obj.Status.Artifact.Digest))
+		r.event(obj, corev1.EventTypeWarning, fl.reason, msg)
+		if fl.kind == transient {
+			return ctrl.Result{}, err // logged by controller-runtime
+		}
+		log.Info("fetch failed", "reason", fl.reason, "error", msg)
+		switch fl.kind {
+		case waiting:
+			return ctrl.Result{RequeueAfter: interval}, nil
+		default:
+			return ctrl.Result{}, nil
+		}
+	}
+
+	a, isNew := nextArtifact(obj.Status.Artifact, f, metav1.NewTime(r.now()))
+	obj.Status.Artifact = a
+	obj.Status.ObservedGeneration = obj.Generation
+	conditions.MarkReady(obj, meta.SucceededReason, readyMessage(a.Revision))
+	markArtifactInStorage(obj, true)
+	if isNew {
+		r.event(obj, corev1.EventTypeNormal, NewArtifactReason, readyMessage(a.Revision))
+		log.Info("stored new artifact", "revision", a.Revision, "digest", a.Digest, "size", *a.Size)
+	}
+	return ctrl.Result{RequeueAfter: interval}, nil
+}
+
+// fetch clones the repository, packs the files and stores the artifact.
+func (r *Reconciler) fetch(ctx context.Context, obj *sourcev1.GitRepository) (fetched, error) {
+	if obj.Spec.Verify != nil {
+		return fetched{}, &failure{stalled, meta.VerificationFailedReason,
+			errors.New("spec.verify (OpenPGP signature checks) is not supported yet; nothing was fetched")}
+	}
+	rm, err := r.remote(ctx, obj)
+	if err != nil {
+		return fetched{}, err
+	}
+
+	timeout := DefaultTimeout
+	if obj.Spec.Timeout != nil && obj.Spec.Timeout.Duration > 0 {
+		timeout = obj.Spec.Timeout.Duration
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	dir, err := os.MkdirTemp("", "flotilla-gitrepository-")
+	if err != nil {
+		return fetched{}, &failure{transient, meta.StorageOperationFailedReason, err}
+	}
+	defer os.RemoveAll(dir)
+
+	ctrl.LoggerFrom(ctx).V(1).Info("fetching", "url", redact(rm.URL), "auth", authName(rm.Auth))
+	revision, err := checkout(ctx, dir, rm, obj.Spec.Ref)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("%w (timeout %s)", err, timeout)
+		}
+		kind := transient
+		if errors.Is(err, errNoMatchingTag) {
+			kind = waiting
+		}
+		return fetched{}, &failure{kind, meta.GitOperationFailedReason, err}
+	}
+
+	skip, err := ignoreMatcher(dir, obj.Spec.Ignore)
+	if err != nil {
+		return fetched{}, &failure{transient, meta.StorageOperationFailedReason, err}
+	}
+	files, err := artifact.ReadDir(dir, skip)
+	if err != nil {
+		// The commit's content is at fault (a link out of the repository, say): only
+		// a new commit helps, and the next interval looks for one.
+		return fetched{}, &failure{waiting, meta.StorageOperationFailedReason, fmt.Errorf("revision %s: %w", revision, err)}
+	}
+	data, err := artifact.Pack(files)
+	if err != nil {
+		return fetched{}, &failure{waiting, meta.StorageOperationFailedReason, fmt.Errorf("revision %s: %w", revision, err)}
+	}
+	digest, err := r.Store.Put(data)
+	if err != nil {
+		return fetched{}, &failure{transient, meta.StorageOperationFailedReason, err}
+	}
+	return fetched{Revision: revision, Digest: digest, Size: int64(len(data)), URL: r.Store.URL(digest)}, nil
+}
+
+// remote checks the URL and reads the credentials.
+func (r *Reconciler) remote(ctx context.Context, obj *sourcev1.GitRepository) (remote, error) {
+	u, err := parseURL(obj.Spec.URL)
+	if err != nil {
+		return remote{}, &failure{stalled, meta.InvalidURLReason, err}
+	}
+	var data map[string][]byte
+	if ref := obj.Spec.SecretRef; ref != nil {
+		secret := &corev1.Secret{}
+		key := client.ObjectKey{Namespace: obj.Namespace, Name: ref.Name}
+		if err := r.APIReader.Get(ctx, key, secret); err != nil {
+			return remote{}, &failure{transient, meta.GitOperationFailedReason, fmt.Errorf("reading secret %s: %w", key, err)}
+		}
+		data = secret.Data
+		if data == nil {
+			data = map[string][]byte{}
+		}
+	}
+	rm, err := remoteFor(u, data)
+	if err != nil {
+		// The Secret may change without the spec changing: look again next interval.
+		return remote{}, &failure{waiting, meta.GitOperationFailedReason, fmt.Errorf("secret %s: %w", obj.Spec.SecretRef.Name, err)}
+	}
+	return rm, nil
+}
+
+func (r *Reconciler) event(obj *sourcev1.GitRepository, typ, reason, msg string) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(obj, nil, typ, reason, "Fetch", "%s", msg)
+	}
+}
+
+func (r *Reconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}

@@ -1,0 +1,156 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/flotilla-dev/flotilla/api"
+	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
+	"github.com/flotilla-dev/flotilla/spoke/fetch"
+)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultHeartbeatInterval       = 10 * time.Second
+	DefaultResyncInterval          = 5 * time.Minute
+	DefaultMaxConcurrentReconciles = 4
+)
+
+// Run runs the agent until ctx is done: it reconciles the Assignments in the cluster's
+// hub namespace onto the spoke and renews the agent's Lease on the hub.
+func Run(ctx context.Context, opts Options) error {
+	if err := opts.complete(); err != nil {
+		return err
+	}
+	log := opts.Logger.WithValues("cluster", opts.ClusterName)
+	if len(opts.TrustedKeys) == 0 {
+		log.Info("no trusted keys: every Assignment will fail verification until some are configured")
+	}
+
+	scheme := api.NewScheme()
+	mgr, err := ctrl.NewManager(opts.HubConfig, ctrl.Options{
+		Scheme: scheme,
+		Logger: log,
+		// The agent's hub credential reaches only its own namespace.
+		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{opts.HubNamespace: {}}},
+		Metrics:                metricsserver.Options{BindAddress: addr(opts.MetricsAddr)},
+		HealthProbeBindAddress: addr(opts.HealthAddr),
+		LeaderElection:         false,
+	})
+	if err != nil {
+		return fmt.Errorf("hub manager: %w", err)
+	}
+	if addr(opts.HealthAddr) != "0" {
+		if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+			return err
+		}
+		if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+			return err
+		}
+	}
+
+	sp, err := newSpoke(opts.SpokeConfig, scheme)
+	if err != nil {
+		return err
+	}
+	fetcher, err := fetch.New(fetch.Options{
+		Dir:         filepath.Join(opts.StateDir, "artifacts"),
+		TrustedKeys: opts.TrustedKeys,
+		Logger:      log.WithName("fetch"),
+	})
+	if err != nil {
+		return err
+	}
+
+	r := &reconciler{
+		hub:     mgr.GetClient(),
+		events:  mgr.GetEventRecorder(FieldOwner),
+		spoke:   sp,
+		fetcher: fetcher,
+		resync:  opts.ResyncInterval,
+		applied: map[string]appliedRecord{},
+	}
+	err = ctrl.NewControllerManagedBy(mgr).
+		Named("assignment").
+		For(&fleetv1.Assignment{}, builder.WithPredicates(specOrRequestChanged{})).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+			// Several agents may share one process (the dev environment, tests).
+			SkipNameValidation: ptr.To(true),
+		}).
+		Complete(r)
+	if err != nil {
+		return err
+	}
+
+	hb := &heartbeat{
+		writer:    mgr.GetClient(),
+		reader:    mgr.GetAPIReader(),
+		namespace: opts.HubNamespace,
+		cluster:   opts.ClusterName,
+		interval:  opts.HeartbeatInterval,
+		versions:  sp.discovery,
+		log:       log.WithName("heartbeat"),
+	}
+	if err := mgr.Add(hb); err != nil {
+		return err
+	}
+
+	log.Info("starting agent", "hubNamespace", opts.HubNamespace, "stateDir", opts.StateDir)
+	return mgr.Start(ctx)
+}
+
+func (o *Options) complete() error {
+	var errs []error
+	if o.ClusterName == "" {
+		errs = append(errs, errors.New("cluster name is required"))
+	}
+	if o.HubConfig == nil {
+		errs = append(errs, errors.New("hub config is required"))
+	}
+	if o.SpokeConfig == nil {
+		errs = append(errs, errors.New("spoke config is required"))
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if o.HubNamespace == "" {
+		o.HubNamespace = fleetv1.ClusterNamespace(o.ClusterName)
+	}
+	if o.StateDir == "" {
+		o.StateDir = filepath.Join(os.TempDir(), "flotilla-agent", o.ClusterName)
+	}
+	if o.HeartbeatInterval <= 0 {
+		o.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if o.ResyncInterval <= 0 {
+		o.ResyncInterval = DefaultResyncInterval
+	}
+	if o.MaxConcurrentReconciles <= 0 {
+		o.MaxConcurrentReconciles = DefaultMaxConcurrentReconciles
+	}
+	if o.Logger.GetSink() == nil {
+		o.Logger = ctrl.Log.WithName("agent")
+	}
+	return nil
+}
+
+// addr turns "" into "0", which controller-runtime reads as "off".
+func addr(a string) string {
+	if a == "" {
+		return "0"
+	}
+	return a
+}

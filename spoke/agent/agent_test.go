@@ -1,0 +1,621 @@
+package agent_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/flotilla-dev/flotilla/api"
+	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
+	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+	"github.com/flotilla-dev/flotilla/fleet/artifact"
+	"github.com/flotilla-dev/flotilla/fleet/version"
+	"github.com/flotilla-dev/flotilla/spoke/agent"
+	"github.com/flotilla-dev/flotilla/spoke/apply"
+)
+
+const (
+	clusterName = "spoke-1"
+	hubNS       = fleetv1.ClusterNamespacePrefix + clusterName
+	appNS       = "demo"
+	timeout     = 20 * time.Second
+)
+
+// artifacts serves signed artifacts like the hub does, counting downloads.
+type artifacts struct {
+	t    *testing.T
+	key  ed25519.PrivateKey
+	srv  *httptest.Server
+	mu   sync.Mutex
+	data map[string][]byte
+	hits map[string]int
+}
+
+func newArtifacts(t *testing.T) *artifacts {
+	key, err := artifact.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &artifacts{t: t, key: key, data: map[string][]byte{}, hits: map[string]int{}}
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		name := strings.TrimPrefix(r.URL.Path, "/")
+		s.hits[name]++
+		d, ok := s.data[name]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(d)
+	}))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+// add packs and signs files and returns the artifact an Assignment points at.
+func (s *artifacts) add(revision string, files map[string]string) fleetv1.SignedArtifact {
+	in := map[string][]byte{}
+	for k, v := range files {
+		in[k] = []byte(v)
+	}
+	data, err := artifact.Pack(in)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	digest := artifact.Digest(data)
+	name := strings.TrimPrefix(digest, "sha256:") + ".tar.gz"
+	s.mu.Lock()
+	s.data[name] = data
+	s.mu.Unlock()
+	return fleetv1.SignedArtifact{URL: s.srv.URL + "/" + name, Digest: digest, Signature: artifact.Sign(s.key, digest), Revision: revision}
+}
+
+func (s *artifacts) downloads(a fleetv1.SignedArtifact) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hits[strings.TrimPrefix(a.Digest, "sha256:")+".tar.gz"]
+}
+
+func controlPlane(t *testing.T) string {
+	dir := os.Getenv("FLOTILLA_CONTROL_PLANE")
+	if dir == "" {
+		dir = "../../.cache/control-plane/current"
+	}
+	for _, bin := range []string{"kube-apiserver", "etcd"} {
+		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
+			t.Fatalf("no %s in %s (set FLOTILLA_CONTROL_PLANE or run `make control-plane`): %v", bin, dir, err)
+		}
+	}
+	return dir
+}
+
+// startAPIServers starts the hub (with Flotilla's CRDs) and the spoke side by side.
+func startAPIServers(t *testing.T) (hub, spoke *rest.Config) {
+	dir := controlPlane(t)
+	envs := []*envtest.Environment{
+		{BinaryAssetsDirectory: dir, CRDDirectoryPaths: []string{"../../deploy/crds"}, ErrorIfCRDPathMissing: true, ControlPlaneStartTimeout: time.Minute},
+		{BinaryAssetsDirectory: dir, ControlPlaneStartTimeout: time.Minute},
+	}
+	cfgs := make([]*rest.Config, len(envs))
+	errs := make([]error, len(envs))
+	var wg sync.WaitGroup
+	for i, env := range envs {
+		wg.Go(func() { cfgs[i], errs[i] = env.Start() })
+	}
+	wg.Wait()
+	for i, env := range envs {
+		if cfgs[i] != nil {
+			t.Cleanup(func() { _ = env.Stop() })
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	return cfgs[0], cfgs[1]
+}
+
+func eventually(t *testing.T, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestAgent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two API servers")
+	}
+	hubCfg, spokeCfg := startAPIServers(t)
+	scheme := api.NewScheme()
+	hub, err := client.New(hubCfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spoke, err := client.New(spokeCfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := hub.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: hubNS}}); err != nil {
+		t.Fatal(err)
+	}
+
+	arts := newArtifacts(t)
+	logs := &testWriter{t: t}
+	done := make(chan error, 1)
+	go func() {
+		done <- agent.Run(ctx, agent.Options{
+			ClusterName:       clusterName,
+			HubConfig:         hubCfg,
+			SpokeConfig:       spokeCfg,
+			TrustedKeys:       []ed25519.PublicKey{arts.key.Public().(ed25519.PublicKey)},
+			StateDir:          t.TempDir(),
+			HeartbeatInterval: time.Second,
+			ResyncInterval:    time.Hour,
+			Logger:            zap.New(zap.UseDevMode(true), zap.WriteTo(logs)),
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("agent.Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("agent.Run did not return after its context was cancelled")
+		}
+		logs.stop()
+	})
+
+	v1 := arts.add("main@sha1:1111111111111111111111111111111111111111", map[string]string{
+		"manifests.yaml": crd + namespace + configMap("settings", "one") + configMap("extra", "x") +
+			configMap("shared", "s") + service + widget,
+	})
+	key := types.NamespacedName{Namespace: hubNS, Name: "app"}
+	asg := &fleetv1.Assignment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: hubNS, Name: "app", Finalizers: []string{fleetv1.AssignmentFinalizer}},
+		Spec: fleetv1.AssignmentSpec{
+			Owner:           fleetv1.DeploymentReference{APIVersion: "delivery.flotilla.dev/v1alpha1", Kind: "Kustomization", Namespace: "default", Name: "app"},
+			Artifact:        v1,
+			TargetNamespace: appNS,
+			Prune:           true,
+		},
+	}
+	if err := hub.Create(ctx, asg); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("applies an artifact", func(t *testing.T) {
+		a := waitReady(t, hub, key, v1.Digest)
+		if a.Status.Inventory != 7 || len(a.Status.Entries) != 7 {
+			t.Errorf("inventory %d, entries %v; want 7", a.Status.Inventory, a.Status.Entries)
+		}
+		if a.Status.AppliedRevision != v1.Revision || a.Status.ObservedGeneration != a.Generation {
+			t.Errorf("status %+v", a.Status)
+		}
+		ready := apimeta.FindStatusCondition(a.Status.Conditions, meta.ReadyCondition)
+		if want := "applied revision " + v1.Revision + ": 7 objects (7 created)"; ready.Message != want || a.Status.Message != want {
+			t.Errorf("Ready message %q, status message %q; want %q", ready.Message, a.Status.Message, want)
+		}
+		for _, ref := range []apply.ObjectRef{
+			{Version: "v1", Kind: "Namespace", Name: appNS},
+			{Version: "v1", Kind: "ConfigMap", Namespace: appNS, Name: "settings"},
+			{Version: "v1", Kind: "Service", Namespace: appNS, Name: "web"},
+			{Group: "example.com", Version: "v1", Kind: "Widget", Namespace: appNS, Name: "w"},
+		} {
+			u := get(t, spoke, ref)
+			if u.GetLabels()[apply.ManagedByLabel] != apply.ManagedByValue || u.GetAnnotations()[apply.AssignmentAnnotation] != hubNS+"/app" {
+				t.Errorf("%s is not marked: labels %v, annotations %v", ref, u.GetLabels(), u.GetAnnotations())
+			}
+			if !appliedBy(u, agent.FieldOwner) {
+				t.Errorf("%s has no server-side apply entry of %q: %v", ref, agent.FieldOwner, u.GetManagedFields())
+			}
+		}
+		expectEvent(t, hub, "app", corev1.EventTypeNormal, meta.SucceededReason)
+	})
+
+	t.Run("a new revision prunes what it dropped, and only what is ours", func(t *testing.T) {
+		// Someone else takes over "shared": the agent must not delete it.
+		shared := get(t, spoke, apply.ObjectRef{Version: "v1", Kind: "ConfigMap", Namespace: appNS, Name: "shared"})
+		shared.SetAnnotations(map[string]string{apply.AssignmentAnnotation: "elsewhere/other"})
+		if err := spoke.Update(ctx, shared); err != nil {
+			t.Fatal(err)
+		}
+		v2 := arts.add("main@sha1:2222222222222222222222222222222222222222", map[string]string{
+			"manifests.yaml": crd + namespace + configMap("settings", "two") + service + widget,
+		})
+		setArtifact(t, hub, key, v2)
+		a := waitReady(t, hub, key, v2.Digest)
+		if want := "applied revision " + v2.Revision + ": 5 objects (1 configured, 4 unchanged), 1 pruned"; a.Status.Message != want {
+			t.Errorf("message %q, want %q", a.Status.Message, want)
+		}
+		if a.Status.Inventory != 5 {
+			t.Errorf("inventory %d, want 5", a.Status.Inventory)
+		}
+		if err := spoke.Get(ctx, types.NamespacedName{Namespace: appNS, Name: "extra"}, &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
+			t.Errorf("dropped ConfigMap extra: %v, want NotFound", err)
+		}
+		if err := spoke.Get(ctx, types.NamespacedName{Namespace: appNS, Name: "shared"}, &corev1.ConfigMap{}); err != nil {
+			t.Errorf("ConfigMap shared, which is no longer ours, was touched: %v", err)
+		}
+		cm := &corev1.ConfigMap{}
+		if err := spoke.Get(ctx, types.NamespacedName{Namespace: appNS, Name: "settings"}, cm); err != nil || cm.Data["value"] != "two" {
+			t.Errorf("settings %v, %v; want value two", cm.Data, err)
+		}
+	})
+	applied := current(t, hub, key)
+
+	t.Run("a bad signature applies nothing", func(t *testing.T) {
+		other, _ := artifact.GenerateKey()
+		v3 := arts.add("main@sha1:3333333333333333333333333333333333333333", map[string]string{
+			"manifests.yaml": namespace + configMap("settings", "three"),
+		})
+		v3.Signature = artifact.Sign(other, v3.Digest)
+		setArtifact(t, hub, key, v3)
+		a := waitCondition(t, hub, key, metav1.ConditionFalse, meta.VerificationFailedReason)
+		ready := apimeta.FindStatusCondition(a.Status.Conditions, meta.ReadyCondition)
+		if !strings.Contains(ready.Message, "signature does not verify against any trusted key") {
+			t.Errorf("message %q does not say what failed", ready.Message)
+		}
+		if !apimeta.IsStatusConditionTrue(a.Status.Conditions, meta.StalledCondition) {
+			t.Errorf("not Stalled: %v", a.Status.Conditions)
+		}
+		keepsPrevious(t, a, applied)
+		if n := arts.downloads(v3); n != 0 {
+			t.Errorf("an artifact whose signature does not verify was downloaded %d times", n)
+		}
+		expectConfigMapValue(t, spoke, "settings", "two")
+		expectEvent(t, hub, "app", corev1.EventTypeWarning, meta.VerificationFailedReason)
+	})
+
+	t.Run("broken manifests apply nothing", func(t *testing.T) {
+		v4 := arts.add("main@sha1:4444444444444444444444444444444444444444", map[string]string{
+			"manifests.yaml": configMap("settings", "four") + "---\nkind: [\n",
+		})
+		setArtifact(t, hub, key, v4)
+		a := waitCondition(t, hub, key, metav1.ConditionFalse, meta.ApplyFailedReason)
+		if !strings.Contains(a.Status.Message, "manifests.yaml: document 2") {
+			t.Errorf("message %q does not name the file and document", a.Status.Message)
+		}
+		keepsPrevious(t, a, applied)
+		expectConfigMapValue(t, spoke, "settings", "two")
+	})
+
+	t.Run("an object the server refuses fails the apply and keeps the rest", func(t *testing.T) {
+		v5 := arts.add("main@sha1:5555555555555555555555555555555555555555", map[string]string{
+			"manifests.yaml": namespace + configMap("settings", "five") + configMap("added", "a") +
+				"---\napiVersion: v1\nkind: Service\nmetadata:\n  name: broken\nspec:\n  ports:\n  - port: 99999\n",
+		})
+		setArtifact(t, hub, key, v5)
+		a := waitCondition(t, hub, key, metav1.ConditionFalse, meta.ApplyFailedReason)
+		if !strings.Contains(a.Status.Message, "Service/"+appNS+"/broken") || !strings.Contains(a.Status.Message, "99999") {
+			t.Errorf("message %q does not name the object and the server's error", a.Status.Message)
+		}
+		if a.Status.AppliedDigest != applied.Status.AppliedDigest {
+			t.Errorf("appliedDigest moved to %s on a failed apply", a.Status.AppliedDigest)
+		}
+		// What was applied is tracked on top of what was there before.
+		if !hasEntry(a, appNS+"_added__ConfigMap") || !hasEntry(a, "_widgets.example.com_apiextensions.k8s.io_CustomResourceDefinition") {
+			t.Errorf("entries %v lost track of objects", a.Status.Entries)
+		}
+		expectConfigMapValue(t, spoke, "settings", "five")
+	})
+
+	t.Run("an impersonated service account without rights is told so", func(t *testing.T) {
+		v := arts.add("main@sha1:6666666666666666666666666666666666666666", map[string]string{
+			"manifests.yaml": configMap("tenant", "t"),
+		})
+		tenant := &fleetv1.Assignment{
+			ObjectMeta: metav1.ObjectMeta{Namespace: hubNS, Name: "tenant"},
+			Spec: fleetv1.AssignmentSpec{
+				Owner:              fleetv1.DeploymentReference{APIVersion: "delivery.flotilla.dev/v1alpha1", Kind: "Kustomization", Namespace: "team", Name: "tenant"},
+				Artifact:           v,
+				TargetNamespace:    appNS,
+				ServiceAccountName: "deployer",
+			},
+		}
+		if err := hub.Create(ctx, tenant); err != nil {
+			t.Fatal(err)
+		}
+		a := waitCondition(t, hub, client.ObjectKeyFromObject(tenant), metav1.ConditionFalse, meta.ApplyFailedReason)
+		if !strings.Contains(a.Status.Message, "as system:serviceaccount:demo:deployer, which is not allowed") {
+			t.Errorf("message %q", a.Status.Message)
+		}
+	})
+
+	t.Run("the lease is renewed with the versions", func(t *testing.T) {
+		first := lease(t, hub)
+		if first.Spec.HolderIdentity == nil || *first.Spec.HolderIdentity != clusterName {
+			t.Errorf("holder %v, want %s", first.Spec.HolderIdentity, clusterName)
+		}
+		if got := first.Annotations[fleetv1.AgentVersionAnnotation]; got != version.Version {
+			t.Errorf("agent version %q, want %q", got, version.Version)
+		}
+		if got := first.Annotations[fleetv1.KubernetesVersionAnnotation]; got == "" {
+			t.Errorf("no Kubernetes version on the lease: %v", first.Annotations)
+		}
+		eventually(t, "lease renewal", func() error {
+			l := lease(t, hub)
+			if !l.Spec.RenewTime.After(first.Spec.RenewTime.Time) {
+				return fmt.Errorf("renewTime still %s", l.Spec.RenewTime)
+			}
+			return nil
+		})
+	})
+
+	t.Run("deleting the Assignment prunes everything it applied", func(t *testing.T) {
+		before := current(t, hub, key)
+		if err := hub.Delete(ctx, before); err != nil {
+			t.Fatal(err)
+		}
+		a := waitReleased(t, hub, key)
+		released := apimeta.FindStatusCondition(a.Status.Conditions, meta.ReleasedCondition)
+		if !strings.HasPrefix(released.Message, "pruned ") || a.Status.Inventory != 0 {
+			t.Errorf("Released %q, inventory %d", released.Message, a.Status.Inventory)
+		}
+		for _, name := range []string{"settings", "added"} {
+			if err := spoke.Get(ctx, types.NamespacedName{Namespace: appNS, Name: name}, &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
+				t.Errorf("ConfigMap %s: %v, want NotFound", name, err)
+			}
+		}
+		if err := spoke.Get(ctx, types.NamespacedName{Namespace: appNS, Name: "shared"}, &corev1.ConfigMap{}); err != nil {
+			t.Errorf("ConfigMap shared, not ours, was deleted: %v", err)
+		}
+		// envtest runs no namespace controller, so a deleted Namespace stays Terminating.
+		ns := &corev1.Namespace{}
+		if err := spoke.Get(ctx, types.NamespacedName{Name: appNS}, ns); err == nil && ns.DeletionTimestamp.IsZero() {
+			t.Errorf("Namespace %s was not deleted", appNS)
+		}
+		// The hub removes the finalizer; the agent never does.
+		if !controllerHasFinalizer(a) {
+			t.Errorf("the agent removed the finalizer")
+		}
+		a.Finalizers = nil
+		if err := hub.Update(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// Manifests of the test artifacts.
+const (
+	crd = `---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, x-kubernetes-preserve-unknown-fields: true}
+`
+	widget = `---
+apiVersion: example.com/v1
+kind: Widget
+metadata:
+  name: w
+spec:
+  size: 3
+`
+	namespace = `---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: demo
+`
+	service = `---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  ports:
+  - port: 80
+`
+)
+
+func configMap(name, value string) string {
+	return fmt.Sprintf("---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\ndata:\n  value: %q\n", name, value)
+}
+
+func current(t *testing.T, hub client.Client, key types.NamespacedName) *fleetv1.Assignment {
+	t.Helper()
+	a := &fleetv1.Assignment{}
+	if err := hub.Get(context.Background(), key, a); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func setArtifact(t *testing.T, hub client.Client, key types.NamespacedName, art fleetv1.SignedArtifact) {
+	t.Helper()
+	a := current(t, hub, key)
+	a.Spec.Artifact = art
+	if err := hub.Update(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitReady(t *testing.T, hub client.Client, key types.NamespacedName, digest string) *fleetv1.Assignment {
+	t.Helper()
+	var a *fleetv1.Assignment
+	eventually(t, "Ready=True for "+digest, func() error {
+		a = current(t, hub, key)
+		c := apimeta.FindStatusCondition(a.Status.Conditions, meta.ReadyCondition)
+		if a.Status.AppliedDigest != digest || c == nil || c.Status != metav1.ConditionTrue || c.ObservedGeneration != a.Generation {
+			return fmt.Errorf("status %+v", a.Status)
+		}
+		return nil
+	})
+	return a
+}
+
+func waitCondition(t *testing.T, hub client.Client, key types.NamespacedName, status metav1.ConditionStatus, reason string) *fleetv1.Assignment {
+	t.Helper()
+	var a *fleetv1.Assignment
+	eventually(t, fmt.Sprintf("Ready=%s reason %s", status, reason), func() error {
+		a = current(t, hub, key)
+		c := apimeta.FindStatusCondition(a.Status.Conditions, meta.ReadyCondition)
+		if c == nil || c.Status != status || c.Reason != reason || c.ObservedGeneration != a.Generation {
+			return fmt.Errorf("conditions %+v", a.Status.Conditions)
+		}
+		return nil
+	})
+	return a
+}
+
+func waitReleased(t *testing.T, hub client.Client, key types.NamespacedName) *fleetv1.Assignment {
+	t.Helper()
+	var a *fleetv1.Assignment
+	eventually(t, "Released=True", func() error {
+		a = current(t, hub, key)
+		if !apimeta.IsStatusConditionTrue(a.Status.Conditions, meta.ReleasedCondition) {
+			return fmt.Errorf("conditions %+v", a.Status.Conditions)
+		}
+		return nil
+	})
+	return a
+}
+
+func keepsPrevious(t *testing.T, a, previous *fleetv1.Assignment) {
+	t.Helper()
+	if a.Status.AppliedDigest != previous.Status.AppliedDigest || a.Status.Inventory != previous.Status.Inventory || len(a.Status.Entries) != len(previous.Status.Entries) {
+		t.Errorf("status moved from %s (%d objects) to %s (%d objects)", previous.Status.AppliedDigest, previous.Status.Inventory, a.Status.AppliedDigest, a.Status.Inventory)
+	}
+}
+
+func hasEntry(a *fleetv1.Assignment, id string) bool {
+	for _, e := range a.Status.Entries {
+		if e.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+func controllerHasFinalizer(a *fleetv1.Assignment) bool {
+	for _, f := range a.Finalizers {
+		if f == fleetv1.AssignmentFinalizer {
+			return true
+		}
+	}
+	return false
+}
+
+func get(t *testing.T, c client.Client, ref apply.ObjectRef) *unstructured.Unstructured {
+	t.Helper()
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(schema.GroupVersionKind{Group: ref.Group, Version: ref.Version, Kind: ref.Kind})
+	if err := c.Get(context.Background(), types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, u); err != nil {
+		t.Fatalf("%s: %v", ref, err)
+	}
+	return u
+}
+
+func appliedBy(u *unstructured.Unstructured, manager string) bool {
+	for _, m := range u.GetManagedFields() {
+		if m.Manager == manager && m.Operation == metav1.ManagedFieldsOperationApply {
+			return true
+		}
+	}
+	return false
+}
+
+func expectConfigMapValue(t *testing.T, spoke client.Client, name, value string) {
+	t.Helper()
+	cm := &corev1.ConfigMap{}
+	if err := spoke.Get(context.Background(), types.NamespacedName{Namespace: appNS, Name: name}, cm); err != nil || cm.Data["value"] != value {
+		t.Errorf("ConfigMap %s: %v, %v; want value %q", name, cm.Data, err, value)
+	}
+}
+
+func expectEvent(t *testing.T, hub client.Client, name, typ, reason string) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("%s event %s on %s", typ, reason, name), func() error {
+		list := &eventsv1.EventList{}
+		if err := hub.List(context.Background(), list, client.InNamespace(hubNS)); err != nil {
+			return err
+		}
+		for _, e := range list.Items {
+			if e.Regarding.Name == name && e.Type == typ && e.Reason == reason {
+				return nil
+			}
+		}
+		return fmt.Errorf("%d events, none matches", len(list.Items))
+	})
+}
+
+func lease(t *testing.T, hub client.Client) *coordinationv1.Lease {
+	t.Helper()
+	l := &coordinationv1.Lease{}
+	eventually(t, "agent lease", func() error {
+		return hub.Get(context.Background(), types.NamespacedName{Namespace: hubNS, Name: fleetv1.AgentLeaseName}, l)
+	})
+	return l
+}
+
+// testWriter sends the agent's log to the test's log, shown on failure or with -v,
+// until the test ends.
+type testWriter struct {
+	mu      sync.Mutex
+	t       *testing.T
+	stopped bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopped {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (w *testWriter) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+}

@@ -1,0 +1,421 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
+)
+
+// Marks the agent puts on every object it applies.
+const (
+	// ManagedByLabel (with ManagedByValue) says Flotilla manages the object.
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	ManagedByValue = "flotilla"
+	// AssignmentAnnotation holds <hub-namespace>/<assignment-name> of the Assignment
+	// that applied the object; prune deletes nothing without it.
+	AssignmentAnnotation = "fleet.flotilla.dev/assignment"
+	// PruneAnnotation set to "disabled" on a live object keeps it when it is pruned.
+	PruneAnnotation = "fleet.flotilla.dev/prune"
+)
+
+// DefaultCRDTimeout is how long Apply waits for new CustomResourceDefinitions to be
+// served before applying their objects.
+const DefaultCRDTimeout = 30 * time.Second
+
+// protectedNamespaces are never deleted, even when an artifact listed them.
+var protectedNamespaces = map[string]bool{
+	"default": true, "kube-system": true, "kube-public": true, "kube-node-lease": true,
+}
+
+// Action is what applying did to one object.
+type Action string
+
+const (
+	Created    Action = "created"
+	Configured Action = "configured"
+	Unchanged  Action = "unchanged"
+)
+
+// Change is the outcome for one applied object.
+type Change struct {
+	Ref    ObjectRef
+	Action Action
+}
+
+// Result lists what Apply did, in apply order.
+type Result struct {
+	Changes []Change
+}
+
+// Entries is the inventory of the applied objects.
+func (r *Result) Entries() []fleetv1.InventoryEntry {
+	out := make([]fleetv1.InventoryEntry, 0, len(r.Changes))
+	for _, c := range r.Changes {
+		out = append(out, c.Ref.Entry())
+	}
+	return out
+}
+
+// Count returns how many objects had action a.
+func (r *Result) Count(a Action) int {
+	n := 0
+	for _, c := range r.Changes {
+		if c.Action == a {
+			n++
+		}
+	}
+	return n
+}
+
+// Summary says it for people: "3 objects (1 created, 2 unchanged)".
+func (r *Result) Summary() string {
+	var parts []string
+	for _, a := range []Action{Created, Configured, Unchanged} {
+		if n := r.Count(a); n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, a))
+		}
+	}
+	s := plural(len(r.Changes), "object")
+	if len(parts) > 0 {
+		s += " (" + strings.Join(parts, ", ") + ")"
+	}
+	return s
+}
+
+// ObjectError is the server's (or the mapper's) refusal of one object.
+type ObjectError struct {
+	Ref ObjectRef
+	Err error
+}
+
+func (e *ObjectError) Error() string { return e.Ref.String() + ": " + e.Err.Error() }
+func (e *ObjectError) Unwrap() error { return e.Err }
+
+// Error lists the objects that failed; the first one is spelled out in full.
+type Error struct {
+	Failed []*ObjectError
+}
+
+func (e *Error) Error() string {
+	switch len(e.Failed) {
+	case 0:
+		return "no object failed"
+	case 1:
+		return e.Failed[0].Error()
+	default:
+		return fmt.Sprintf("%s (and %d more failed)", e.Failed[0].Error(), len(e.Failed)-1)
+	}
+}
+
+// Unwrap gives errors.Is and errors.As every object's error.
+func (e *Error) Unwrap() []error {
+	out := make([]error, len(e.Failed))
+	for i, f := range e.Failed {
+		out[i] = f
+	}
+	return out
+}
+
+// Options says whose objects these are and where namespaced ones go.
+type Options struct {
+	// Owner is <hub-namespace>/<assignment-name>, written to AssignmentAnnotation.
+	Owner string
+	// TargetNamespace, when set, is the namespace of every namespaced object.
+	TargetNamespace string
+}
+
+// Engine applies and deletes objects with one spoke client. The client decides the
+// identity (the agent's own, or an impersonated service account).
+type Engine struct {
+	client     client.Client
+	fieldOwner string
+	// CRDTimeout bounds the wait for applied CRDs to be established.
+	CRDTimeout time.Duration
+}
+
+// New returns an Engine that applies as fieldOwner through c, whose RESTMapper must
+// discover kinds added later (as controller-runtime's dynamic mapper does).
+func New(c client.Client, fieldOwner string) *Engine {
+	return &Engine{client: c, fieldOwner: fieldOwner, CRDTimeout: DefaultCRDTimeout}
+}
+
+// Apply server-side applies objs (as Parse sorts them) in one ordered pass:
+// CustomResourceDefinitions and Namespaces first, then, once the CRDs are served,
+// everything else. objs are marked and namespaced in place. A failure of the first
+// stage stops the pass; in the second every object is tried. The Result holds every
+// object that was applied, also when the error is not nil; the error is an *Error.
+func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, opts Options) (*Result, error) {
+	res := &Result{}
+	var failed []*ObjectError
+	var crds []ObjectRef
+
+	rest := make([]*unstructured.Unstructured, 0, len(objs))
+	for _, u := range objs {
+		ref := RefOf(u)
+		if rank(ref) > 1 {
+			rest = append(rest, u)
+			continue
+		}
+		u.SetNamespace("")
+		mark(u, opts.Owner)
+		action, err := e.applyOne(ctx, u)
+		if err != nil {
+			return res, &Error{Failed: []*ObjectError{{Ref: RefOf(u), Err: err}}}
+		}
+		res.Changes = append(res.Changes, Change{Ref: RefOf(u), Action: action})
+		if rank(ref) == 0 {
+			crds = append(crds, RefOf(u))
+		}
+	}
+	if err := e.waitEstablished(ctx, crds); err != nil {
+		return res, &Error{Failed: []*ObjectError{err}}
+	}
+
+	for _, u := range rest {
+		if err := e.setNamespace(u, opts.TargetNamespace); err != nil {
+			failed = append(failed, &ObjectError{Ref: RefOf(u), Err: err})
+			continue
+		}
+		mark(u, opts.Owner)
+		action, err := e.applyOne(ctx, u)
+		if err != nil {
+			failed = append(failed, &ObjectError{Ref: RefOf(u), Err: err})
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		res.Changes = append(res.Changes, Change{Ref: RefOf(u), Action: action})
+	}
+	if len(failed) > 0 {
+		return res, &Error{Failed: failed}
+	}
+	return res, nil
+}
+
+func mark(u *unstructured.Unstructured, owner string) {
+	labels := u.GetLabels()
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[ManagedByLabel] = ManagedByValue
+	u.SetLabels(labels)
+	ann := u.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann[AssignmentAnnotation] = owner
+	u.SetAnnotations(ann)
+}
+
+// setNamespace gives namespaced objects the target namespace, or "default" when they
+// have none (as kubectl does), and takes it away from cluster-scoped ones.
+func (e *Engine) setNamespace(u *unstructured.Unstructured, target string) error {
+	gvk := u.GroupVersionKind()
+	m, err := e.client.RESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		if meta.IsNoMatchError(err) {
+			return fmt.Errorf("the spoke serves no kind %s in version %s", gvk.Kind, gvk.GroupVersion())
+		}
+		return err
+	}
+	switch {
+	case m.Scope.Name() != meta.RESTScopeNameNamespace:
+		u.SetNamespace("")
+	case target != "":
+		u.SetNamespace(target)
+	case u.GetNamespace() == "":
+		u.SetNamespace(metav1.NamespaceDefault)
+	}
+	return nil
+}
+
+// applyOne applies one object and tells, from its resourceVersion before and after,
+// whether that created, changed or left it as it was.
+func (e *Engine) applyOne(ctx context.Context, u *unstructured.Unstructured) (Action, error) {
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(u.GroupVersionKind())
+	before := ""
+	err := e.client.Get(ctx, types.NamespacedName{Namespace: u.GetNamespace(), Name: u.GetName()}, live)
+	switch {
+	case err == nil:
+		before = live.GetResourceVersion()
+	case !apierrors.IsNotFound(err):
+		return "", err
+	}
+	// Apply writes the server's answer into its argument; keep the manifest as it is.
+	applied := u.DeepCopy()
+	if err := e.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(applied),
+		client.FieldOwner(e.fieldOwner), client.ForceOwnership); err != nil {
+		return "", err
+	}
+	switch {
+	case before == "":
+		return Created, nil
+	case applied.GetResourceVersion() != before:
+		return Configured, nil
+	default:
+		return Unchanged, nil
+	}
+}
+
+var crdGVK = ObjectRef{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"}.GroupVersionKind()
+
+// waitEstablished waits until every CRD reports Established, so that the objects of
+// its kind that follow can be mapped and applied.
+func (e *Engine) waitEstablished(ctx context.Context, crds []ObjectRef) *ObjectError {
+	for _, ref := range crds {
+		var last error
+		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, e.CRDTimeout, true, func(ctx context.Context) (bool, error) {
+			crd := &unstructured.Unstructured{}
+			crd.SetGroupVersionKind(crdGVK)
+			if last = e.client.Get(ctx, types.NamespacedName{Name: ref.Name}, crd); last != nil {
+				return false, nil
+			}
+			conds, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")
+			for _, c := range conds {
+				m, _ := c.(map[string]interface{})
+				if m["type"] == "Established" && m["status"] == "True" {
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		if err != nil {
+			if last != nil {
+				return &ObjectError{Ref: ref, Err: fmt.Errorf("not established: %w", last)}
+			}
+			return &ObjectError{Ref: ref, Err: fmt.Errorf("not established after %s", e.CRDTimeout)}
+		}
+	}
+	return nil
+}
+
+// DeleteResult tells what Delete did with each entry.
+type DeleteResult struct {
+	// Deleted objects were ours and are being deleted.
+	Deleted []ObjectRef
+	// Gone were already absent, or their kind is no longer served.
+	Gone []ObjectRef
+	// Kept were left alone: not carrying our mark, a protected namespace, or marked
+	// with PruneAnnotation=disabled.
+	Kept []ObjectRef
+	// Failed entries could not be deleted and should stay in the inventory.
+	Failed []fleetv1.InventoryEntry
+}
+
+// Delete deletes the objects of entries that still carry owner's AssignmentAnnotation,
+// dependents first (Namespaces and CRDs last). NotFound is success. The error, an
+// *Error, names the objects that could not be deleted; the others are still done.
+func (e *Engine) Delete(ctx context.Context, entries []fleetv1.InventoryEntry, owner string) (*DeleteResult, error) {
+	res := &DeleteResult{}
+	var failed []*ObjectError
+	refs := make([]ObjectRef, 0, len(entries))
+	for _, en := range entries {
+		ref, err := ParseEntry(en)
+		if err != nil {
+			// An entry we cannot read names nothing we can delete; dropping it is safe.
+			continue
+		}
+		refs = append(refs, ref)
+	}
+	sortForDelete(refs)
+	for _, ref := range refs {
+		outcome, err := e.deleteOne(ctx, ref, owner)
+		if err != nil {
+			failed = append(failed, &ObjectError{Ref: ref, Err: err})
+			res.Failed = append(res.Failed, ref.Entry())
+			continue
+		}
+		switch outcome {
+		case deleted:
+			res.Deleted = append(res.Deleted, ref)
+		case gone:
+			res.Gone = append(res.Gone, ref)
+		default:
+			res.Kept = append(res.Kept, ref)
+		}
+	}
+	if len(failed) > 0 {
+		return res, &Error{Failed: failed}
+	}
+	return res, nil
+}
+
+type deleteOutcome int
+
+const (
+	deleted deleteOutcome = iota
+	gone
+	kept
+)
+
+func (e *Engine) deleteOne(ctx context.Context, ref ObjectRef, owner string) (deleteOutcome, error) {
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(ref.GroupVersionKind())
+	err := e.client.Get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, live)
+	switch {
+	case apierrors.IsNotFound(err), meta.IsNoMatchError(err):
+		return gone, nil
+	case err != nil:
+		return 0, err
+	}
+	ann := live.GetAnnotations()
+	if ann[AssignmentAnnotation] != owner || ann[PruneAnnotation] == "disabled" ||
+		(rank(ref) == 1 && protectedNamespaces[ref.Name]) {
+		return kept, nil
+	}
+	if !live.GetDeletionTimestamp().IsZero() {
+		return deleted, nil
+	}
+	// The UID precondition keeps us from deleting an object someone re-created since.
+	uid := live.GetUID()
+	err = e.client.Delete(ctx, live, client.PropagationPolicy(metav1.DeletePropagationBackground),
+		client.Preconditions{UID: &uid})
+	switch {
+	case err == nil:
+		return deleted, nil
+	case apierrors.IsNotFound(err):
+		return gone, nil
+	case apierrors.IsConflict(err):
+		return kept, nil
+	default:
+		return 0, err
+	}
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// IsForbidden reports whether any object failed because the identity may not write it.
+func IsForbidden(err error) bool {
+	var oe *ObjectError
+	if errors.As(err, &oe) && apierrors.IsForbidden(oe.Err) {
+		return true
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		for _, f := range e.Failed {
+			if apierrors.IsForbidden(f.Err) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,3 @@
+// Command flotilla-agent runs the spoke agent: it applies its cluster's Assignments
+// from the hub and reports back.
+package main

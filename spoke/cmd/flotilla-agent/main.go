@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/flotilla-dev/flotilla/fleet/artifact"
+	"github.com/flotilla-dev/flotilla/fleet/version"
+	"github.com/flotilla-dev/flotilla/spoke/agent"
+)
+
+func main() {
+	var (
+		opts          agent.Options
+		hubKubeconfig string
+		kubeconfig    string
+		trustedKeys   string
+	)
+	// An own flag set: controller-runtime registers its own --kubeconfig on the global one.
+	fs := flag.NewFlagSet("flotilla-agent", flag.ExitOnError)
+	fs.StringVar(&opts.ClusterName, "cluster-name", "", "name of this cluster's Cluster on the hub (required)")
+	fs.StringVar(&hubKubeconfig, "hub-kubeconfig", "", "kubeconfig of the hub, with this cluster's credential (required)")
+	fs.StringVar(&opts.HubNamespace, "hub-namespace", "", "this cluster's namespace on the hub (default flotilla-cluster-<cluster-name>)")
+	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of this cluster; in-cluster config when empty")
+	fs.StringVar(&trustedKeys, "trusted-keys", "", "PEM file of the public keys that sign artifacts (required)")
+	fs.StringVar(&opts.StateDir, "state-dir", "", "folder for the artifact cache (default a temporary folder)")
+	fs.StringVar(&opts.MetricsAddr, "metrics-addr", "0", `metrics listen address; "0" turns it off`)
+	fs.StringVar(&opts.HealthAddr, "health-addr", "0", `/healthz and /readyz listen address; "0" turns it off`)
+	fs.DurationVar(&opts.HeartbeatInterval, "heartbeat-interval", 10*time.Second, "time between renewals of the agent's Lease on the hub")
+	fs.DurationVar(&opts.ResyncInterval, "resync-interval", 5*time.Minute, "time between re-applies of an unchanged Assignment")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(fs)
+	_ = fs.Parse(os.Args[1:])
+
+	if *showVersion {
+		fmt.Println(version.Version)
+		return
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	if err := run(&opts, hubKubeconfig, kubeconfig, trustedKeys); err != nil {
+		fmt.Fprintln(os.Stderr, "flotilla-agent:", err)
+		os.Exit(1)
+	}
+}
+
+func run(opts *agent.Options, hubKubeconfig, kubeconfig, trustedKeys string) error {
+	if opts.ClusterName == "" || hubKubeconfig == "" || trustedKeys == "" {
+		return fmt.Errorf("--cluster-name, --hub-kubeconfig and --trusted-keys are required")
+	}
+	var err error
+	if opts.HubConfig, err = clientcmd.BuildConfigFromFlags("", hubKubeconfig); err != nil {
+		return fmt.Errorf("hub kubeconfig: %w", err)
+	}
+	if kubeconfig != "" {
+		opts.SpokeConfig, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	} else {
+		opts.SpokeConfig, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return fmt.Errorf("spoke config: %w", err)
+	}
+	pem, err := os.ReadFile(trustedKeys)
+	if err != nil {
+		return err
+	}
+	if opts.TrustedKeys, err = artifact.ParsePublicKeys(pem); err != nil {
+		return fmt.Errorf("%s: %w", trustedKeys, err)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	opts.Logger = ctrl.Log.WithName("agent")
+	return agent.Run(ctx, *opts)
+}
