@@ -12,7 +12,7 @@ const KustomizationKind = "Kustomization"
 // SourceReference names the source a deployment is built from.
 type SourceReference struct {
 	// Kind of the source.
-	// +kubebuilder:validation:Enum=GitRepository
+	// +kubebuilder:validation:Enum=GitRepository;OCIRepository
 	// +required
 	Kind string `json:"kind"`
 	// Name of the source.
@@ -37,9 +37,6 @@ type KustomizationSpec struct {
 	// +kubebuilder:default="5m"
 	// +optional
 	Interval metav1.Duration `json:"interval,omitempty"`
-	// Timeout for one build.
-	// +optional
-	Timeout *metav1.Duration `json:"timeout,omitempty"`
 	// Prune deletes, on each spoke, objects that a new revision dropped and every object
 	// when the cluster stops being targeted.
 	// +optional
@@ -53,12 +50,34 @@ type KustomizationSpec struct {
 	// that the agent impersonates to apply.
 	// +optional
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+	// ApplySettings are how each spoke applies, checks and keeps what was built:
+	// postBuild, decryption, wait, healthChecks, timeout, force, deletionPolicy and
+	// driftDetection.
+	meta.ApplySettings `json:",inline"`
+	// DependsOn lists Kustomizations that must be Ready on a cluster before this one
+	// is applied there.
+	// +optional
+	DependsOn []DependencyReference `json:"dependsOn,omitempty"`
 	// Placement chooses the clusters.
 	// +optional
 	Placement Placement `json:"placement,omitempty"`
+	// Rollout limits how fast a new revision moves across the targeted clusters.
+	// +optional
+	Rollout *Rollout `json:"rollout,omitempty"`
 	// Suspend stops building and placing while true; spokes keep what they run.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+}
+
+// DependencyReference names another Kustomization.
+type DependencyReference struct {
+	// Name of the Kustomization.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Namespace of the Kustomization; the dependent's own when empty.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
 }
 
 // KustomizationStatus is the build and the fleet-wide rollout of a Kustomization.
@@ -87,6 +106,9 @@ type KustomizationStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=32
 	Failures []meta.ClusterFailure `json:"failures,omitempty"`
+	// Rollout is where the rollout of the current revision stands.
+	// +optional
+	Rollout *RolloutStatus `json:"rollout,omitempty"`
 	// LastHandledReconcileAt is the last value of the reconcile-requested-at annotation handled.
 	// +optional
 	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`

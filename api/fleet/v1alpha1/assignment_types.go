@@ -2,6 +2,8 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 )
 
 // AssignmentKind is the kind name.
@@ -79,6 +81,27 @@ type AssignmentSpec struct {
 	// Prune deletes what a new revision dropped, and everything when the Assignment goes.
 	// +optional
 	Prune bool `json:"prune,omitempty"`
+	// ApplySettings are copied from the deployment; the hub adds the Cluster's
+	// variables and cluster_name to postBuild.substitute.
+	meta.ApplySettings `json:",inline"`
+	// DependsOn names Assignments, in the same namespace, that must be Ready on their
+	// current artifact before this one is applied.
+	// +optional
+	DependsOn []string `json:"dependsOn,omitempty"`
+}
+
+// DriftStatus reports hand-made changes the agent found on the spoke.
+type DriftStatus struct {
+	// Corrections counts the objects the agent found drifted (and restored, unless
+	// the mode is Warn) since the Assignment was created.
+	// +optional
+	Corrections int64 `json:"corrections,omitempty"`
+	// LastObject is the last drifted object, as Kind/namespace/name.
+	// +optional
+	LastObject string `json:"lastObject,omitempty"`
+	// LastTime is when drift was last found.
+	// +optional
+	LastTime *metav1.Time `json:"lastTime,omitempty"`
 }
 
 // InventoryEntry is one object the agent applied.
@@ -111,6 +134,9 @@ type AssignmentStatus struct {
 	// Entries lists the objects applied, so that the agent prunes only what it created.
 	// +optional
 	Entries []InventoryEntry `json:"entries,omitempty"`
+	// Drift reports hand-made changes found on the spoke.
+	// +optional
+	Drift *DriftStatus `json:"drift,omitempty"`
 	// Message tells the last outcome in one sentence.
 	// +optional
 	Message string `json:"message,omitempty"`

@@ -12,6 +12,9 @@ const (
 	StalledCondition = "Stalled"
 	// ArtifactInStorageCondition is True when the source's artifact is stored and served.
 	ArtifactInStorageCondition = "ArtifactInStorage"
+	// SourceVerifiedCondition is True when the fetched commit or tag carries a valid
+	// OpenPGP signature by a trusted key.
+	SourceVerifiedCondition = "SourceVerified"
 	// DriftedCondition is True on an Assignment when the agent found hand-made changes.
 	DriftedCondition = "Drifted"
 	// ReleasedCondition is True on a deleted Assignment once its agent has pruned (or

@@ -72,3 +72,122 @@ type AssignmentCounts struct {
 	// +optional
 	Failed int32 `json:"failed,omitempty"`
 }
+
+// PostBuild substitutes ${var} and ${var:=default} in the built manifests, on each
+// spoke, so that one artifact serves every cluster.
+type PostBuild struct {
+	// Substitute maps variable names to values.
+	// +optional
+	Substitute map[string]string `json:"substitute,omitempty"`
+	// SubstituteFrom reads more variables from ConfigMaps and Secrets on the spoke, in
+	// the target namespace, as the impersonated service account. Later entries win;
+	// Substitute wins over all of them.
+	// +optional
+	SubstituteFrom []SubstituteReference `json:"substituteFrom,omitempty"`
+}
+
+// SubstituteReference names a ConfigMap or Secret holding substitution variables.
+type SubstituteReference struct {
+	// Kind of the object.
+	// +kubebuilder:validation:Enum=ConfigMap;Secret
+	// +required
+	Kind string `json:"kind"`
+	// Name of the object.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Optional lets the build go on when the object does not exist.
+	// +optional
+	Optional bool `json:"optional,omitempty"`
+}
+
+// Decryption decrypts SOPS-encrypted Secrets on the spoke, with keys that never
+// leave it.
+type Decryption struct {
+	// Provider of the decryption.
+	// +kubebuilder:validation:Enum=sops
+	// +required
+	Provider string `json:"provider"`
+	// SecretRef names the Secret, on the spoke in the agent's namespace, holding the
+	// age (*.agekey) and OpenPGP (*.asc) private keys.
+	// +optional
+	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
+}
+
+// ObjectReference names one object to health-check on the spoke.
+type ObjectReference struct {
+	// APIVersion of the object.
+	// +required
+	APIVersion string `json:"apiVersion"`
+	// Kind of the object.
+	// +required
+	Kind string `json:"kind"`
+	// Name of the object.
+	// +required
+	Name string `json:"name"`
+	// Namespace of the object; cluster-scoped when empty.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// DriftDetection says what the agent does about changes made by hand on a spoke.
+type DriftDetection struct {
+	// Mode: Correct restores the declared state and reports it; Warn only reports;
+	// Disabled does neither.
+	// +kubebuilder:validation:Enum=Correct;Warn;Disabled
+	// +kubebuilder:default=Correct
+	// +optional
+	Mode string `json:"mode,omitempty"`
+}
+
+// Drift detection modes.
+const (
+	DriftCorrect  = "Correct"
+	DriftWarn     = "Warn"
+	DriftDisabled = "Disabled"
+)
+
+// Deletion policies: what happens on a spoke to a deployment's objects when it is
+// deleted or the cluster is no longer targeted.
+const (
+	// DeletionPolicyMirrorPrune deletes when prune is on, orphans otherwise.
+	DeletionPolicyMirrorPrune = "MirrorPrune"
+	// DeletionPolicyDelete always deletes.
+	DeletionPolicyDelete = "Delete"
+	// DeletionPolicyOrphan always leaves the objects in place.
+	DeletionPolicyOrphan = "Orphan"
+)
+
+// ApplySettings are how a spoke applies, checks and keeps a deployment. The hub
+// copies them from the Kustomization into every Assignment.
+type ApplySettings struct {
+	// PostBuild variable substitution.
+	// +optional
+	PostBuild *PostBuild `json:"postBuild,omitempty"`
+	// Decryption of SOPS-encrypted Secrets.
+	// +optional
+	Decryption *Decryption `json:"decryption,omitempty"`
+	// Wait for every applied object to become healthy (kstatus) before Ready.
+	// +optional
+	Wait bool `json:"wait,omitempty"`
+	// HealthChecks lists more objects that must be healthy before Ready.
+	// +optional
+	HealthChecks []ObjectReference `json:"healthChecks,omitempty"`
+	// Timeout for applying and for health checks; a stuck rollout turns Ready=False
+	// after it.
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	// Force recreates objects whose immutable fields changed.
+	// +optional
+	Force bool `json:"force,omitempty"`
+	// DeletionPolicy: MirrorPrune (default), Delete or Orphan.
+	// +kubebuilder:validation:Enum=MirrorPrune;Delete;Orphan
+	// +optional
+	DeletionPolicy string `json:"deletionPolicy,omitempty"`
+	// DriftDetection of hand-made changes on the spoke.
+	// +optional
+	DriftDetection *DriftDetection `json:"driftDetection,omitempty"`
+}
+
+// ClusterNameVariable is the built-in substitution variable naming the cluster.
+const ClusterNameVariable = "cluster_name"

@@ -76,7 +76,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&deliveryv1.Kustomization{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Watches(&sourcev1.GitRepository{}, handler.EnqueueRequestsFromMapFunc(r.forSource),
+		Watches(&sourcev1.GitRepository{}, handler.EnqueueRequestsFromMapFunc(r.forSource(sourcev1.GitRepositoryKind)),
+			builder.WithPredicates(artifactChanged{})).
+		Watches(&sourcev1.OCIRepository{}, handler.EnqueueRequestsFromMapFunc(r.forSource(sourcev1.OCIRepositoryKind)),
 			builder.WithPredicates(artifactChanged{})).
 		Watches(&fleetv1.Cluster{}, handler.EnqueueRequestsFromMapFunc(r.all),
 			builder.WithPredicates(predicate.Or(predicate.LabelChangedPredicate{}, predicate.GenerationChangedPredicate{}))).
@@ -95,13 +97,15 @@ func sourceKey(k *deliveryv1.Kustomization) string {
 	return k.Spec.SourceRef.Kind + "/" + ns + "/" + k.Spec.SourceRef.Name
 }
 
-func (r *Reconciler) forSource(ctx context.Context, o client.Object) []reconcile.Request {
-	var list deliveryv1.KustomizationList
-	key := sourcev1.GitRepositoryKind + "/" + o.GetNamespace() + "/" + o.GetName()
-	if err := r.Client.List(ctx, &list, client.MatchingFields{sourceIndex: key}); err != nil {
-		return nil
+func (r *Reconciler) forSource(kind string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list deliveryv1.KustomizationList
+		key := kind + "/" + o.GetNamespace() + "/" + o.GetName()
+		if err := r.Client.List(ctx, &list, client.MatchingFields{sourceIndex: key}); err != nil {
+			return nil
+		}
+		return requests(list.Items)
 	}
-	return requests(list.Items)
 }
 
 func (r *Reconciler) all(ctx context.Context, _ client.Object) []reconcile.Request {
@@ -132,12 +136,17 @@ func forOwner(_ context.Context, o client.Object) []reconcile.Request {
 type artifactChanged struct{ predicate.Funcs }
 
 func (artifactChanged) Update(e event.UpdateEvent) bool {
-	o, ok1 := e.ObjectOld.(*sourcev1.GitRepository)
-	n, ok2 := e.ObjectNew.(*sourcev1.GitRepository)
-	if !ok1 || !ok2 {
-		return true
+	return !equality.Semantic.DeepEqual(sourceArtifact(e.ObjectOld), sourceArtifact(e.ObjectNew))
+}
+
+func sourceArtifact(o client.Object) *meta.Artifact {
+	switch s := o.(type) {
+	case *sourcev1.GitRepository:
+		return s.Status.Artifact
+	case *sourcev1.OCIRepository:
+		return s.Status.Artifact
 	}
-	return !equality.Semantic.DeepEqual(o.Status.Artifact, n.Status.Artifact)
+	return nil
 }
 
 // Reconcile builds, places and rolls up one Kustomization.
@@ -169,7 +178,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	if err != nil {
 		return r.waitForSource(&ks, err)
 	}
-	revision := src.Status.Artifact.Revision
+	revision := src.Revision
 	ks.Status.LastAttemptedRevision = revision
 
 	art, err := r.build(ctx, &ks, src)
@@ -213,19 +222,32 @@ func (r *Reconciler) event(ks *deliveryv1.Kustomization, typ, reason, msg string
 
 var errNoArtifact = errors.New("no artifact")
 
-func (r *Reconciler) source(ctx context.Context, ks *deliveryv1.Kustomization) (*sourcev1.GitRepository, error) {
+// source returns the artifact of the Kustomization's source, whatever its kind.
+func (r *Reconciler) source(ctx context.Context, ks *deliveryv1.Kustomization) (*meta.Artifact, error) {
 	ns := ks.Spec.SourceRef.Namespace
 	if ns == "" {
 		ns = ks.Namespace
 	}
-	var src sourcev1.GitRepository
-	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: ks.Spec.SourceRef.Name}, &src); err != nil {
-		return nil, err
+	key := types.NamespacedName{Namespace: ns, Name: ks.Spec.SourceRef.Name}
+	var art *meta.Artifact
+	switch ks.Spec.SourceRef.Kind {
+	case sourcev1.OCIRepositoryKind:
+		var src sourcev1.OCIRepository
+		if err := r.Client.Get(ctx, key, &src); err != nil {
+			return nil, err
+		}
+		art = src.Status.Artifact
+	default:
+		var src sourcev1.GitRepository
+		if err := r.Client.Get(ctx, key, &src); err != nil {
+			return nil, err
+		}
+		art = src.Status.Artifact
 	}
-	if src.Status.Artifact == nil {
+	if art == nil {
 		return nil, errNoArtifact
 	}
-	return &src, nil
+	return art, nil
 }
 
 func (r *Reconciler) waitForSource(ks *deliveryv1.Kustomization, err error) (ctrl.Result, error) {
@@ -244,15 +266,15 @@ func (r *Reconciler) waitForSource(ks *deliveryv1.Kustomization, err error) (ctr
 
 // build returns the signed artifact for the source's current content, building only
 // when the source digest or path is new to this process.
-func (r *Reconciler) build(ctx context.Context, ks *deliveryv1.Kustomization, src *sourcev1.GitRepository) (*meta.Artifact, error) {
-	key := src.Status.Artifact.Digest + "\x00" + ks.Spec.Path
+func (r *Reconciler) build(ctx context.Context, ks *deliveryv1.Kustomization, src *meta.Artifact) (*meta.Artifact, error) {
+	key := src.Digest + "\x00" + ks.Spec.Path
 	r.mu.Lock()
 	b, ok := r.builds[key]
 	r.mu.Unlock()
 	if !ok {
-		data, err := r.Store.Get(src.Status.Artifact.Digest)
+		data, err := r.Store.Get(src.Digest)
 		if err != nil {
-			return nil, fmt.Errorf("reading source artifact %s: %w", src.Status.Artifact.Digest, err)
+			return nil, fmt.Errorf("reading source artifact %s: %w", src.Digest, err)
 		}
 		files, err := artifact.Unpack(bytes.NewReader(data), 0)
 		if err != nil {
@@ -260,7 +282,7 @@ func (r *Reconciler) build(ctx context.Context, ks *deliveryv1.Kustomization, sr
 		}
 		out, err := Build(files, ks.Spec.Path)
 		if err != nil {
-			return nil, fmt.Errorf("kustomize build of revision %s failed: %w", src.Status.Artifact.Revision, err)
+			return nil, fmt.Errorf("kustomize build of revision %s failed: %w", src.Revision, err)
 		}
 		packed, err := artifact.Pack(map[string][]byte{ManifestsFile: out})
 		if err != nil {
@@ -274,14 +296,14 @@ func (r *Reconciler) build(ctx context.Context, ks *deliveryv1.Kustomization, sr
 		r.mu.Lock()
 		r.builds[key] = b
 		r.mu.Unlock()
-		log.FromContext(ctx).V(1).Info("built", "revision", src.Status.Artifact.Revision, "digest", d)
+		log.FromContext(ctx).V(1).Info("built", "revision", src.Revision, "digest", d)
 	}
 	now := metav1.Now()
 	if ks.Status.Artifact != nil && ks.Status.Artifact.Digest == b.digest {
 		now = ks.Status.Artifact.LastUpdateTime
 	}
 	return &meta.Artifact{
-		URL: r.Store.URL(b.digest), Revision: src.Status.Artifact.Revision, Digest: b.digest,
+		URL: r.Store.URL(b.digest), Revision: src.Revision, Digest: b.digest,
 		Size: &b.size, LastUpdateTime: now,
 	}, nil
 }
@@ -331,7 +353,7 @@ func ownerLabels(ks *deliveryv1.Kustomization) map[string]string {
 // no longer targeted. A paused cluster keeps the Assignment it has.
 func (r *Reconciler) assign(ctx context.Context, ks *deliveryv1.Kustomization, targets []fleetv1.Cluster) error {
 	name := AssignmentName(deliveryv1.KustomizationKind, ks.Namespace, ks.Name)
-	spec := fleetv1.AssignmentSpec{
+	base := fleetv1.AssignmentSpec{
 		Owner: fleetv1.DeploymentReference{
 			APIVersion: deliveryv1.GroupVersion.String(), Kind: deliveryv1.KustomizationKind,
 			Namespace: ks.Namespace, Name: ks.Name, UID: string(ks.UID),
@@ -343,6 +365,14 @@ func (r *Reconciler) assign(ctx context.Context, ks *deliveryv1.Kustomization, t
 		ServiceAccountName: ks.Spec.ServiceAccountName,
 		TargetNamespace:    ks.Spec.TargetNamespace,
 		Prune:              ks.Spec.Prune,
+		ApplySettings:      *ks.Spec.ApplySettings.DeepCopy(),
+	}
+	for _, d := range ks.Spec.DependsOn {
+		ns := d.Namespace
+		if ns == "" {
+			ns = ks.Namespace
+		}
+		base.DependsOn = append(base.DependsOn, AssignmentName(deliveryv1.KustomizationKind, ns, d.Name))
 	}
 	var errs []error
 	targeted := map[string]bool{}
@@ -370,7 +400,7 @@ func (r *Reconciler) assign(ctx context.Context, ks *deliveryv1.Kustomization, t
 			}
 			a.Labels[fleetv1.ClusterLabel] = c.Name
 			controllerutil.AddFinalizer(a, fleetv1.AssignmentFinalizer)
-			a.Spec = spec
+			a.Spec = AssignmentSpecFor(base, c)
 			return nil
 		})
 		if err != nil {
@@ -393,6 +423,26 @@ func (r *Reconciler) assign(ctx context.Context, ks *deliveryv1.Kustomization, t
 		}
 	}
 	return kerrors.NewAggregate(errs)
+}
+
+// AssignmentSpecFor specialises a deployment's Assignment spec for one cluster: when
+// postBuild is set, the cluster's variables (over the deployment's) and cluster_name
+// join the substitution variables, so the one artifact serves every cluster.
+func AssignmentSpecFor(base fleetv1.AssignmentSpec, c *fleetv1.Cluster) fleetv1.AssignmentSpec {
+	spec := *base.DeepCopy()
+	if spec.PostBuild == nil {
+		return spec
+	}
+	vars := make(map[string]string, len(spec.PostBuild.Substitute)+len(c.Spec.Variables)+1)
+	for k, v := range spec.PostBuild.Substitute {
+		vars[k] = v
+	}
+	for k, v := range c.Spec.Variables {
+		vars[k] = v
+	}
+	vars[meta.ClusterNameVariable] = c.Name
+	spec.PostBuild.Substitute = vars
+	return spec
 }
 
 func (r *Reconciler) rollup(ctx context.Context, ks *deliveryv1.Kustomization, targets []fleetv1.Cluster) error {
