@@ -48,7 +48,8 @@ type RolloutStage struct {
 	// +optional
 	ClusterGroups []string `json:"clusterGroups,omitempty"`
 	// Pause holds the rollout after this stage until the deployment is annotated
-	// delivery.flotilla.dev/approved-stage=<this stage's name>.
+	// delivery.flotilla.dev/approved-stage=<this stage's name>[@<anything>]; the
+	// annotation must take a new value for each approval (`flotilla rollout approve`).
 	// +optional
 	Pause bool `json:"pause,omitempty"`
 }
@@ -73,4 +74,10 @@ type RolloutStatus struct {
 	// Waiting is the number of targeted clusters not yet handed the new revision.
 	// +optional
 	Waiting int32 `json:"waiting,omitempty"`
+	// ApprovedStages are the paused stages approved for this revision.
+	// +optional
+	ApprovedStages []string `json:"approvedStages,omitempty"`
+	// LastHandledApproval is the last value of the approved-stage annotation handled.
+	// +optional
+	LastHandledApproval string `json:"lastHandledApproval,omitempty"`
 }

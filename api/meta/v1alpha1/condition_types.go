@@ -44,6 +44,10 @@ const (
 	BuildFailedReason = "BuildFailed"
 	// RolloutInProgressReason: targeted clusters are still moving to the new revision.
 	RolloutInProgressReason = "RolloutInProgress"
+	// RolloutStalledReason: a cluster failed the new revision; the rollout stopped.
+	RolloutStalledReason = "RolloutStalled"
+	// RolloutPausedReason: a stage is done and waits for approval.
+	RolloutPausedReason = "RolloutPaused"
 	// ClustersFailedReason: at least one targeted cluster failed.
 	ClustersFailedReason = "ClustersFailed"
 	// ArtifactFailedReason: the artifact could not be downloaded.

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -35,6 +36,7 @@ import (
 	"github.com/flotilla-dev/flotilla/fleet/artifact"
 	"github.com/flotilla-dev/flotilla/fleet/conditions"
 	"github.com/flotilla-dev/flotilla/fleet/placement"
+	"github.com/flotilla-dev/flotilla/fleet/rollout"
 	"github.com/flotilla-dev/flotilla/fleet/rollup"
 )
 
@@ -198,16 +200,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	ks.Status.Artifact = art
 	ks.Status.LastAppliedRevision = revision
 
-	targets, err := r.place(ctx, &ks)
+	targets, groups, err := r.place(ctx, &ks)
 	if err != nil {
 		conditions.MarkFailed(&ks, "PlacementFailed", err.Error())
 		return ctrl.Result{}, err
 	}
-	if err := r.assign(ctx, &ks, targets); err != nil {
+	plan, err := r.assign(ctx, &ks, targets, groups)
+	if err != nil {
 		conditions.MarkFailed(&ks, "AssignmentFailed", err.Error())
 		return ctrl.Result{}, err
 	}
-	if err := r.rollup(ctx, &ks, targets); err != nil {
+	if err := r.rollup(ctx, &ks, targets, plan); err != nil {
 		return ctrl.Result{}, err
 	}
 	ks.Status.ObservedGeneration = ks.Generation
@@ -308,23 +311,23 @@ func (r *Reconciler) build(ctx context.Context, ks *deliveryv1.Kustomization, sr
 	}, nil
 }
 
-func (r *Reconciler) place(ctx context.Context, ks *deliveryv1.Kustomization) ([]fleetv1.Cluster, error) {
+func (r *Reconciler) place(ctx context.Context, ks *deliveryv1.Kustomization) ([]fleetv1.Cluster, []fleetv1.ClusterGroup, error) {
 	var clusters fleetv1.ClusterList
 	if err := r.Client.List(ctx, &clusters); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var groups fleetv1.ClusterGroupList
 	if err := r.Client.List(ctx, &groups); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	res, err := placement.Select(ks.Spec.Placement, clusters.Items, groups.Items)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(res.MissingGroups) > 0 {
 		r.event(ks, corev1.EventTypeWarning, "ClusterGroupNotFound", "cluster groups not found: "+strings.Join(res.MissingGroups, ", "))
 	}
-	return res.Clusters, nil
+	return res.Clusters, groups.Items, nil
 }
 
 // AssignmentName is the name of a deployment's Assignment in each cluster namespace.
@@ -349,9 +352,10 @@ func ownerLabels(ks *deliveryv1.Kustomization) map[string]string {
 	}
 }
 
-// assign writes one Assignment per targeted cluster and deletes those of clusters
-// no longer targeted. A paused cluster keeps the Assignment it has.
-func (r *Reconciler) assign(ctx context.Context, ks *deliveryv1.Kustomization, targets []fleetv1.Cluster) error {
+// assign writes the Assignments the rollout lets through now, and deletes those of
+// clusters no longer targeted. A paused cluster keeps the Assignment it has; a
+// cluster the rollout has not reached keeps its previous one.
+func (r *Reconciler) assign(ctx context.Context, ks *deliveryv1.Kustomization, targets []fleetv1.Cluster, groups []fleetv1.ClusterGroup) (rollout.Plan, error) {
 	name := AssignmentName(deliveryv1.KustomizationKind, ks.Namespace, ks.Name)
 	base := fleetv1.AssignmentSpec{
 		Owner: fleetv1.DeploymentReference{
@@ -374,24 +378,39 @@ func (r *Reconciler) assign(ctx context.Context, ks *deliveryv1.Kustomization, t
 		}
 		base.DependsOn = append(base.DependsOn, AssignmentName(deliveryv1.KustomizationKind, ns, d.Name))
 	}
+	var list fleetv1.AssignmentList
+	if err := r.Client.List(ctx, &list, client.MatchingLabels(ownerLabels(ks))); err != nil {
+		return rollout.Plan{}, err
+	}
+	existing := map[string]*fleetv1.Assignment{}
+	for i := range list.Items {
+		existing[list.Items[i].Labels[fleetv1.ClusterLabel]] = &list.Items[i]
+	}
+	desired := map[string]fleetv1.AssignmentSpec{}
+	for i := range targets {
+		desired[targets[i].Name] = AssignmentSpecFor(base, &targets[i])
+	}
+	plan, err := r.plan(ks, targets, groups, existing, desired)
+	if err != nil {
+		return rollout.Plan{}, err
+	}
+
 	var errs []error
 	targeted := map[string]bool{}
 	for i := range targets {
 		c := &targets[i]
 		targeted[c.Name] = true
-		if c.Status.Namespace == "" {
-			continue // the cluster controller has not made its namespace yet; its update wakes us
+		if c.Status.Namespace == "" || c.Spec.Paused || !plan.Promote[c.Name] {
+			// No namespace yet (the cluster's update wakes us), paused by the user, or
+			// not reached by the rollout: the cluster keeps what it has.
+			continue
+		}
+		if ex := existing[c.Name]; ex != nil && ex.DeletionTimestamp != nil {
+			continue
 		}
 		a := &fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: c.Status.Namespace}}
-		var existing fleetv1.Assignment
-		err := r.Client.Get(ctx, client.ObjectKeyFromObject(a), &existing)
-		if err == nil && (c.Spec.Paused || existing.DeletionTimestamp != nil) {
-			continue
-		}
-		if apierrors.IsNotFound(err) && c.Spec.Paused {
-			continue
-		}
-		_, err = controllerutil.CreateOrPatch(ctx, r.Client, a, func() error {
+		spec := desired[c.Name]
+		_, err := controllerutil.CreateOrPatch(ctx, r.Client, a, func() error {
 			if a.Labels == nil {
 				a.Labels = map[string]string{}
 			}
@@ -400,16 +419,12 @@ func (r *Reconciler) assign(ctx context.Context, ks *deliveryv1.Kustomization, t
 			}
 			a.Labels[fleetv1.ClusterLabel] = c.Name
 			controllerutil.AddFinalizer(a, fleetv1.AssignmentFinalizer)
-			a.Spec = AssignmentSpecFor(base, c)
+			a.Spec = spec
 			return nil
 		})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("cluster %s: %w", c.Name, err))
 		}
-	}
-	var list fleetv1.AssignmentList
-	if err := r.Client.List(ctx, &list, client.MatchingLabels(ownerLabels(ks))); err != nil {
-		return err
 	}
 	for i := range list.Items {
 		a := &list.Items[i]
@@ -422,7 +437,83 @@ func (r *Reconciler) assign(ctx context.Context, ks *deliveryv1.Kustomization, t
 			r.event(ks, corev1.EventTypeNormal, "Unassigned", "cluster "+a.Labels[fleetv1.ClusterLabel]+" is no longer targeted")
 		}
 	}
-	return kerrors.NewAggregate(errs)
+	return plan, kerrors.NewAggregate(errs)
+}
+
+// plan runs the rollout planner over the targeted clusters, recording approvals of
+// paused stages for the current revision in status.rollout.
+func (r *Reconciler) plan(ks *deliveryv1.Kustomization, targets []fleetv1.Cluster, groups []fleetv1.ClusterGroup,
+	existing map[string]*fleetv1.Assignment, desired map[string]fleetv1.AssignmentSpec) (rollout.Plan, error) {
+	ro := ks.Spec.Rollout
+	if ro == nil {
+		ro = &deliveryv1.Rollout{}
+	}
+	rs := ks.Status.Rollout
+	if rs == nil || rs.Revision != ks.Status.Artifact.Revision {
+		prev := rs
+		rs = &deliveryv1.RolloutStatus{Revision: ks.Status.Artifact.Revision}
+		if prev != nil {
+			rs.LastHandledApproval = prev.LastHandledApproval
+		}
+	}
+	if v := ks.Annotations[deliveryv1.ApprovedStageAnnotation]; v != "" && v != rs.LastHandledApproval {
+		rs.ApprovedStages = append(rs.ApprovedStages, strings.SplitN(v, "@", 2)[0])
+		rs.LastHandledApproval = v
+	}
+	approved := map[string]bool{}
+	for _, s := range rs.ApprovedStages {
+		approved[s] = true
+	}
+
+	stageOf := map[string]int{}
+	var stages []rollout.Stage
+	for i, st := range ro.Stages {
+		stages = append(stages, rollout.Stage{Name: st.Name, Pause: st.Pause})
+		members, err := placement.Select(deliveryv1.Placement{ClusterSelector: st.ClusterSelector, ClusterGroups: st.ClusterGroups}, targets, groups)
+		if err != nil {
+			return rollout.Plan{}, fmt.Errorf("rollout stage %s: %w", st.Name, err)
+		}
+		for _, c := range members.Clusters {
+			if _, ok := stageOf[c.Name]; !ok {
+				stageOf[c.Name] = i
+			}
+		}
+	}
+	var cs []rollout.Cluster
+	for i := range targets {
+		c := &targets[i]
+		if c.Spec.Paused {
+			continue
+		}
+		stage, ok := stageOf[c.Name]
+		if !ok {
+			stage = len(stages)
+		}
+		rc := rollout.Cluster{Name: c.Name, Stage: stage}
+		if ex := existing[c.Name]; ex != nil && ex.DeletionTimestamp == nil && equality.Semantic.DeepEqual(ex.Spec, desired[c.Name]) {
+			rc.OnTarget = true
+			state := rollup.AssignmentState(ex)
+			rc.Ready, rc.Failed = state == rollup.Ready, state == rollup.Failed
+		}
+		cs = append(cs, rc)
+	}
+	maxU := 0
+	if ro.MaxUnavailable != nil {
+		v, err := intstr.GetScaledValueFromIntOrPercent(ro.MaxUnavailable, 100, false)
+		if err != nil {
+			return rollout.Plan{}, fmt.Errorf("rollout.maxUnavailable: %w", err)
+		}
+		maxU = rollout.MaxUnavailable(v, ro.MaxUnavailable.Type == intstr.String, len(cs))
+	}
+	plan := rollout.Compute(cs, stages, maxU, approved)
+	rs.Stage, rs.Paused = plan.Stage, plan.PausedAfter != ""
+	rs.Updating, rs.Waiting = int32(plan.Updating), int32(plan.Waiting)
+	if ks.Spec.Rollout == nil {
+		ks.Status.Rollout = nil
+	} else {
+		ks.Status.Rollout = rs
+	}
+	return plan, nil
 }
 
 // AssignmentSpecFor specialises a deployment's Assignment spec for one cluster: when
@@ -445,7 +536,7 @@ func AssignmentSpecFor(base fleetv1.AssignmentSpec, c *fleetv1.Cluster) fleetv1.
 	return spec
 }
 
-func (r *Reconciler) rollup(ctx context.Context, ks *deliveryv1.Kustomization, targets []fleetv1.Cluster) error {
+func (r *Reconciler) rollup(ctx context.Context, ks *deliveryv1.Kustomization, targets []fleetv1.Cluster, plan rollout.Plan) error {
 	var list fleetv1.AssignmentList
 	if err := r.Client.List(ctx, &list, client.MatchingLabels(ownerLabels(ks))); err != nil {
 		return err
@@ -466,6 +557,14 @@ func (r *Reconciler) rollup(ctx context.Context, ks *deliveryv1.Kustomization, t
 	ks.Status.Failures = failures
 	rev := ks.Status.Artifact.Revision
 	switch {
+	case ks.Spec.Rollout != nil && len(plan.Failed) > 0:
+		msg := fmt.Sprintf("rollout of revision %s stopped: cluster %s failed: %s; %d clusters wait on their previous revision",
+			rev, plan.Failed[0], failureOf(failures, plan.Failed[0]), plan.Waiting)
+		conditions.MarkStalled(ks, meta.RolloutStalledReason, msg)
+	case plan.PausedAfter != "":
+		msg := fmt.Sprintf("rollout of revision %s paused after stage %s: %d clusters wait; approve with `flotilla rollout approve kustomization %s -n %s`",
+			rev, plan.PausedAfter, plan.Waiting, ks.Name, ks.Namespace)
+		conditions.MarkReconciling(ks, meta.RolloutPausedReason, msg)
 	case counts.Failed > 0:
 		msg := fmt.Sprintf("%d of %d clusters failed revision %s; %s: %s", counts.Failed, counts.Targeted, rev, failures[0].Cluster, failures[0].Message)
 		conditions.MarkFailed(ks, meta.ClustersFailedReason, msg)
@@ -474,7 +573,20 @@ func (r *Reconciler) rollup(ctx context.Context, ks *deliveryv1.Kustomization, t
 	case counts.Ready == counts.Targeted:
 		conditions.MarkReady(ks, meta.SucceededReason, fmt.Sprintf("revision %s is ready on %d of %d clusters", rev, counts.Ready, counts.Targeted))
 	default:
-		conditions.MarkReconciling(ks, meta.RolloutInProgressReason, fmt.Sprintf("revision %s is ready on %d of %d clusters", rev, counts.Ready, counts.Targeted))
+		msg := fmt.Sprintf("revision %s is ready on %d of %d clusters", rev, counts.Ready, counts.Targeted)
+		if plan.Waiting > 0 {
+			msg += fmt.Sprintf(" (%d updating, %d waiting)", plan.Updating, plan.Waiting)
+		}
+		conditions.MarkReconciling(ks, meta.RolloutInProgressReason, msg)
 	}
 	return nil
+}
+
+func failureOf(failures []meta.ClusterFailure, cluster string) string {
+	for _, f := range failures {
+		if f.Cluster == cluster {
+			return f.Message
+		}
+	}
+	return "see its Assignment"
 }
