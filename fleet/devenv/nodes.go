@@ -1,0 +1,185 @@
+package devenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Names of the fake node StartNodes registers.
+const (
+	// FakeNodeName is the node kwok runs pods on.
+	FakeNodeName = "kwok-node-1"
+	// KwokNodeAnnotation marks the nodes kwok manages (and only those).
+	KwokNodeAnnotation = "kwok.x-k8s.io/node"
+)
+
+// StartNodes makes a control plane run workloads without containers: it starts
+// kube-controller-manager (Deployments, ReplicaSets, Jobs…), kwok (which plays the
+// kubelet of one fake node), and a minimal scheduler that binds pods to that node
+// when their nodeSelector allows it. The binaries come from the control plane's own
+// folder; dir receives the kubeconfig and the processes' logs. stop ends them all.
+func StartNodes(ctx context.Context, cp *ControlPlane, dir string) (stop func() error, err error) {
+	bin := cp.env.BinaryAssetsDirectory
+	for _, b := range []string{"kube-controller-manager", "kwok"} {
+		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
+			return nil, fmt.Errorf("%s is missing in %s (run `make control-plane`): %w", b, bin, err)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	kubeconfig := filepath.Join(dir, cp.Name()+".kubeconfig")
+	if err := cp.WriteKubeconfig(kubeconfig); err != nil {
+		return nil, err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	var procs []*exec.Cmd
+	var wg sync.WaitGroup
+	stop = func() error {
+		cancel()
+		var errs []error
+		for _, p := range procs {
+			if p.Process != nil {
+				// SIGTERM first, so that they shut down their watches cleanly.
+				if err := p.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+					errs = append(errs, err)
+				}
+			}
+		}
+		wg.Wait()
+		return errors.Join(errs...)
+	}
+
+	start := func(name string, args ...string) error {
+		logFile, err := os.Create(filepath.Join(dir, cp.Name()+"-"+name+".log"))
+		if err != nil {
+			return err
+		}
+		cmd := exec.Command(filepath.Join(bin, name), args...)
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		// kwok reads ~/.kwok/kwok.yaml; an empty home gives it its default stages.
+		cmd.Env = append(os.Environ(), "HOME="+dir)
+		cmd.Dir = dir
+		if err := cmd.Start(); err != nil {
+			logFile.Close()
+			return fmt.Errorf("start %s: %w", name, err)
+		}
+		procs = append(procs, cmd)
+		wg.Go(func() {
+			_ = cmd.Wait()
+			logFile.Close()
+		})
+		return nil
+	}
+
+	err = start("kube-controller-manager",
+		"--kubeconfig="+kubeconfig,
+		"--leader-elect=false",
+		// No HTTPS endpoint: several spokes run side by side and would fight for the port.
+		"--secure-port=0",
+		// Without a signing key the legacy token controller is off; pods get projected
+		// tokens from the API server instead.
+		"--controllers=*,-nodeipam,-nodelifecycle,-serviceaccount-token,-persistentvolume-binder,-attachdetach,-ttl,-bootstrapsigner,-tokencleaner",
+		"--use-service-account-credentials=false",
+	)
+	if err == nil {
+		err = start("kwok",
+			"--kubeconfig="+kubeconfig,
+			"--manage-all-nodes=false",
+			"--manage-nodes-with-annotation-selector="+KwokNodeAnnotation+"=fake",
+			"--cidr=10.0.0.0/24",
+		)
+	}
+	if err == nil {
+		err = createFakeNode(ctx, cp.Client())
+	}
+	if err != nil {
+		_ = stop()
+		return nil, err
+	}
+	wg.Go(func() { schedule(ctx, cp.Client()) })
+	return stop, nil
+}
+
+func createFakeNode(ctx context.Context, c client.Client) error {
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        FakeNodeName,
+			Annotations: map[string]string{KwokNodeAnnotation: "fake"},
+			Labels: map[string]string{
+				"kubernetes.io/hostname": FakeNodeName, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+				"type": "kwok",
+			},
+		},
+		Spec: corev1.NodeSpec{
+			// kwok's nodes are usually tainted so real pods stay off them; here every
+			// pod is meant for them, so there is no taint.
+		},
+		Status: corev1.NodeStatus{
+			Allocatable: corev1.ResourceList{
+				corev1.ResourceCPU: resource.MustParse("32"), corev1.ResourceMemory: resource.MustParse("256Gi"),
+				corev1.ResourcePods: resource.MustParse("110"),
+			},
+			Capacity: corev1.ResourceList{
+				corev1.ResourceCPU: resource.MustParse("32"), corev1.ResourceMemory: resource.MustParse("256Gi"),
+				corev1.ResourcePods: resource.MustParse("110"),
+			},
+		},
+	}
+	if err := c.Create(ctx, node); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create fake node: %w", err)
+	}
+	return nil
+}
+
+// schedule is the smallest scheduler that lets Deployments come up: every second it
+// binds each pending pod to the first node whose labels satisfy the pod's
+// nodeSelector. A pod no node satisfies stays Pending, as with the real scheduler.
+func schedule(ctx context.Context, c client.Client) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		nodes := &corev1.NodeList{}
+		pods := &corev1.PodList{}
+		if c.List(ctx, nodes) != nil || c.List(ctx, pods) != nil {
+			continue
+		}
+		for i := range pods.Items {
+			pod := &pods.Items[i]
+			if pod.Spec.NodeName != "" || !pod.DeletionTimestamp.IsZero() {
+				continue
+			}
+			for _, n := range nodes.Items {
+				if !labels.SelectorFromSet(pod.Spec.NodeSelector).Matches(labels.Set(n.Labels)) {
+					continue
+				}
+				binding := &corev1.Binding{
+					ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
+					Target:     corev1.ObjectReference{Kind: "Node", Name: n.Name},
+				}
+				_ = c.SubResource("binding").Create(ctx, pod, binding)
+				break
+			}
+		}
+	}
+}

@@ -1,0 +1,58 @@
+package devenv_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/flotilla-dev/flotilla/fleet/devenv"
+	"github.com/flotilla-dev/flotilla/test/env"
+)
+
+func TestStartNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a control plane with kube-controller-manager and kwok")
+	}
+	cp := env.StartControlPlane(t, "nodes", false)
+	ctx := context.Background()
+	dir := t.TempDir()
+	if d := os.Getenv("NODES_DEBUG_DIR"); d != "" {
+		dir = d
+	}
+	stop, err := devenv.StartNodes(ctx, cp, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	labels := map[string]string{"app": "web"}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(int32(2)),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx"}}},
+			},
+		},
+	}
+	if err := cp.Client().Create(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	env.WaitFor(t, cp.Client(), d, func(d *appsv1.Deployment) error {
+		if d.Status.AvailableReplicas != 2 {
+			return fmt.Errorf("status %+v", d.Status)
+		}
+		return nil
+	})
+}
