@@ -30,7 +30,9 @@ const (
 // AssignmentState classifies one Assignment against the digest it should run.
 func AssignmentState(a *fleetv1.Assignment) State {
 	ready := apimeta.FindStatusCondition(a.Status.Conditions, meta.ReadyCondition)
-	current := a.Status.ObservedGeneration == a.Generation
+	// The condition's own generation says which spec the report is about: the agent
+	// moves status.observedGeneration only on success, but reports failures too.
+	current := ready != nil && ready.ObservedGeneration == a.Generation
 	applied := a.Status.AppliedDigest != "" && a.Status.AppliedDigest == a.Spec.Artifact.Digest
 	switch {
 	case ready != nil && ready.Status == metav1.ConditionFalse && current:

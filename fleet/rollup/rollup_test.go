@@ -22,11 +22,14 @@ func asg(cluster, want, applied string, ready metav1.ConditionStatus, msg string
 		Spec:       fleetv1.AssignmentSpec{Artifact: fleetv1.SignedArtifact{Digest: want}},
 		Status:     fleetv1.AssignmentStatus{AppliedDigest: applied, ObservedGeneration: 2},
 	}
+	if ready != "" {
+		a.Status.Conditions = []metav1.Condition{{Type: meta.ReadyCondition, Status: ready, Message: msg, ObservedGeneration: 2}}
+	}
 	if stale {
 		a.Status.ObservedGeneration = 1
-	}
-	if ready != "" {
-		a.Status.Conditions = []metav1.Condition{{Type: meta.ReadyCondition, Status: ready, Message: msg}}
+		if len(a.Status.Conditions) > 0 {
+			a.Status.Conditions[0].ObservedGeneration = 1
+		}
 	}
 	return a
 }

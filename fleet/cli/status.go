@@ -1,0 +1,327 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
+	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
+	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
+)
+
+// FleetStatus is what `flotilla status -o json` prints.
+type FleetStatus struct {
+	Clusters       []ClusterSummary       `json:"clusters"`
+	Groups         []GroupSummary         `json:"groups"`
+	Sources        []SourceSummary        `json:"sources"`
+	Kustomizations []KustomizationSummary `json:"kustomizations"`
+	// Missing names the kinds the hub does not serve (CRDs not installed).
+	Missing []string `json:"missing,omitempty"`
+}
+
+// ClusterSummary is one Cluster's health.
+type ClusterSummary struct {
+	Name              string            `json:"name"`
+	Ready             string            `json:"ready"`
+	Message           string            `json:"message,omitempty"`
+	LastHeartbeatTime *time.Time        `json:"lastHeartbeatTime,omitempty"`
+	HeartbeatAge      string            `json:"heartbeatAge,omitempty"`
+	KubernetesVersion string            `json:"kubernetesVersion,omitempty"`
+	AgentVersion      string            `json:"agentVersion,omitempty"`
+	Paused            bool              `json:"paused,omitempty"`
+	Labels            map[string]string `json:"labels,omitempty"`
+	Assignments       Counts            `json:"assignments"`
+}
+
+// Counts are Assignments by state. Unlike the API's, zeros are printed, so that
+// scripts read numbers, never nulls.
+type Counts struct {
+	Total  int32 `json:"total"`
+	Ready  int32 `json:"ready"`
+	Failed int32 `json:"failed"`
+}
+
+// RolloutCounts are a deployment's targeted clusters by rollout state.
+type RolloutCounts struct {
+	Targeted int32 `json:"targeted"`
+	Applied  int32 `json:"applied"`
+	Ready    int32 `json:"ready"`
+	Failed   int32 `json:"failed"`
+}
+
+// MemberCounts are a group's clusters.
+type MemberCounts struct {
+	Total int32 `json:"total"`
+	Ready int32 `json:"ready"`
+}
+
+// GroupSummary is one ClusterGroup's roll-up.
+type GroupSummary struct {
+	Name        string       `json:"name"`
+	Ready       string       `json:"ready"`
+	Message     string       `json:"message,omitempty"`
+	Clusters    MemberCounts `json:"clusters"`
+	Assignments Counts       `json:"assignments"`
+}
+
+// SourceSummary is one source's last fetch.
+type SourceSummary struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Ready     string `json:"ready"`
+	Message   string `json:"message,omitempty"`
+	URL       string `json:"url"`
+	Revision  string `json:"revision,omitempty"`
+	Suspended bool   `json:"suspended,omitempty"`
+}
+
+// KustomizationSummary is one Kustomization's rollout over the fleet.
+type KustomizationSummary struct {
+	Namespace    string               `json:"namespace"`
+	Name         string               `json:"name"`
+	Ready        string               `json:"ready"`
+	Message      string               `json:"message,omitempty"`
+	Revision     string               `json:"revision,omitempty"`
+	Suspended    bool                 `json:"suspended,omitempty"`
+	Clusters     RolloutCounts        `json:"clusters"`
+	FirstFailure *meta.ClusterFailure `json:"firstFailure,omitempty"`
+}
+
+func newStatusCommand(g *globals) *cobra.Command {
+	var (
+		output string
+		watch  bool
+		every  time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Print the fleet on one screen: clusters, groups, sources and deployments",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "" && output != "json" {
+				return fmt.Errorf("unknown output format %q: use json", output)
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			show := func() error {
+				s, err := collectStatus(cmd.Context(), c)
+				if err != nil {
+					return err
+				}
+				if output == "json" {
+					return printDoc(g, s, "json")
+				}
+				return writeStatus(g.out, s)
+			}
+			if !watch {
+				return show()
+			}
+			for {
+				fmt.Fprint(g.out, "\x1b[H\x1b[2J") // home and clear, like watch(1)
+				fmt.Fprintf(g.out, "Every %s: flotilla status\t%s\n\n", every, time.Now().Format(time.TimeOnly))
+				if err := show(); err != nil {
+					fmt.Fprintln(g.out, "Error:", err)
+				}
+				select {
+				case <-cmd.Context().Done():
+					return nil
+				case <-time.After(every):
+				}
+			}
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json (default: tables)")
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "print again every --interval until interrupted")
+	cmd.Flags().DurationVar(&every, "interval", 2*time.Second, "with --watch, time between prints")
+	return cmd
+}
+
+// collectStatus reads every Cluster, ClusterGroup, GitRepository and Kustomization.
+func collectStatus(ctx context.Context, c client.Client) (*FleetStatus, error) {
+	s := &FleetStatus{
+		Clusters: []ClusterSummary{}, Groups: []GroupSummary{},
+		Sources: []SourceSummary{}, Kustomizations: []KustomizationSummary{},
+	}
+	// A kind the hub does not serve is reported, not fatal: the rest is still useful.
+	list := func(l client.ObjectList, name string) (bool, error) {
+		err := c.List(ctx, l)
+		if apimeta.IsNoMatchError(err) {
+			s.Missing = append(s.Missing, name)
+			return false, nil
+		}
+		return err == nil, err
+	}
+
+	var clusters fleetv1.ClusterList
+	if ok, err := list(&clusters, "clusters"); err != nil {
+		return nil, err
+	} else if ok {
+		objs, _ := objects(&clusters)
+		for _, o := range objs {
+			cl := o.(*fleetv1.Cluster)
+			ready, msg := readyOf(cl)
+			sum := ClusterSummary{
+				Name: cl.Name, Ready: ready, Message: msg, Paused: cl.Spec.Paused, Labels: cl.Labels,
+				KubernetesVersion: cl.Status.KubernetesVersion, AgentVersion: cl.Status.AgentVersion,
+				Assignments: Counts(cl.Status.Assignments),
+			}
+			if hb := cl.Status.LastHeartbeatTime; hb != nil {
+				t := hb.Time
+				sum.LastHeartbeatTime, sum.HeartbeatAge = &t, ago(hb)
+			}
+			s.Clusters = append(s.Clusters, sum)
+		}
+	}
+
+	var groups fleetv1.ClusterGroupList
+	if ok, err := list(&groups, "clustergroups"); err != nil {
+		return nil, err
+	} else if ok {
+		objs, _ := objects(&groups)
+		for _, o := range objs {
+			gr := o.(*fleetv1.ClusterGroup)
+			ready, msg := readyOf(gr)
+			s.Groups = append(s.Groups, GroupSummary{
+				Name: gr.Name, Ready: ready, Message: msg,
+				Clusters:    MemberCounts(gr.Status.Clusters),
+				Assignments: Counts(gr.Status.Assignments),
+			})
+		}
+	}
+
+	var repos sourcev1.GitRepositoryList
+	if ok, err := list(&repos, "gitrepositories"); err != nil {
+		return nil, err
+	} else if ok {
+		objs, _ := objects(&repos)
+		for _, o := range objs {
+			r := o.(*sourcev1.GitRepository)
+			ready, msg := readyOf(r)
+			sum := SourceSummary{
+				Kind: sourcev1.GitRepositoryKind, Namespace: r.Namespace, Name: r.Name,
+				Ready: ready, Message: msg, URL: r.Spec.URL, Suspended: r.Spec.Suspend,
+			}
+			if r.Status.Artifact != nil {
+				sum.Revision = r.Status.Artifact.Revision
+			}
+			s.Sources = append(s.Sources, sum)
+		}
+	}
+
+	var kss deliveryv1.KustomizationList
+	if ok, err := list(&kss, "kustomizations"); err != nil {
+		return nil, err
+	} else if ok {
+		objs, _ := objects(&kss)
+		for _, o := range objs {
+			k := o.(*deliveryv1.Kustomization)
+			ready, msg := readyOf(k)
+			sum := KustomizationSummary{
+				Namespace: k.Namespace, Name: k.Name, Ready: ready, Message: msg,
+				Revision: k.Status.LastAppliedRevision, Suspended: k.Spec.Suspend, Clusters: RolloutCounts(k.Status.Clusters),
+			}
+			if len(k.Status.Failures) > 0 {
+				f := k.Status.Failures[0]
+				sum.FirstFailure = &f
+			}
+			s.Kustomizations = append(s.Kustomizations, sum)
+		}
+	}
+	return s, nil
+}
+
+// writeStatus prints the status as four short tables.
+func writeStatus(w io.Writer, s *FleetStatus) error {
+	section := func(title string, empty bool) bool {
+		fmt.Fprintln(w, title)
+		if empty {
+			fmt.Fprintln(w, "  (none)")
+		}
+		return !empty
+	}
+
+	if section("CLUSTERS", len(s.Clusters) == 0) {
+		t := newTable(w, "NAME", "READY", "HEARTBEAT", "KUBERNETES", "ASSIGNMENTS", "MESSAGE")
+		for _, c := range s.Clusters {
+			msg := ""
+			if c.Ready != "True" {
+				msg = c.Message
+			}
+			if c.Paused {
+				msg = "paused " + msg
+			}
+			hb := c.HeartbeatAge
+			if hb != "" {
+				hb += " ago"
+			}
+			t.row(c.Name, c.Ready, hb, c.KubernetesVersion, counts(c.Assignments), truncate(msg, 80))
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(w)
+
+	if section("GROUPS", len(s.Groups) == 0) {
+		t := newTable(w, "NAME", "READY", "CLUSTERS", "ASSIGNMENTS")
+		for _, g := range s.Groups {
+			t.row(g.Name, g.Ready, fmt.Sprintf("%d/%d ready", g.Clusters.Ready, g.Clusters.Total), counts(g.Assignments))
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(w)
+
+	if section("SOURCES", len(s.Sources) == 0) {
+		t := newTable(w, "NAME", "READY", "REVISION", "MESSAGE")
+		for _, r := range s.Sources {
+			msg := ""
+			if r.Ready != "True" || r.Suspended {
+				msg = r.Message
+			}
+			t.row(r.Namespace+"/"+r.Name, r.Ready, shortRevision(r.Revision), truncate(msg, 80))
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(w)
+
+	if section("KUSTOMIZATIONS", len(s.Kustomizations) == 0) {
+		t := newTable(w, "NAME", "READY", "REVISION", "TARGETED", "APPLIED", "HEALTHY", "FAILED", "MESSAGE")
+		for _, k := range s.Kustomizations {
+			msg := ""
+			switch {
+			case k.FirstFailure != nil:
+				msg = k.FirstFailure.Cluster + ": " + k.FirstFailure.Message
+			case k.Ready != "True" || k.Suspended:
+				msg = k.Message
+			}
+			c := k.Clusters
+			t.row(k.Namespace+"/"+k.Name, k.Ready, shortRevision(k.Revision),
+				itoa(c.Targeted), itoa(c.Applied), itoa(c.Ready), itoa(c.Failed), truncate(msg, 80))
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+	if len(s.Missing) > 0 {
+		fmt.Fprintf(w, "\nThe hub does not serve %v: are the Flotilla CRDs installed?\n", s.Missing)
+	}
+	return nil
+}
+
+func counts(a Counts) string {
+	return fmt.Sprintf("%d (%d ready, %d failed)", a.Total, a.Ready, a.Failed)
+}
