@@ -35,7 +35,8 @@ build_kube() {
   mod="$(cd "$d" && go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" | awk -F'"' '/"GoMod"/ {print $4}')"
   replaces_from "$mod" "v0.${K8S_VERSION#1.}" >>"$d/go.mod"
   (cd "$d" && GOFLAGS=-mod=mod go get "k8s.io/kubernetes@v$K8S_VERSION" >&2 &&
-    CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags="-s -w" -o "$dest/" \
+    CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o "$dest/" \
+      -ldflags="-s -w -X k8s.io/component-base/version.gitVersion=v$K8S_VERSION -X k8s.io/component-base/version.gitMajor=${K8S_VERSION%%.*} -X k8s.io/component-base/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2)" \
       k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager >&2)
   rm -rf "$d"
 }

@@ -49,6 +49,7 @@ func NewRootCommand() *cobra.Command {
 		newResumeCommand(g),
 		newVersionCommand(g),
 		newKeysCommand(g),
+		newRolloutCommand(g),
 	)
 	return root
 }

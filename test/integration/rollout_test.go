@@ -1,0 +1,279 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
+	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
+	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
+	"github.com/flotilla-dev/flotilla/fleet/rollup"
+	"github.com/flotilla-dev/flotilla/test/env"
+	"github.com/flotilla-dev/flotilla/test/gitserver"
+)
+
+// unavailableMonitor polls a deployment's Assignments and records the most clusters
+// ever seen not Ready on the spec they were handed.
+type unavailableMonitor struct {
+	mu    sync.Mutex
+	max   int
+	when  string
+	stop  chan struct{}
+	done  chan struct{}
+	polls int
+}
+
+func watchUnavailable(c client.Client, ks *deliveryv1.Kustomization) *unavailableMonitor {
+	m := &unavailableMonitor{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		for {
+			select {
+			case <-m.stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			var list fleetv1.AssignmentList
+			if err := c.List(context.Background(), &list, client.MatchingLabels{
+				fleetv1.OwnerKindLabel: deliveryv1.KustomizationKind, fleetv1.OwnerNamespaceLabel: ks.Namespace, fleetv1.OwnerNameLabel: ks.Name,
+			}); err != nil {
+				continue
+			}
+			var unready []string
+			for i := range list.Items {
+				if rollup.AssignmentState(&list.Items[i]) != rollup.Ready {
+					unready = append(unready, list.Items[i].Labels[fleetv1.ClusterLabel])
+				}
+			}
+			m.mu.Lock()
+			m.polls++
+			if len(unready) > m.max {
+				m.max, m.when = len(unready), strings.Join(unready, ",")
+			}
+			m.mu.Unlock()
+		}
+	}()
+	return m
+}
+
+func (m *unavailableMonitor) finish(t *testing.T, limit int) {
+	t.Helper()
+	close(m.stop)
+	<-m.done
+	if m.polls < 10 {
+		t.Fatalf("the monitor only polled %d times", m.polls)
+	}
+	if m.max > limit {
+		t.Fatalf("%d clusters were unavailable at once (%s), maxUnavailable is %d", m.max, m.when, limit)
+	}
+}
+
+// digests returns each cluster's Assignment digest.
+func digests(t *testing.T, c client.Client, ks *deliveryv1.Kustomization) map[string]string {
+	t.Helper()
+	var list fleetv1.AssignmentList
+	if err := c.List(context.Background(), &list, client.MatchingLabels{
+		fleetv1.OwnerKindLabel: deliveryv1.KustomizationKind, fleetv1.OwnerNamespaceLabel: ks.Namespace, fleetv1.OwnerNameLabel: ks.Name,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, a := range list.Items {
+		out[a.Labels[fleetv1.ClusterLabel]] = a.Spec.Artifact.Digest
+	}
+	return out
+}
+
+func wantOnDigest(t *testing.T, c client.Client, ks *deliveryv1.Kustomization, digest string, clusters ...string) {
+	t.Helper()
+	env.Eventually(t, fmt.Sprintf("%v handed %s", clusters, digest), func() error {
+		d := digests(t, c, ks)
+		for _, cl := range clusters {
+			if d[cl] != digest {
+				return fmt.Errorf("%s has %s", cl, d[cl])
+			}
+		}
+		return nil
+	})
+}
+
+func artifactDigest(t *testing.T, c client.Client, ks *deliveryv1.Kustomization, commit string) string {
+	t.Helper()
+	var digest string
+	env.WaitFor(t, c, ks, func(k *deliveryv1.Kustomization) error {
+		if k.Status.Artifact == nil || !strings.HasSuffix(k.Status.Artifact.Revision, commit) {
+			return fmt.Errorf("artifact %+v, want commit %s", k.Status.Artifact, commit)
+		}
+		digest = k.Status.Artifact.Digest
+		return nil
+	})
+	return digest
+}
+
+func TestRollout(t *testing.T) {
+	ctx := context.Background()
+	fleet := env.StartFleet(t, 3)
+	hub := fleet.HubClient()
+	spokes := map[string]client.Client{}
+	for _, s := range []string{"spoke-1", "spoke-2", "spoke-3"} {
+		spokes[s] = fleet.SpokeClient(s)
+	}
+	git := gitserver.New(t)
+	repo := git.CreateRepo("rollout")
+	rev1 := repo.Write(map[string]string{
+		"app/kustomization.yaml": kustomization("ns.yaml", "a.yaml"),
+		"app/ns.yaml":            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + appNS + "\n",
+		"app/a.yaml":             configMap("a", "one"),
+	})
+	src := &sourcev1.GitRepository{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "rollout"},
+		Spec:       sourcev1.GitRepositorySpec{URL: repo.URL(), Interval: metav1.Duration{Duration: time.Hour}},
+	}
+	one := intstr.FromInt32(1)
+	ks := &deliveryv1.Kustomization{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "rollout"},
+		Spec: deliveryv1.KustomizationSpec{
+			SourceRef: deliveryv1.SourceReference{Kind: sourcev1.GitRepositoryKind, Name: "rollout"},
+			Path:      "app", Prune: true, Interval: metav1.Duration{Duration: time.Hour},
+			Placement: deliveryv1.Placement{ClusterSelector: &metav1.LabelSelector{}},
+			Rollout:   &deliveryv1.Rollout{MaxUnavailable: &one},
+		},
+	}
+	for _, o := range []client.Object{src, ks} {
+		if err := hub.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantCounts(t, hub, ks, meta.ClusterCounts{Targeted: 3, Applied: 3, Ready: 3}, rev1)
+
+	t.Run("maxUnavailable=1 moves one cluster at a time", func(t *testing.T) {
+		mon := watchUnavailable(hub, ks)
+		old := artifactDigest(t, hub, ks, rev1)
+		fleet.StopAgent("spoke-1") // holds spoke-1 unavailable on the new revision
+		rev2 := repo.Write(map[string]string{"app/a.yaml": configMap("a", "two")})
+		fetchNow(t, hub, src, rev2)
+		next := artifactDigest(t, hub, ks, rev2)
+		wantOnDigest(t, hub, ks, next, "spoke-1")
+		env.Consistently(t, 3*time.Second, "spoke-2 and spoke-3 on the previous revision", func() error {
+			d := digests(t, hub, ks)
+			if d["spoke-2"] != old || d["spoke-3"] != old {
+				return fmt.Errorf("digests %v", d)
+			}
+			return nil
+		})
+		env.WaitFor(t, hub, ks, func(k *deliveryv1.Kustomization) error {
+			if k.Status.Rollout == nil || k.Status.Rollout.Updating != 1 || k.Status.Rollout.Waiting != 2 {
+				return fmt.Errorf("status.rollout %+v, want 1 updating and 2 waiting", k.Status.Rollout)
+			}
+			return nil
+		})
+		fleet.StartAgent("spoke-1")
+		for name, c := range spokes {
+			wantValue(t, c, name, "a", "two")
+		}
+		wantCounts(t, hub, ks, meta.ClusterCounts{Targeted: 3, Applied: 3, Ready: 3}, rev2)
+		mon.finish(t, 1)
+	})
+
+	t.Run("a failing cluster stalls the rollout", func(t *testing.T) {
+		prev := artifactDigest(t, hub, ks, "")
+		// Without a quota controller, the quota's usage is never computed and the API
+		// server refuses every new ConfigMap in the namespace: spoke-2 alone fails.
+		quota := &corev1.ResourceQuota{
+			ObjectMeta: metav1.ObjectMeta{Namespace: appNS, Name: "no-configmaps"},
+			Spec:       corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{"count/configmaps": resource.MustParse("0")}},
+		}
+		if err := spokes["spoke-2"].Create(ctx, quota); err != nil {
+			t.Fatal(err)
+		}
+		rev3 := repo.Write(map[string]string{
+			"app/kustomization.yaml": kustomization("ns.yaml", "a.yaml", "b.yaml"),
+			"app/b.yaml":             configMap("b", "new"),
+		})
+		fetchNow(t, hub, src, rev3)
+		next := artifactDigest(t, hub, ks, rev3)
+		env.WaitFor(t, hub, ks, func(k *deliveryv1.Kustomization) error {
+			c := apimeta.FindStatusCondition(k.Status.Conditions, meta.StalledCondition)
+			if c == nil || c.Status != metav1.ConditionTrue || c.Reason != meta.RolloutStalledReason || !strings.Contains(c.Message, "spoke-2") {
+				return fmt.Errorf("Stalled is %+v, want True/RolloutStalled naming spoke-2", c)
+			}
+			if len(k.Status.Failures) != 1 || k.Status.Failures[0].Cluster != "spoke-2" {
+				return fmt.Errorf("failures %+v", k.Status.Failures)
+			}
+			return nil
+		})
+		wantValue(t, spokes["spoke-1"], "spoke-1", "b", "new")
+		env.Consistently(t, 3*time.Second, "spoke-3 on the last good revision", func() error {
+			if d := digests(t, hub, ks)["spoke-3"]; d != prev {
+				return fmt.Errorf("spoke-3 was handed %s", d)
+			}
+			return nil
+		})
+		// The user acts: the quota goes, spoke-2's agent retries, the rollout goes on.
+		if err := spokes["spoke-2"].Delete(ctx, quota); err != nil {
+			t.Fatal(err)
+		}
+		wantOnDigest(t, hub, ks, next, "spoke-1", "spoke-2", "spoke-3")
+		wantCounts(t, hub, ks, meta.ClusterCounts{Targeted: 3, Applied: 3, Ready: 3}, rev3)
+		env.WaitReady(t, hub, ks)
+	})
+
+	t.Run("a canary stage pauses until approved", func(t *testing.T) {
+		var cur deliveryv1.Kustomization
+		if err := hub.Get(ctx, client.ObjectKeyFromObject(ks), &cur); err != nil {
+			t.Fatal(err)
+		}
+		prev := cur.Status.Artifact.Digest
+		patch := client.MergeFrom(cur.DeepCopy())
+		cur.Spec.Rollout = &deliveryv1.Rollout{Stages: []deliveryv1.RolloutStage{{
+			Name: "canary", Pause: true,
+			ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"name": "spoke-3"}},
+		}}}
+		if err := hub.Patch(ctx, &cur, patch); err != nil {
+			t.Fatal(err)
+		}
+		rev4 := repo.Write(map[string]string{"app/a.yaml": configMap("a", "four")})
+		fetchNow(t, hub, src, rev4)
+		next := artifactDigest(t, hub, ks, rev4)
+		wantValue(t, spokes["spoke-3"], "spoke-3", "a", "four")
+		env.WaitFor(t, hub, ks, func(k *deliveryv1.Kustomization) error {
+			c := apimeta.FindStatusCondition(k.Status.Conditions, meta.ReconcilingCondition)
+			if c == nil || c.Reason != meta.RolloutPausedReason || k.Status.Rollout == nil || !k.Status.Rollout.Paused {
+				return fmt.Errorf("Reconciling %+v rollout %+v, want paused after canary", c, k.Status.Rollout)
+			}
+			return nil
+		})
+		env.Consistently(t, 2*time.Second, "spoke-1 and spoke-2 held", func() error {
+			d := digests(t, hub, ks)
+			if d["spoke-1"] != prev || d["spoke-2"] != prev {
+				return fmt.Errorf("digests %v", d)
+			}
+			return nil
+		})
+		if err := hub.Get(ctx, client.ObjectKeyFromObject(ks), &cur); err != nil {
+			t.Fatal(err)
+		}
+		patch = client.MergeFrom(cur.DeepCopy())
+		cur.Annotations = map[string]string{deliveryv1.ApprovedStageAnnotation: "canary@" + time.Now().Format(time.RFC3339Nano)}
+		if err := hub.Patch(ctx, &cur, patch); err != nil {
+			t.Fatal(err)
+		}
+		wantOnDigest(t, hub, ks, next, "spoke-1", "spoke-2", "spoke-3")
+		for name, c := range spokes {
+			wantValue(t, c, name, "a", "four")
+		}
+		wantCounts(t, hub, ks, meta.ClusterCounts{Targeted: 3, Applied: 3, Ready: 3}, rev4)
+	})
+}
