@@ -10,7 +10,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -189,13 +188,15 @@ func TestRollout(t *testing.T) {
 
 	t.Run("a failing cluster stalls the rollout", func(t *testing.T) {
 		prev := artifactDigest(t, hub, ks, "")
-		// Without a quota controller, the quota's usage is never computed and the API
-		// server refuses every new ConfigMap in the namespace: spoke-2 alone fails.
-		quota := &corev1.ResourceQuota{
-			ObjectMeta: metav1.ObjectMeta{Namespace: appNS, Name: "no-configmaps"},
-			Spec:       corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{"count/configmaps": resource.MustParse("0")}},
+		// Someone made an immutable ConfigMap "b" by hand on spoke-2: the API server
+		// refuses to change its data, so spoke-2 alone fails the new revision.
+		immutable := true
+		squatter := &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Namespace: appNS, Name: "b"},
+			Data:       map[string]string{"value": "hand-made"},
+			Immutable:  &immutable,
 		}
-		if err := spokes["spoke-2"].Create(ctx, quota); err != nil {
+		if err := spokes["spoke-2"].Create(ctx, squatter); err != nil {
 			t.Fatal(err)
 		}
 		rev3 := repo.Write(map[string]string{
@@ -221,8 +222,8 @@ func TestRollout(t *testing.T) {
 			}
 			return nil
 		})
-		// The user acts: the quota goes, spoke-2's agent retries, the rollout goes on.
-		if err := spokes["spoke-2"].Delete(ctx, quota); err != nil {
+		// The user acts: the hand-made object goes, spoke-2's agent retries, the rollout goes on.
+		if err := spokes["spoke-2"].Delete(ctx, squatter); err != nil {
 			t.Fatal(err)
 		}
 		wantOnDigest(t, hub, ks, next, "spoke-1", "spoke-2", "spoke-3")
