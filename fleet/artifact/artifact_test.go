@@ -75,6 +75,19 @@ func TestUnpackRefusesEscapes(t *testing.T) {
 	}
 }
 
+func TestUnpackAcceptsRootFolderEntry(t *testing.T) {
+	data := rawTar(t,
+		&tar.Header{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755},
+		&tar.Header{Name: "./app.yaml", Typeflag: tar.TypeReg, Size: 3, Mode: 0o644})
+	files, err := Unpack(bytes.NewReader(data), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files["app.yaml"]) != 3 {
+		t.Fatalf("files %v", files)
+	}
+}
+
 func TestUnpackSizeLimit(t *testing.T) {
 	data := rawTar(t, &tar.Header{Name: "big", Typeflag: tar.TypeReg, Size: 2048, Mode: 0o644})
 	if _, err := Unpack(bytes.NewReader(data), 1024); err == nil {

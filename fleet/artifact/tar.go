@@ -149,6 +149,9 @@ func Unpack(r io.Reader, maxSize int64) (map[string][]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading artifact: %w", err)
 		}
+		if hdr.Typeflag == tar.TypeDir && path.Clean(hdr.Name) == "." {
+			continue // the root folder entry some tools write ("./")
+		}
 		name, err := cleanName(hdr.Name)
 		if err != nil {
 			return nil, err
