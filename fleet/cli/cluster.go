@@ -54,6 +54,12 @@ func (f *clusterFlags) spoke() (client.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spoke kubeconfig: %w", err)
 	}
+	// `flotilla --kubeconfig hub.kubeconfig cluster add …` sets this command's
+	// --kubeconfig, which names the spoke: installing an agent into the hub would be
+	// the wrong cluster, so refuse.
+	if hub, err := f.g.restConfig(); err == nil && strings.TrimSuffix(hub.Host, "/") == strings.TrimSuffix(cfg.Host, "/") {
+		return nil, fmt.Errorf("--kubeconfig names the spoke in cluster commands, and %s is the hub (%s); name the hub with --hub-kubeconfig", f.spokeKubeconfig, cfg.Host)
+	}
 	return client.New(cfg, client.Options{Scheme: api.NewScheme()})
 }
 

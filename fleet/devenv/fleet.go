@@ -20,7 +20,9 @@ import (
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 	"github.com/flotilla-dev/flotilla/hub/manager"
+	"github.com/flotilla-dev/flotilla/hub/registration"
 	"github.com/flotilla-dev/flotilla/spoke/agent"
+	"github.com/flotilla-dev/flotilla/spoke/bootstrap"
 )
 
 // HubName is the name of the hub's control plane and of its kubeconfig context.
@@ -67,6 +69,11 @@ type Options struct {
 	HeartbeatGrace    time.Duration
 	// NoAgents registers the Clusters but starts no agent; StartAgent starts one.
 	NoAgents bool
+	// AdminAgents gives each agent an admin client certificate for the hub and lets
+	// anyone download artifacts. By default agents are installed and registered as
+	// `flotilla cluster add --kubeconfig` does: a single-use bootstrap token traded for
+	// a credential that reaches only the cluster's hub namespace and artifacts.
+	AdminAgents bool
 	// Hub, when set, adjusts the hub's options before it starts.
 	Hub func(*manager.Options)
 	// Agent, when set, adjusts an agent's options before each start.
@@ -87,11 +94,13 @@ type Fleet struct {
 	hubCP  *ControlPlane
 	spokes []*ControlPlane
 
-	hub       *manager.Hub
-	hubCancel context.CancelFunc
+	hub                *manager.Hub
+	hubCancel          context.CancelFunc
+	hubSystemNamespace string
 
-	mu     sync.Mutex
-	agents map[string]*agentRun
+	mu        sync.Mutex
+	agents    map[string]*agentRun
+	installed map[string]bool // spokes whose agent install (bootstrap token) is applied
 
 	stopOnce sync.Once
 	stopErr  error
@@ -128,7 +137,7 @@ func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
 			return nil, err
 		}
 	}
-	f = &Fleet{opts: opts, log: opts.Log, agents: map[string]*agentRun{}}
+	f = &Fleet{opts: opts, log: opts.Log, agents: map[string]*agentRun{}, installed: map[string]bool{}}
 	defer func() {
 		if err != nil {
 			if stopErr := f.Stop(); stopErr != nil {
@@ -245,10 +254,13 @@ func (f *Fleet) startHub(ctx context.Context) error {
 		MetricsAddr:    "0",
 		HealthAddr:     "0",
 		HeartbeatGrace: f.opts.HeartbeatGrace,
+		// Token-registered agents send their credential; admin ones have none to send.
+		AnonymousArtifacts: f.opts.AdminAgents,
 	}
 	if f.opts.Hub != nil {
 		f.opts.Hub(&opts)
 	}
+	f.hubSystemNamespace = opts.SystemNamespace
 	// The hub outlives ctx, which bounds only its start.
 	hubCtx, cancel := context.WithCancel(logr.NewContext(context.Background(), f.log))
 	f.hubCancel = cancel
@@ -344,21 +356,35 @@ func (f *Fleet) StartAgent(name string) error {
 			return fmt.Errorf("the agent of %s is already running", name)
 		}
 	}
-	// Its own certificate, so that the hub's audit log tells agents apart; it is still
-	// a system:masters user until agents register with a token.
-	hubCfg, err := f.hubCP.AddUser("flotilla:agent:"+name, "system:masters")
-	if err != nil {
-		return fmt.Errorf("credential for the agent of %s: %w", name, err)
-	}
 	opts := agent.Options{
 		ClusterName:       name,
-		HubConfig:         hubCfg,
 		HubNamespace:      fleetv1.ClusterNamespace(name),
 		SpokeConfig:       spoke.Config(),
-		TrustedKeys:       f.hub.PublicKeys(),
 		StateDir:          filepath.Join(f.dir, "agents", name),
 		HeartbeatInterval: f.opts.HeartbeatInterval,
 		Logger:            f.log.WithName("agent"),
+	}
+	runAgent := agent.Run
+	if f.opts.AdminAgents {
+		// Its own certificate, so that the hub's audit log tells agents apart.
+		hubCfg, err := f.hubCP.AddUser("flotilla:agent:"+name, "system:masters")
+		if err != nil {
+			return fmt.Errorf("credential for the agent of %s: %w", name, err)
+		}
+		opts.HubConfig, opts.TrustedKeys = hubCfg, f.hub.PublicKeys()
+	} else {
+		if err := f.installAgent(name); err != nil {
+			return err
+		}
+		// What the installed Deployment runs (flotilla-agent --bootstrap), in this
+		// process: the spokes have no kubelet. The hub credential, cluster name and
+		// trusted keys come from registration.
+		runAgent = func(ctx context.Context, opts agent.Options) error {
+			return bootstrap.Run(ctx, bootstrap.RunOptions{
+				Options: bootstrap.Options{Spoke: spoke.Client(), Log: f.log.WithName("bootstrap").WithValues("cluster", name)},
+				Agent:   opts,
+			})
+		}
 	}
 	if f.opts.Agent != nil {
 		f.opts.Agent(&opts)
@@ -368,12 +394,39 @@ func (f *Fleet) StartAgent(name string) error {
 	f.agents[name] = run
 	go func() {
 		defer close(run.done)
-		run.err = agent.Run(ctx, opts)
+		run.err = runAgent(ctx, opts)
 		if run.err != nil && ctx.Err() == nil {
 			f.log.Error(run.err, "agent stopped", "cluster", name)
 		}
 	}()
 	return nil
+}
+
+// installAgent applies a spoke's install manifests with a fresh bootstrap token, as
+// `flotilla cluster add NAME --kubeconfig` does, the first time its agent starts;
+// later starts reuse the credential the agent stored on the spoke. f.mu is held.
+func (f *Fleet) installAgent(name string) error {
+	if f.installed[name] {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	vals, err := registration.PrepareCluster(ctx, f.hubCP.Client(), f.systemNamespace(), name, nil, time.Hour)
+	if err != nil {
+		return fmt.Errorf("bootstrap token for %s: %w", name, err)
+	}
+	if err := registration.ApplyInstall(ctx, f.Spoke(name).Client(), vals); err != nil {
+		return fmt.Errorf("install the agent of %s: %w", name, err)
+	}
+	f.installed[name] = true
+	return nil
+}
+
+func (f *Fleet) systemNamespace() string {
+	if f.hubSystemNamespace != "" {
+		return f.hubSystemNamespace
+	}
+	return manager.DefaultSystemNamespace
 }
 
 // StopAgent stops the agent of a spoke and waits until it has stopped; its Cluster

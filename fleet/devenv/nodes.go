@@ -72,7 +72,7 @@ func StartNodes(ctx context.Context, cp *ControlPlane, dir string) (stop func() 
 		}
 		cmd := exec.Command(filepath.Join(bin, name), args...)
 		cmd.Stdout, cmd.Stderr = logFile, logFile
-		// kwok reads ~/.kwok/kwok.yaml; an empty home gives it its default stages.
+		// kwok also reads ~/.kwok/kwok.yaml; a home of our own keeps the user's out.
 		cmd.Env = append(os.Environ(), "HOME="+dir)
 		cmd.Dir = dir
 		if err := cmd.Start(); err != nil {
@@ -87,6 +87,10 @@ func StartNodes(ctx context.Context, cp *ControlPlane, dir string) (stop func() 
 		return nil
 	}
 
+	stages := filepath.Join(dir, "kwok-stages.yaml")
+	if err := os.WriteFile(stages, []byte(kwokStages), 0o644); err != nil {
+		return nil, err
+	}
 	err = start("kube-controller-manager",
 		"--kubeconfig="+kubeconfig,
 		"--leader-elect=false",
@@ -103,6 +107,7 @@ func StartNodes(ctx context.Context, cp *ControlPlane, dir string) (stop func() 
 			"--manage-all-nodes=false",
 			"--manage-nodes-with-annotation-selector="+KwokNodeAnnotation+"=fake",
 			"--cidr=10.0.0.0/24",
+			"--config="+stages,
 		)
 	}
 	if err == nil {
@@ -183,3 +188,93 @@ func schedule(ctx context.Context, c client.Client) {
 		}
 	}
 }
+
+// kwokStages are the lifecycle kwok plays: the node turns Ready, a pod bound to it
+// runs and turns Ready at once, and a deleted pod goes. (kwok's binary ships no
+// stages of its own.)
+const kwokStages = `apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: node-ready
+spec:
+  resourceRef: {apiGroup: v1, kind: Node}
+  selector:
+    matchExpressions:
+    - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
+      operator: NotIn
+      values: ['True']
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      conditions:
+      - lastHeartbeatTime: {{ $now | Quote }}
+        lastTransitionTime: {{ $now | Quote }}
+        message: kwok plays the kubelet
+        reason: KubeletReady
+        status: "True"
+        type: Ready
+      phase: Running
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-ready
+spec:
+  resourceRef: {apiGroup: v1, kind: Pod}
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: DoesNotExist
+    - key: '.status.phase'
+      operator: In
+      values: [Pending]
+    - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
+      operator: NotIn
+      values: ['True']
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      conditions:
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "True"
+        type: Initialized
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "True"
+        type: Ready
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "True"
+        type: ContainersReady
+      containerStatuses:
+      {{ range .spec.containers }}
+      - image: {{ .image | Quote }}
+        name: {{ .name | Quote }}
+        ready: true
+        restartCount: 0
+        state:
+          running:
+            startedAt: {{ $now | Quote }}
+      {{ end }}
+      {{ $podIPs := PodIPsWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) }}
+      {{ with $podIPs }}
+      podIP: {{ index . 0 | Quote }}
+      podIPs:
+      {{ range . }}
+      - ip: {{ . | Quote }}
+      {{ end }}
+      {{ end }}
+      phase: Running
+      startTime: {{ $now | Quote }}
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-delete
+spec:
+  resourceRef: {apiGroup: v1, kind: Pod}
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: Exists
+  next:
+    delete: true
+`

@@ -3,7 +3,6 @@ package devenv_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -21,11 +20,7 @@ func TestStartNodes(t *testing.T) {
 	}
 	cp := env.StartControlPlane(t, "nodes", false)
 	ctx := context.Background()
-	dir := t.TempDir()
-	if d := os.Getenv("NODES_DEBUG_DIR"); d != "" {
-		dir = d
-	}
-	stop, err := devenv.StartNodes(ctx, cp, dir)
+	stop, err := devenv.StartNodes(ctx, cp, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,29 +9,28 @@ import (
 	"net/http"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log"
-	"k8s.io/utils/ptr"
-	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/flotilla-dev/flotilla/api"
-	"github.com/flotilla-dev/flotilla/fleet/artifact"
 	"github.com/flotilla-dev/flotilla/hub/delivery/kustomize"
 	hubfleet "github.com/flotilla-dev/flotilla/hub/fleet"
+	"github.com/flotilla-dev/flotilla/hub/gc"
+	"github.com/flotilla-dev/flotilla/hub/signing"
 	"github.com/flotilla-dev/flotilla/hub/source/git"
+	"github.com/flotilla-dev/flotilla/hub/source/helm"
+	"github.com/flotilla-dev/flotilla/hub/source/oci"
 	"github.com/flotilla-dev/flotilla/hub/storage"
 )
 
 // Hub is a running hub.
 type Hub struct {
 	baseURL string
-	keys    []ed25519.PublicKey
+	keyring *signing.Keyring
 	done    chan struct{}
 	err     error
 }
@@ -39,8 +38,9 @@ type Hub struct {
 // ArtifactBaseURL is where spokes download artifacts from.
 func (h *Hub) ArtifactBaseURL() string { return h.baseURL }
 
-// PublicKeys are the keys agents must trust to verify this hub's artifacts.
-func (h *Hub) PublicKeys() []ed25519.PublicKey { return h.keys }
+// PublicKeys are the keys agents must trust to verify this hub's artifacts, the
+// active one first; they change when the keys are rotated or retired.
+func (h *Hub) PublicKeys() []ed25519.PublicKey { return h.keyring.PublicKeys() }
 
 // Done is closed when the hub has stopped; Err then says why.
 func (h *Hub) Done() <-chan struct{} { return h.done }
@@ -69,12 +69,13 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := loadSigningKey(ctx, direct, opts.SystemNamespace)
+	keys, err := signing.Load(ctx, direct, opts.SystemNamespace)
 	if err != nil {
-		return nil, fmt.Errorf("signing key: %w", err)
+		return nil, fmt.Errorf("signing keys: %w", err)
 	}
-	pub := key.Public().(ed25519.PublicKey)
-	if err := publishTrust(ctx, direct, opts.SystemNamespace, pub); err != nil {
+	keyring := signing.NewKeyring(keys)
+	// Published before the manager runs, since registration hands these keys out.
+	if err := signing.PublishTrust(ctx, direct, direct, opts.SystemNamespace, keyring); err != nil {
 		return nil, fmt.Errorf("publishing trusted keys: %w", err)
 	}
 
@@ -100,14 +101,20 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 		Logger:                 logger,
 		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
 		HealthProbeBindAddress: opts.HealthAddr,
-		// Tests and `dev up` may run several hubs in one process, one after another.
-		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
+		// Tests start one hub after another in the same process, and controller
+		// names are checked for uniqueness process-wide.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	if err != nil {
 		lis.Close()
 		return nil, err
 	}
-	srv := &http.Server{Handler: store.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	handler, err := artifactMux(ctx, mgr, direct, store, baseURL, keyring.PublicKeys, opts)
+	if err != nil {
+		lis.Close()
+		return nil, err
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	if err := mgr.Add(runnable(func(ctx context.Context) error {
 		go func() {
 			<-ctx.Done()
@@ -123,12 +130,23 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 		lis.Close()
 		return nil, err
 	}
-	if err := setupControllers(mgr, store, key, opts); err != nil {
+	if opts.GCInterval >= 0 {
+		if err := mgr.Add(&gc.Collector{Client: mgr.GetClient(), Store: store, Interval: opts.GCInterval,
+			Revisions: opts.GCRevisions, Log: logger.WithName("gc")}); err != nil {
+			lis.Close()
+			return nil, err
+		}
+	}
+	if err := setupControllers(mgr, store, keyring, opts); err != nil {
+		lis.Close()
+		return nil, err
+	}
+	if err := setupClusterAPI(mgr, opts); err != nil {
 		lis.Close()
 		return nil, err
 	}
 
-	h := &Hub{baseURL: baseURL, keys: []ed25519.PublicKey{pub}, done: make(chan struct{})}
+	h := &Hub{baseURL: baseURL, keyring: keyring, done: make(chan struct{})}
 	go func() {
 		defer close(h.done)
 		h.err = mgr.Start(ctx)
@@ -147,10 +165,14 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 	return h, nil
 }
 
-func setupControllers(mgr ctrl.Manager, store *storage.Store, key ed25519.PrivateKey, opts Options) error {
-	sign := func(d string) string { return artifact.Sign(key, d) }
+func setupControllers(mgr ctrl.Manager, store *storage.Store, keyring *signing.Keyring, opts Options) error {
+	sign := keyring.Sign
 	for _, c := range []interface{ SetupWithManager(ctrl.Manager) error }{
+		&signing.Controller{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Keyring: keyring,
+			Namespace: opts.SystemNamespace, Recorder: mgr.GetEventRecorder("flotilla-signing")},
 		&git.Reconciler{Client: mgr.GetClient(), Store: store, Recorder: mgr.GetEventRecorder("flotilla-source")},
+		&oci.Reconciler{Client: mgr.GetClient(), Store: store, Recorder: mgr.GetEventRecorder("flotilla-source")},
+		&helm.Reconciler{Client: mgr.GetClient(), Store: store, Recorder: mgr.GetEventRecorder("flotilla-source")},
 		&kustomize.Reconciler{Client: mgr.GetClient(), Store: store, Sign: sign, Recorder: mgr.GetEventRecorder("flotilla-delivery")},
 		&hubfleet.ClusterReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("flotilla-fleet"), HeartbeatGrace: opts.HeartbeatGrace},
 		&hubfleet.ClusterGroupReconciler{Client: mgr.GetClient()},
@@ -166,59 +188,6 @@ func setupControllers(mgr ctrl.Manager, store *storage.Store, key ed25519.Privat
 type runnable func(context.Context) error
 
 func (r runnable) Start(ctx context.Context) error { return r(ctx) }
-
-// loadSigningKey reads the hub's signing key, creating the Secret on first start.
-func loadSigningKey(ctx context.Context, c client.Client, ns string) (ed25519.PrivateKey, error) {
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, err
-	}
-	var s corev1.Secret
-	err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: SigningKeySecret}, &s)
-	if apierrors.IsNotFound(err) {
-		key, err := artifact.GenerateKey()
-		if err != nil {
-			return nil, err
-		}
-		pemKey, err := artifact.MarshalPrivateKey(key)
-		if err != nil {
-			return nil, err
-		}
-		s = corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: SigningKeySecret},
-			Data:       map[string][]byte{"private.pem": pemKey},
-		}
-		if err := c.Create(ctx, &s); err != nil {
-			if !apierrors.IsAlreadyExists(err) {
-				return nil, err
-			}
-			return loadSigningKey(ctx, c, ns) // another hub replica won the race
-		}
-		return key, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return artifact.ParsePrivateKey(s.Data["private.pem"])
-}
-
-// publishTrust writes the public keys agents should trust into a ConfigMap.
-func publishTrust(ctx context.Context, c client.Client, ns string, keys ...ed25519.PublicKey) error {
-	data, err := artifact.MarshalPublicKeys(keys...)
-	if err != nil {
-		return err
-	}
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: TrustConfigMap}}
-	err = c.Get(ctx, client.ObjectKeyFromObject(cm), cm)
-	if apierrors.IsNotFound(err) {
-		cm.Data = map[string]string{"keys.pem": string(data)}
-		return c.Create(ctx, cm)
-	}
-	if err != nil {
-		return err
-	}
-	cm.Data = map[string]string{"keys.pem": string(data)}
-	return c.Update(ctx, cm)
-}
 
 // Run starts a hub and blocks until it stops.
 func Run(ctx context.Context, opts Options) error {

@@ -34,6 +34,24 @@ type Options struct {
 	MetricsAddr string
 	// HealthAddr for /healthz and /readyz; "0" or empty turns them off.
 	HealthAddr string
+	// AnonymousArtifacts lets anyone who reaches the artifact server download any
+	// artifact. By default a request needs an agent's hub credential and gets only
+	// artifacts assigned to its cluster (hub/artifactauth); agents registered with a
+	// bootstrap token (hub/registration) have such a credential, admin ones do not.
+	AnonymousArtifacts bool
+	// HubServer and HubCAData are how spokes reach the hub's API server, handed to
+	// agents at registration; Config's host and CA when empty.
+	HubServer string
+	HubCAData []byte
+	// AgentImage is the agent image installed into Cluster API workload clusters;
+	// registration.DefaultAgentImage when empty.
+	AgentImage string
 	// HeartbeatGrace is how old an agent's heartbeat may be before its Cluster is not Ready.
 	HeartbeatGrace time.Duration
+	// GCInterval is how often unreferenced artifacts are deleted from StorageDir
+	// (hub/gc); 10m when zero, never when negative.
+	GCInterval time.Duration
+	// GCRevisions is how many of the last artifacts of each source and deployment
+	// the collector keeps; 3 when zero.
+	GCRevisions int
 }

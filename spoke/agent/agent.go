@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"k8s.io/utils/ptr"
@@ -26,6 +27,7 @@ const (
 	DefaultHeartbeatInterval       = 10 * time.Second
 	DefaultResyncInterval          = 5 * time.Minute
 	DefaultMaxConcurrentReconciles = 4
+	DefaultPollInterval            = 2 * time.Second
 )
 
 // Run runs the agent until ctx is done: it reconciles the Assignments in the cluster's
@@ -65,10 +67,15 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	keys, err := newAgentTrust(opts)
+	if err != nil {
+		return err
+	}
 	fetcher, err := fetch.New(fetch.Options{
-		Dir:         filepath.Join(opts.StateDir, "artifacts"),
-		TrustedKeys: opts.TrustedKeys,
-		Logger:      log.WithName("fetch"),
+		Dir:       filepath.Join(opts.StateDir, "artifacts"),
+		Keys:      keys.set.Keys,
+		Logger:    log.WithName("fetch"),
+		Transport: artifactTransport(opts.HubConfig),
 	})
 	if err != nil {
 		return err
@@ -80,11 +87,14 @@ func Run(ctx context.Context, opts Options) error {
 		spoke:   sp,
 		fetcher: fetcher,
 		resync:  opts.ResyncInterval,
+		poll:    opts.PollInterval,
 		applied: map[string]appliedRecord{},
+		state:   &stateStore{client: sp.own, cluster: opts.ClusterName, saved: map[string]string{}},
 	}
 	err = ctrl.NewControllerManagedBy(mgr).
 		Named("assignment").
 		For(&fleetv1.Assignment{}, builder.WithPredicates(specOrRequestChanged{})).
+		WatchesRawSource(keys.source()).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 			// Several agents may share one process (the dev environment, tests).
@@ -92,6 +102,9 @@ func Run(ctx context.Context, opts Options) error {
 		}).
 		Complete(r)
 	if err != nil {
+		return err
+	}
+	if err := keys.setup(mgr, opts.HubNamespace); err != nil {
 		return err
 	}
 
@@ -107,6 +120,18 @@ func Run(ctx context.Context, opts Options) error {
 	if err := mgr.Add(hb); err != nil {
 		return err
 	}
+
+	off, err := newOffline(r, r.state, opts.HubConfig, opts.ResyncInterval, log.WithName("offline"))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	wg.Go(func() { off.run(ctx) })
 
 	log.Info("starting agent", "hubNamespace", opts.HubNamespace, "stateDir", opts.StateDir)
 	return mgr.Start(ctx)
@@ -137,6 +162,9 @@ func (o *Options) complete() error {
 	}
 	if o.ResyncInterval <= 0 {
 		o.ResyncInterval = DefaultResyncInterval
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = DefaultPollInterval
 	}
 	if o.MaxConcurrentReconciles <= 0 {
 		o.MaxConcurrentReconciles = DefaultMaxConcurrentReconciles

@@ -27,8 +27,11 @@ type Options struct {
 	StateDir string
 	// HeartbeatInterval between renewals of the agent's Lease on the hub; 10s when zero.
 	HeartbeatInterval time.Duration
-	// ResyncInterval between re-applies of an unchanged Assignment; 5m when zero.
+	// ResyncInterval between drift checks of an unchanged Assignment; 5m when zero.
 	ResyncInterval time.Duration
+	// PollInterval between checks while waiting for health or for dependencies; 2s
+	// when zero.
+	PollInterval time.Duration
 	// MetricsAddr and HealthAddr are listen addresses; "0" or empty turns them off.
 	MetricsAddr string
 	HealthAddr  string

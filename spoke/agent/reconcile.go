@@ -9,7 +9,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -21,6 +23,7 @@ import (
 	"github.com/flotilla-dev/flotilla/fleet/conditions"
 	"github.com/flotilla-dev/flotilla/spoke/apply"
 	"github.com/flotilla-dev/flotilla/spoke/fetch"
+	"github.com/flotilla-dev/flotilla/spoke/health"
 )
 
 // stalledRetry is how soon an Assignment that cannot succeed without a change
@@ -32,13 +35,23 @@ const stalledRetry = 2 * time.Minute
 // worker forever.
 const applyTimeout = 5 * time.Minute
 
+// defaultHealthTimeout is how long applied objects may take to become healthy when
+// spec.timeout is not set.
+const defaultHealthTimeout = 5 * time.Minute
+
+// healthFailedPoll is how often an Assignment whose health check failed is looked
+// at again, so that a rollout that recovers by itself turns Ready.
+const healthFailedPoll = 10 * time.Second
+
 // reconciler applies one Assignment to the spoke and reports in its status.
 type reconciler struct {
 	hub     client.Client
 	events  events.EventRecorder
 	spoke   *spoke
 	fetcher *fetch.Fetcher
+	state   *stateStore
 	resync  time.Duration
+	poll    time.Duration // between health and dependency checks while waiting
 
 	mu      sync.Mutex
 	applied map[string]appliedRecord // by namespace/name
@@ -56,12 +69,29 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if !a.DeletionTimestamp.IsZero() {
 		return r.release(ctx, a)
 	}
-	if wait, ok := resyncWait(a, r.last(req.NamespacedName), time.Now(), r.resync); ok {
-		return ctrl.Result{RequeueAfter: wait}, nil
-	}
 
 	before := a.DeepCopy()
-	res, syncErr := r.sync(ctx, a)
+	var res ctrl.Result
+	var syncErr error
+	rec := r.last(req.NamespacedName)
+	if waiting := r.dependenciesNotReady(ctx, a); waiting != "" {
+		// Nothing is applied, nor corrected, until what this builds on is in place.
+		conditions.MarkReconciling(a, meta.DependencyNotReadyReason, waiting)
+		a.Status.Message = waiting
+		res = ctrl.Result{RequeueAfter: r.poll}
+	} else {
+		step, wait := nextStep(a, rec, time.Now(), r.resync)
+		switch step {
+		case stepIdle:
+			return ctrl.Result{RequeueAfter: wait}, nil
+		case stepHealth:
+			res, syncErr = r.checkHealth(ctx, a, rec)
+		case stepResync:
+			res, syncErr = r.sync(ctx, a, rec, true)
+		default:
+			res, syncErr = r.sync(ctx, a, rec, false)
+		}
+	}
 	if err := r.hub.Status().Patch(ctx, a, client.MergeFrom(before)); err != nil {
 		if apierrors.IsNotFound(err) {
 			return ctrl.Result{}, nil
@@ -74,10 +104,38 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return res, nil
 }
 
+// dependenciesNotReady names the first Assignment of spec.dependsOn that is not
+// Ready on its current artifact, as "waiting for <name>: <why>", or returns "".
+func (r *reconciler) dependenciesNotReady(ctx context.Context, a *fleetv1.Assignment) string {
+	for _, name := range a.Spec.DependsOn {
+		dep := &fleetv1.Assignment{}
+		err := r.hub.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: name}, dep)
+		switch {
+		case apierrors.IsNotFound(err):
+			return fmt.Sprintf("waiting for %s: it does not exist", name)
+		case err != nil:
+			return fmt.Sprintf("waiting for %s: %v", name, err)
+		}
+		if why := notReady(dep); why != "" {
+			return fmt.Sprintf("waiting for %s: %s", name, why)
+		}
+	}
+	return ""
+}
+
 // sync fetches, verifies and applies the Assignment's artifact, prunes what it
-// dropped, and writes the outcome into a's status. It returns an error only for what
+// dropped, checks health, and writes the outcome into a's status. A resync of an
+// unchanged revision is a drift check: only objects that differ from the artifact
+// are applied (or, in Warn mode, only reported). It returns an error only for what
 // is worth retrying with backoff.
-func (r *reconciler) sync(ctx context.Context, a *fleetv1.Assignment) (ctrl.Result, error) {
+func (r *reconciler) sync(ctx context.Context, a *fleetv1.Assignment, rec appliedRecord, resync bool) (ctrl.Result, error) {
+	mode := driftMode(a)
+	if resync && mode == meta.DriftDisabled {
+		// Nothing to compare: only keep an eye on health.
+		rec.at = time.Now()
+		r.store(a, rec)
+		return r.checkHealth(ctx, a, rec)
+	}
 	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
 	defer cancel()
 	log := ctrl.LoggerFrom(ctx)
@@ -99,6 +157,12 @@ func (r *reconciler) sync(ctx context.Context, a *fleetv1.Assignment) (ctrl.Resu
 		r.stall(a, meta.ApplyFailedReason, fmt.Sprintf("revision %s not applied, its manifests are invalid: %v", rev, err))
 		return ctrl.Result{RequeueAfter: min(stalledRetry, r.resync)}, nil
 	}
+	// Substitution and decryption (spoke/postbuild, spoke/sops) happen here.
+	objs, err = r.transform(ctx, a, objs)
+	if err != nil {
+		r.fail(a, meta.ApplyFailedReason, fmt.Sprintf("revision %s not applied: %v", rev, err))
+		return ctrl.Result{}, err
+	}
 
 	user := serviceAccountUser(a)
 	c, err := r.spoke.clientFor(user)
@@ -106,8 +170,17 @@ func (r *reconciler) sync(ctx context.Context, a *fleetv1.Assignment) (ctrl.Resu
 		r.fail(a, meta.ApplyFailedReason, fmt.Sprintf("spoke client for %s: %v", user, err))
 		return ctrl.Result{}, err
 	}
+	// A revision the spoke already runs (this one, before the agent restarted, or at
+	// the last resync) is checked for drift rather than applied blindly.
+	check := mode != meta.DriftDisabled && a.Status.AppliedDigest == art.Digest
 	engine := apply.New(c, FieldOwner)
-	res, err := engine.Apply(ctx, objs, apply.Options{Owner: owner, TargetNamespace: a.Spec.TargetNamespace})
+	res, err := engine.Apply(ctx, objs, apply.Options{
+		Owner: owner, TargetNamespace: a.Spec.TargetNamespace, Force: a.Spec.Force,
+		DriftCheck: check, WarnOnly: mode == meta.DriftWarn,
+	})
+	if check {
+		r.reportDrift(a, res, mode)
+	}
 	if err != nil {
 		// Objects applied before the failure are ours now; keep track of them so a
 		// later prune can find them.
@@ -138,15 +211,119 @@ func (r *reconciler) sync(ctx context.Context, a *fleetv1.Assignment) (ctrl.Resu
 	previous := a.Status.AppliedDigest
 	r.setApplied(a, entries)
 	msg := appliedMessage(rev, res, pruned)
-	a.Status.Message = msg
 	a.Status.ObservedGeneration = a.Generation
-	conditions.MarkReady(a, meta.SucceededReason, msg)
-	log.Info(msg, "revision", rev, "digest", art.Digest)
 	if changed(previous, art.Digest, res, pruned) {
+		log.Info(msg, "revision", rev, "digest", art.Digest)
 		r.event(a, corev1.EventTypeNormal, meta.SucceededReason, "Apply", msg)
 	}
-	r.remember(a)
-	return ctrl.Result{RequeueAfter: r.resync}, nil
+	now := time.Now()
+	next := appliedRecord{
+		uid: a.UID, generation: a.Generation, digest: art.Digest,
+		requestedAt: a.Annotations[meta.ReconcileRequestedAtAnnotation],
+		at:          now, refs: res.Refs(), message: msg,
+		healthSince: rec.healthSince, healthy: rec.healthy,
+	}
+	// A new revision, or anything the agent changed, starts a new wait for health; an
+	// unchanged resync keeps the running one (its timeout does not start over).
+	if !rec.matches(a) || rec.healthSince.IsZero() || changed(previous, art.Digest, res, pruned) {
+		next.healthSince, next.healthy = now, false
+	}
+	r.store(a, next)
+	if err := r.state.save(ctx, a); err != nil {
+		// Only the offline mode needs it; the apply itself succeeded.
+		log.Error(err, "recording the applied state on the spoke")
+	}
+	return r.checkHealth(ctx, a, next)
+}
+
+// checkHealth sets Ready from the health of what was applied (when spec.wait) and of
+// spec.healthChecks: True when all are Current, Unknown while they may still get
+// there, False with HealthCheckFailed once one failed or the timeout passed.
+func (r *reconciler) checkHealth(ctx context.Context, a *fleetv1.Assignment, rec appliedRecord) (ctrl.Result, error) {
+	c, err := r.spoke.clientFor(serviceAccountUser(a))
+	if err != nil {
+		r.fail(a, meta.ApplyFailedReason, fmt.Sprintf("spoke client: %v", err))
+		return ctrl.Result{}, err
+	}
+	refs := healthRefs(a, rec.refs)
+	var first string
+	var worst health.Result
+	for _, ref := range refs {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(ref.GroupVersionKind())
+		var h health.Result
+		switch err := c.Get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, u); {
+		case apierrors.IsNotFound(err), apimeta.IsNoMatchError(err):
+			h = health.Compute(nil)
+		case err != nil:
+			return ctrl.Result{}, fmt.Errorf("reading %s for its health: %w", ref, err)
+		default:
+			h = health.Compute(u)
+		}
+		if h.Status == health.Current {
+			continue
+		}
+		first, worst = ref.String(), h
+		if h.Status == health.Failed {
+			break
+		}
+	}
+	timeout := healthTimeout(a)
+	elapsed := time.Since(rec.healthSince)
+	a.Status.Message = rec.message
+	switch {
+	case first == "":
+		wasWaiting := !rec.healthy && len(refs) > 0
+		rec.healthy = true
+		r.store(a, rec)
+		conditions.MarkReady(a, meta.SucceededReason, rec.message)
+		if wasWaiting {
+			r.event(a, corev1.EventTypeNormal, meta.SucceededReason, "HealthCheck", fmt.Sprintf("%s healthy", objects(len(refs))))
+		}
+		return ctrl.Result{RequeueAfter: max(time.Until(rec.at.Add(r.resync)), time.Second)}, nil
+	case worst.Status == health.Failed || elapsed >= timeout:
+		msg := fmt.Sprintf("%s: %s", first, worst.Message)
+		if worst.Status != health.Failed {
+			msg = fmt.Sprintf("%s not healthy after %s: %s", first, timeout, worst.Message)
+		}
+		if ready := conditions.Get(a, meta.ReadyCondition); ready == nil || ready.Reason != meta.HealthCheckFailedReason {
+			r.event(a, corev1.EventTypeWarning, meta.HealthCheckFailedReason, "HealthCheck", msg)
+		}
+		a.Status.Message = msg
+		conditions.MarkFailed(a, meta.HealthCheckFailedReason, msg)
+		return ctrl.Result{RequeueAfter: min(healthFailedPoll, r.resync)}, nil
+	default:
+		msg := fmt.Sprintf("waiting for %s: %s", first, worst.Message)
+		conditions.MarkReconciling(a, meta.ProgressingReason, msg)
+		return ctrl.Result{RequeueAfter: min(r.poll, timeout-elapsed+10*time.Millisecond)}, nil
+	}
+}
+
+// reportDrift records what a drift check found: Drifted, status.drift and an Event.
+func (r *reconciler) reportDrift(a *fleetv1.Assignment, res *apply.Result, mode string) {
+	drifted := res.Drifted()
+	if len(drifted) == 0 {
+		if conditions.Get(a, meta.DriftedCondition) != nil {
+			conditions.Set(a, meta.DriftedCondition, metav1.ConditionFalse, meta.NoDriftReason, "the spoke matches the artifact")
+		}
+		return
+	}
+	reason, verb := meta.DriftCorrectedReason, "corrected"
+	if mode == meta.DriftWarn {
+		reason, verb = meta.DriftDetectedReason, "left as found (drift detection mode Warn)"
+	}
+	msg := driftMessage(drifted, verb)
+	now := metav1.Now()
+	d := a.Status.Drift
+	if d == nil {
+		d = &fleetv1.DriftStatus{}
+	}
+	d.Corrections += int64(len(drifted))
+	d.LastObject = drifted[len(drifted)-1].Ref.String()
+	d.LastTime = &now
+	a.Status.Drift = d
+	conditions.Set(a, meta.DriftedCondition, metav1.ConditionTrue, reason, msg)
+	r.event(a, corev1.EventTypeWarning, reason, "DriftCheck", msg)
 }
 
 func (r *reconciler) setApplied(a *fleetv1.Assignment, entries []fleetv1.InventoryEntry) {
@@ -169,8 +346,8 @@ func (r *reconciler) stall(a *fleetv1.Assignment, reason, msg string) {
 	r.event(a, corev1.EventTypeWarning, reason, "Apply", msg)
 }
 
-// release deals with a deleted Assignment's objects: prunes them when spec.prune,
-// orphans them otherwise, and says so with Released=True. The hub removes the
+// release deals with a deleted Assignment's objects as spec.deletionPolicy says
+// (deletes them, or orphans them), and says so with Released=True. The hub removes the
 // finalizer; the agent only writes status.
 func (r *reconciler) release(ctx context.Context, a *fleetv1.Assignment) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(a, fleetv1.AssignmentFinalizer) || conditions.IsTrue(a, meta.ReleasedCondition) {
@@ -180,7 +357,8 @@ func (r *reconciler) release(ctx context.Context, a *fleetv1.Assignment) (ctrl.R
 	n := len(a.Status.Entries)
 	del := &apply.DeleteResult{}
 	var relErr error
-	if a.Spec.Prune {
+	prune := deletesOnRelease(a)
+	if prune {
 		c, err := r.spoke.clientFor(serviceAccountUser(a))
 		if err != nil {
 			return ctrl.Result{}, err
@@ -195,7 +373,7 @@ func (r *reconciler) release(ctx context.Context, a *fleetv1.Assignment) (ctrl.R
 		conditions.Set(a, meta.ReleasedCondition, metav1.ConditionFalse, meta.PruneFailedReason, msg)
 		r.event(a, corev1.EventTypeWarning, meta.PruneFailedReason, "Release", msg)
 	} else {
-		msg := releasedMessage(a.Spec.Prune, del, n)
+		msg := releasedMessage(prune, del, n)
 		a.Status.Entries = nil
 		a.Status.Inventory = 0
 		a.Status.Message = msg
@@ -207,6 +385,11 @@ func (r *reconciler) release(ctx context.Context, a *fleetv1.Assignment) (ctrl.R
 		return ctrl.Result{}, errors.Join(relErr, fmt.Errorf("writing status: %w", err))
 	}
 	r.forget(client.ObjectKeyFromObject(a))
+	if relErr == nil {
+		if err := r.state.remove(ctx, a); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	return ctrl.Result{}, relErr
 }
 
@@ -224,12 +407,10 @@ func (r *reconciler) last(key types.NamespacedName) appliedRecord {
 	return r.applied[key.String()]
 }
 
-func (r *reconciler) remember(a *fleetv1.Assignment) {
+func (r *reconciler) store(a *fleetv1.Assignment, rec appliedRecord) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.applied[client.ObjectKeyFromObject(a).String()] = appliedRecord{
-		uid: a.UID, at: time.Now(), requestedAt: a.Annotations[meta.ReconcileRequestedAtAnnotation],
-	}
+	r.applied[client.ObjectKeyFromObject(a).String()] = rec
 }
 
 func (r *reconciler) forget(key types.NamespacedName) {

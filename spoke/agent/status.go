@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -14,37 +16,129 @@ import (
 	"github.com/flotilla-dev/flotilla/spoke/apply"
 )
 
-// appliedRecord remembers, in memory only, when the agent last applied an
-// Assignment successfully. A restarted agent re-applies everything once, which is
-// what an agent coming back should do anyway.
+// appliedRecord remembers, in memory only, what the agent last applied for an
+// Assignment and how its health check is going. A restarted agent re-applies
+// everything once (as a drift check when the spoke already runs the revision).
 type appliedRecord struct {
 	uid         types.UID
-	at          time.Time
+	generation  int64
+	digest      string
 	requestedAt string // the reconcile-requested-at annotation that apply answered
+	at          time.Time
+	refs        []apply.ObjectRef // what was applied, for the health check
+	message     string            // the apply's summary, the Ready message once healthy
+	healthSince time.Time         // start of the current wait for health
+	healthy     bool
 }
 
-// resyncWait tells how long an Assignment may be left alone: it is when the spoke
-// runs its current artifact, the status says so for its current generation, no new
-// reconcile was asked for, and the last apply is younger than the resync interval.
-func resyncWait(a *fleetv1.Assignment, last appliedRecord, now time.Time, resync time.Duration) (time.Duration, bool) {
-	ready := conditions.Get(a, meta.ReadyCondition)
+// matches reports whether rec is the record of a's current spec.
+func (rec appliedRecord) matches(a *fleetv1.Assignment) bool {
+	return !rec.at.IsZero() && rec.uid == a.UID && rec.generation == a.Generation &&
+		rec.digest == a.Spec.Artifact.Digest && rec.requestedAt == a.Annotations[meta.ReconcileRequestedAtAnnotation]
+}
+
+// step is what a reconcile of an Assignment does.
+type step int
+
+const (
+	// stepApply applies the artifact: it is new to this agent, or the status lost it.
+	stepApply step = iota
+	// stepResync checks the spoke for drift (and corrects it) and then health.
+	stepResync
+	// stepHealth only checks health: the apply is recent, its objects are not healthy yet.
+	stepHealth
+	// stepIdle does nothing until the returned wait is over.
+	stepIdle
+)
+
+// nextStep decides a reconcile's work from the Assignment and the agent's record
+// of it; the wait is meaningful for stepIdle only.
+func nextStep(a *fleetv1.Assignment, rec appliedRecord, now time.Time, resync time.Duration) (step, time.Duration) {
 	switch {
-	case last.uid != a.UID || last.at.IsZero():
-		return 0, false
-	case a.Status.AppliedDigest != a.Spec.Artifact.Digest:
-		return 0, false
-	case a.Status.ObservedGeneration != a.Generation:
-		return 0, false
-	case ready == nil || ready.Status != "True" || ready.ObservedGeneration != a.Generation:
-		return 0, false
-	case last.requestedAt != a.Annotations[meta.ReconcileRequestedAtAnnotation]:
-		return 0, false
+	case !rec.matches(a):
+		return stepApply, 0
+	case a.Status.AppliedDigest != a.Spec.Artifact.Digest || a.Status.ObservedGeneration != a.Generation:
+		return stepApply, 0
 	}
-	left := resync - now.Sub(last.at)
-	if left <= 0 {
-		return 0, false
+	left := resync - now.Sub(rec.at)
+	switch {
+	case left <= 0:
+		return stepResync, 0
+	case !rec.healthy:
+		return stepHealth, 0
 	}
-	return left, true
+	return stepIdle, left
+}
+
+// healthRefs lists what must be healthy before Ready: what was applied when
+// spec.wait, then spec.healthChecks.
+func healthRefs(a *fleetv1.Assignment, applied []apply.ObjectRef) []apply.ObjectRef {
+	var out []apply.ObjectRef
+	if a.Spec.Wait {
+		out = append(out, applied...)
+	}
+	for _, hc := range a.Spec.HealthChecks {
+		gv, _ := schema.ParseGroupVersion(hc.APIVersion)
+		out = append(out, apply.ObjectRef{Group: gv.Group, Version: gv.Version, Kind: hc.Kind, Namespace: hc.Namespace, Name: hc.Name})
+	}
+	return out
+}
+
+func healthTimeout(a *fleetv1.Assignment) time.Duration {
+	if a.Spec.Timeout != nil && a.Spec.Timeout.Duration > 0 {
+		return a.Spec.Timeout.Duration
+	}
+	return defaultHealthTimeout
+}
+
+// driftMode is spec.driftDetection.mode, Correct when unset.
+func driftMode(a *fleetv1.Assignment) string {
+	if a.Spec.DriftDetection == nil || a.Spec.DriftDetection.Mode == "" {
+		return meta.DriftCorrect
+	}
+	return a.Spec.DriftDetection.Mode
+}
+
+// deletesOnRelease tells whether a deleted Assignment's objects are deleted (true)
+// or orphaned, as spec.deletionPolicy says; MirrorPrune, the default, follows prune.
+func deletesOnRelease(a *fleetv1.Assignment) bool {
+	switch a.Spec.DeletionPolicy {
+	case meta.DeletionPolicyDelete:
+		return true
+	case meta.DeletionPolicyOrphan:
+		return false
+	default:
+		return a.Spec.Prune
+	}
+}
+
+// notReady says why a dependency is not ready on its current artifact, or "".
+func notReady(dep *fleetv1.Assignment) string {
+	ready := conditions.Get(dep, meta.ReadyCondition)
+	switch {
+	case !dep.DeletionTimestamp.IsZero():
+		return "it is being deleted"
+	case dep.Status.AppliedDigest != dep.Spec.Artifact.Digest:
+		return "its current artifact is not applied yet"
+	case ready == nil:
+		return "it has not reported yet"
+	case ready.ObservedGeneration != dep.Generation:
+		return "it has not reported on its current generation yet"
+	case ready.Status != metav1.ConditionTrue:
+		return "it is not Ready: " + ready.Message
+	}
+	return ""
+}
+
+// driftMessage names the drifted objects, the last one with what differed, e.g.
+// "ConfigMap/demo/settings (.data.value) corrected".
+func driftMessage(drifted []apply.Change, verb string) string {
+	last := drifted[len(drifted)-1]
+	msg := fmt.Sprintf("%s (%s)", last.Ref, last.Drift)
+	if len(drifted) > 1 {
+		msg = fmt.Sprintf("%d objects drifted, the last %s", len(drifted), msg)
+	}
+	return msg + " " + verb
 }
 
 // revisionOf names an artifact for people: its revision, or its digest when it has none.
@@ -87,7 +181,7 @@ func objects(n int) string {
 
 // changed reports whether an apply did anything worth an Event.
 func changed(previousDigest, digest string, res *apply.Result, pruned int) bool {
-	return previousDigest != digest || pruned > 0 || res.Count(apply.Created)+res.Count(apply.Configured) > 0
+	return previousDigest != digest || pruned > 0 || res.Count(apply.Created)+res.Count(apply.Configured)+res.Count(apply.Replaced) > 0
 }
 
 // specOrRequestChanged lets through what asks the agent to act: a new generation,

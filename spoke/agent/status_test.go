@@ -11,13 +11,9 @@ import (
 	"github.com/flotilla-dev/flotilla/spoke/apply"
 )
 
-func TestResyncWait(t *testing.T) {
+func TestNextStep(t *testing.T) {
 	now := time.Now()
 	digest := "sha256:"
-	ready := func(a *fleetv1.Assignment) *fleetv1.Assignment {
-		a.Status.Conditions = []metav1.Condition{{Type: meta.ReadyCondition, Status: metav1.ConditionTrue, ObservedGeneration: a.Generation}}
-		return a
-	}
 	base := func() *fleetv1.Assignment {
 		a := &fleetv1.Assignment{}
 		a.UID = "u1"
@@ -25,40 +21,98 @@ func TestResyncWait(t *testing.T) {
 		a.Spec.Artifact.Digest = digest + "new"
 		a.Status.AppliedDigest = digest + "new"
 		a.Status.ObservedGeneration = 2
-		return ready(a)
+		return a
 	}
-	fresh := appliedRecord{uid: "u1", at: now.Add(-time.Minute)}
+	healthy := appliedRecord{uid: "u1", generation: 2, digest: digest + "new", at: now.Add(-time.Minute), healthy: true}
+	with := func(f func(*appliedRecord)) appliedRecord { r := healthy; f(&r); return r }
 
 	for _, tc := range []struct {
-		name   string
-		a      *fleetv1.Assignment
-		last   appliedRecord
-		wait   time.Duration
-		isIdle bool
+		name string
+		a    *fleetv1.Assignment
+		last appliedRecord
+		step step
+		wait time.Duration
 	}{
-		{"up to date", base(), fresh, 4 * time.Minute, true},
-		{"never applied by this agent", base(), appliedRecord{}, 0, false},
-		{"other object with the same name", base(), appliedRecord{uid: "u0", at: now}, 0, false},
-		{"resync due", base(), appliedRecord{uid: "u1", at: now.Add(-6 * time.Minute)}, 0, false},
-		{"new artifact", func() *fleetv1.Assignment { a := base(); a.Spec.Artifact.Digest = digest + "newer"; return a }(), fresh, 0, false},
-		{"new generation", func() *fleetv1.Assignment { a := base(); a.Generation = 3; return a }(), fresh, 0, false},
-		{"not ready", func() *fleetv1.Assignment {
-			a := base()
-			a.Status.Conditions[0].Status = metav1.ConditionFalse
-			return a
-		}(), fresh, 0, false},
+		{"up to date and healthy", base(), healthy, stepIdle, 4 * time.Minute},
+		{"waiting for health", base(), with(func(r *appliedRecord) { r.healthy = false }), stepHealth, 0},
+		{"never applied by this agent", base(), appliedRecord{}, stepApply, 0},
+		{"other object with the same name", base(), with(func(r *appliedRecord) { r.uid = "u0" }), stepApply, 0},
+		{"resync due", base(), with(func(r *appliedRecord) { r.at = now.Add(-6 * time.Minute) }), stepResync, 0},
+		{"resync due while unhealthy", base(), with(func(r *appliedRecord) { r.at = now.Add(-6 * time.Minute); r.healthy = false }), stepResync, 0},
+		{"new artifact", func() *fleetv1.Assignment { a := base(); a.Spec.Artifact.Digest = digest + "newer"; return a }(), healthy, stepApply, 0},
+		{"new generation", func() *fleetv1.Assignment { a := base(); a.Generation = 3; return a }(), healthy, stepApply, 0},
+		{"status lost", func() *fleetv1.Assignment { a := base(); a.Status = fleetv1.AssignmentStatus{}; return a }(), healthy, stepApply, 0},
 		{"reconcile requested", func() *fleetv1.Assignment {
 			a := base()
 			a.Annotations = map[string]string{meta.ReconcileRequestedAtAnnotation: "now"}
 			return a
-		}(), fresh, 0, false},
+		}(), healthy, stepApply, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			wait, idle := resyncWait(tc.a, tc.last, now, 5*time.Minute)
-			if idle != tc.isIdle || wait != tc.wait {
-				t.Errorf("resyncWait = %s, %v; want %s, %v", wait, idle, tc.wait, tc.isIdle)
+			step, wait := nextStep(tc.a, tc.last, now, 5*time.Minute)
+			if step != tc.step || wait != tc.wait {
+				t.Errorf("nextStep = %v, %s; want %v, %s", step, wait, tc.step, tc.wait)
 			}
 		})
+	}
+}
+
+func TestNotReady(t *testing.T) {
+	dep := func(f func(a *fleetv1.Assignment)) *fleetv1.Assignment {
+		a := &fleetv1.Assignment{}
+		a.Generation = 1
+		a.Spec.Artifact.Digest = "sha256:a"
+		a.Status.AppliedDigest = "sha256:a"
+		a.Status.Conditions = []metav1.Condition{{Type: meta.ReadyCondition, Status: metav1.ConditionTrue, ObservedGeneration: 1}}
+		if f != nil {
+			f(a)
+		}
+		return a
+	}
+	for _, tc := range []struct {
+		name string
+		dep  *fleetv1.Assignment
+		want string
+	}{
+		{"ready", dep(nil), ""},
+		{"old artifact", dep(func(a *fleetv1.Assignment) { a.Spec.Artifact.Digest = "sha256:b" }), "its current artifact is not applied yet"},
+		{"old generation", dep(func(a *fleetv1.Assignment) { a.Generation = 2 }), "it has not reported on its current generation yet"},
+		{"not ready", dep(func(a *fleetv1.Assignment) {
+			a.Status.Conditions[0].Status, a.Status.Conditions[0].Message = metav1.ConditionUnknown, "waiting for Deployment/a/b"
+		}), "it is not Ready: waiting for Deployment/a/b"},
+	} {
+		if got := notReady(tc.dep); got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestDeletesOnRelease(t *testing.T) {
+	for _, tc := range []struct {
+		policy string
+		prune  bool
+		want   bool
+	}{
+		{"", true, true}, {"", false, false},
+		{meta.DeletionPolicyMirrorPrune, true, true}, {meta.DeletionPolicyMirrorPrune, false, false},
+		{meta.DeletionPolicyDelete, false, true}, {meta.DeletionPolicyOrphan, true, false},
+	} {
+		a := &fleetv1.Assignment{}
+		a.Spec.DeletionPolicy, a.Spec.Prune = tc.policy, tc.prune
+		if got := deletesOnRelease(a); got != tc.want {
+			t.Errorf("policy %q prune %v: got %v", tc.policy, tc.prune, got)
+		}
+	}
+}
+
+func TestDriftMessage(t *testing.T) {
+	one := []apply.Change{{Ref: apply.ObjectRef{Version: "v1", Kind: "ConfigMap", Namespace: "demo", Name: "a"}, Drift: ".data.value"}}
+	if got, want := driftMessage(one, "corrected"), "ConfigMap/demo/a (.data.value) corrected"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	two := append([]apply.Change{{Ref: apply.ObjectRef{Kind: "Service", Namespace: "demo", Name: "b"}, Drift: apply.DriftDeleted}}, one...)
+	if got, want := driftMessage(two, "corrected"), "2 objects drifted, the last ConfigMap/demo/a (.data.value) corrected"; got != want {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }
 

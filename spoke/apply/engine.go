@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
+	"github.com/flotilla-dev/flotilla/spoke/drift"
 )
 
 // Marks the agent puts on every object it applies.
@@ -29,6 +30,28 @@ const (
 	// PruneAnnotation set to "disabled" on a live object keeps it when it is pruned.
 	PruneAnnotation = "fleet.flotilla.dev/prune"
 )
+
+// Annotations a manifest (or, for ReconcileAnnotation, the live object) may carry to
+// change how the agent applies it.
+const (
+	// ReconcileAnnotation set to "disabled" leaves the object alone: not applied, not
+	// corrected, not pruned.
+	ReconcileAnnotation = "fleet.flotilla.dev/reconcile"
+	// SSAAnnotation set to "IfNotPresent" creates the object when it is missing and
+	// never changes it afterwards (for objects other controllers fill in, such as a
+	// Secret whose data is generated on the spoke).
+	SSAAnnotation = "fleet.flotilla.dev/ssa"
+	// ForceAnnotation set to "enabled" deletes and re-creates the object when the
+	// server refuses a change to an immutable field, as spec.force does for all.
+	ForceAnnotation = "fleet.flotilla.dev/force"
+
+	Disabled     = "disabled"
+	Enabled      = "enabled"
+	IfNotPresent = "IfNotPresent"
+)
+
+// DriftDeleted is the Change.Drift of an object someone deleted.
+const DriftDeleted = "deleted"
 
 // DefaultCRDTimeout is how long Apply waits for new CustomResourceDefinitions to be
 // served before applying their objects.
@@ -46,12 +69,20 @@ const (
 	Created    Action = "created"
 	Configured Action = "configured"
 	Unchanged  Action = "unchanged"
+	// Replaced objects were deleted and created again, their immutable fields having
+	// changed and force being on.
+	Replaced Action = "replaced"
+	// Skipped objects carry fleet.flotilla.dev/reconcile: disabled.
+	Skipped Action = "skipped"
 )
 
 // Change is the outcome for one applied object.
 type Change struct {
 	Ref    ObjectRef
 	Action Action
+	// Drift, when Options.DriftCheck, says how the live object differed from the
+	// manifest: DriftDeleted, or the differing fields. Empty means no drift.
+	Drift string
 }
 
 // Result lists what Apply did, in apply order.
@@ -59,11 +90,36 @@ type Result struct {
 	Changes []Change
 }
 
-// Entries is the inventory of the applied objects.
+// Entries is the inventory of the applied objects; skipped ones are not the
+// agent's to track.
 func (r *Result) Entries() []fleetv1.InventoryEntry {
 	out := make([]fleetv1.InventoryEntry, 0, len(r.Changes))
 	for _, c := range r.Changes {
-		out = append(out, c.Ref.Entry())
+		if c.Action != Skipped {
+			out = append(out, c.Ref.Entry())
+		}
+	}
+	return out
+}
+
+// Drifted returns the changes that found drift, in apply order.
+func (r *Result) Drifted() []Change {
+	var out []Change
+	for _, c := range r.Changes {
+		if c.Drift != "" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Refs returns the objects applied (or left as they were), not the skipped ones.
+func (r *Result) Refs() []ObjectRef {
+	out := make([]ObjectRef, 0, len(r.Changes))
+	for _, c := range r.Changes {
+		if c.Action != Skipped {
+			out = append(out, c.Ref)
+		}
 	}
 	return out
 }
@@ -82,7 +138,7 @@ func (r *Result) Count(a Action) int {
 // Summary says it for people: "3 objects (1 created, 2 unchanged)".
 func (r *Result) Summary() string {
 	var parts []string
-	for _, a := range []Action{Created, Configured, Unchanged} {
+	for _, a := range []Action{Created, Configured, Replaced, Unchanged, Skipped} {
 		if n := r.Count(a); n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n, a))
 		}
@@ -134,6 +190,13 @@ type Options struct {
 	Owner string
 	// TargetNamespace, when set, is the namespace of every namespaced object.
 	TargetNamespace string
+	// Force deletes and re-creates objects whose immutable fields changed.
+	Force bool
+	// DriftCheck compares each object with its live state first (a server-side apply
+	// dry run) and applies only the ones that differ or are missing.
+	DriftCheck bool
+	// WarnOnly, with DriftCheck, reports drift without correcting it.
+	WarnOnly bool
 }
 
 // Engine applies and deletes objects with one spoke client. The client decides the
@@ -170,12 +233,12 @@ func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 		}
 		u.SetNamespace("")
 		mark(u, opts.Owner)
-		action, err := e.applyOne(ctx, u)
+		ch, err := e.applyOne(ctx, u, opts)
 		if err != nil {
 			return res, &Error{Failed: []*ObjectError{{Ref: RefOf(u), Err: err}}}
 		}
-		res.Changes = append(res.Changes, Change{Ref: RefOf(u), Action: action})
-		if rank(ref) == 0 {
+		res.Changes = append(res.Changes, ch)
+		if rank(ref) == 0 && ch.Action != Skipped {
 			crds = append(crds, RefOf(u))
 		}
 	}
@@ -189,7 +252,7 @@ func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 			continue
 		}
 		mark(u, opts.Owner)
-		action, err := e.applyOne(ctx, u)
+		ch, err := e.applyOne(ctx, u, opts)
 		if err != nil {
 			failed = append(failed, &ObjectError{Ref: RefOf(u), Err: err})
 			if ctx.Err() != nil {
@@ -197,7 +260,7 @@ func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 			}
 			continue
 		}
-		res.Changes = append(res.Changes, Change{Ref: RefOf(u), Action: action})
+		res.Changes = append(res.Changes, ch)
 	}
 	if len(failed) > 0 {
 		return res, &Error{Failed: failed}
@@ -242,33 +305,112 @@ func (e *Engine) setNamespace(u *unstructured.Unstructured, target string) error
 	return nil
 }
 
-// applyOne applies one object and tells, from its resourceVersion before and after,
-// whether that created, changed or left it as it was.
-func (e *Engine) applyOne(ctx context.Context, u *unstructured.Unstructured) (Action, error) {
+// applyOne applies one object as its annotations and opts say, and tells, from its
+// resourceVersion before and after, whether that created, changed or left it as it was.
+func (e *Engine) applyOne(ctx context.Context, u *unstructured.Unstructured, opts Options) (Change, error) {
+	ch := Change{Ref: RefOf(u)}
 	live := &unstructured.Unstructured{}
 	live.SetGroupVersionKind(u.GroupVersionKind())
-	before := ""
+	exists := true
 	err := e.client.Get(ctx, types.NamespacedName{Namespace: u.GetNamespace(), Name: u.GetName()}, live)
 	switch {
-	case err == nil:
-		before = live.GetResourceVersion()
-	case !apierrors.IsNotFound(err):
-		return "", err
+	case apierrors.IsNotFound(err):
+		exists = false
+	case err != nil:
+		return ch, err
 	}
+	want := u.GetAnnotations()
+	if want[ReconcileAnnotation] == Disabled || (exists && live.GetAnnotations()[ReconcileAnnotation] == Disabled) {
+		ch.Action = Skipped
+		return ch, nil
+	}
+	if exists && want[SSAAnnotation] == IfNotPresent {
+		ch.Action = Unchanged
+		return ch, nil
+	}
+	if opts.DriftCheck {
+		if !exists {
+			ch.Drift = DriftDeleted
+		} else {
+			dry := u.DeepCopy()
+			if err := e.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(dry),
+				client.FieldOwner(e.fieldOwner), client.ForceOwnership, client.DryRunAll); err != nil {
+				return ch, fmt.Errorf("dry run: %w", err)
+			}
+			paths := drift.Diff(live, dry)
+			if len(paths) == 0 {
+				ch.Action = Unchanged
+				return ch, nil
+			}
+			ch.Drift = drift.Describe(paths)
+		}
+		if opts.WarnOnly {
+			ch.Action = Unchanged
+			return ch, nil
+		}
+	}
+
 	// Apply writes the server's answer into its argument; keep the manifest as it is.
 	applied := u.DeepCopy()
-	if err := e.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(applied),
-		client.FieldOwner(e.fieldOwner), client.ForceOwnership); err != nil {
-		return "", err
+	err = e.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(applied),
+		client.FieldOwner(e.fieldOwner), client.ForceOwnership)
+	if err != nil && exists && isImmutable(err) && (opts.Force || want[ForceAnnotation] == Enabled) {
+		if err := e.recreate(ctx, live); err != nil {
+			return ch, err
+		}
+		applied = u.DeepCopy()
+		if err := e.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(applied),
+			client.FieldOwner(e.fieldOwner), client.ForceOwnership); err != nil {
+			return ch, err
+		}
+		ch.Action = Replaced
+		return ch, nil
 	}
 	switch {
-	case before == "":
-		return Created, nil
-	case applied.GetResourceVersion() != before:
-		return Configured, nil
+	case err != nil:
+		return ch, err
+	case !exists:
+		ch.Action = Created
+	case applied.GetResourceVersion() != live.GetResourceVersion():
+		ch.Action = Configured
 	default:
-		return Unchanged, nil
+		ch.Action = Unchanged
 	}
+	return ch, nil
+}
+
+// isImmutable tells the server's refusals that only deleting the object can get past.
+func isImmutable(err error) bool {
+	if !apierrors.IsInvalid(err) {
+		return false
+	}
+	msg := err.Error()
+	for _, s := range []string{"field is immutable", "may not change once set", "cannot be changed", "field is not mutable"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// recreate deletes live (only that very object, by UID) and waits until it is gone,
+// so that the apply that follows creates it anew.
+func (e *Engine) recreate(ctx context.Context, live *unstructured.Unstructured) error {
+	uid := live.GetUID()
+	err := e.client.Delete(ctx, live, client.PropagationPolicy(metav1.DeletePropagationBackground),
+		client.Preconditions{UID: &uid})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting to re-create: %w", err)
+	}
+	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, e.CRDTimeout, true, func(ctx context.Context) (bool, error) {
+		cur := &unstructured.Unstructured{}
+		cur.SetGroupVersionKind(live.GroupVersionKind())
+		err := e.client.Get(ctx, client.ObjectKeyFromObject(live), cur)
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return err == nil && cur.GetUID() != uid, nil
+	})
 }
 
 var crdGVK = ObjectRef{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"}.GroupVersionKind()
@@ -373,7 +515,7 @@ func (e *Engine) deleteOne(ctx context.Context, ref ObjectRef, owner string) (de
 		return 0, err
 	}
 	ann := live.GetAnnotations()
-	if ann[AssignmentAnnotation] != owner || ann[PruneAnnotation] == "disabled" ||
+	if ann[AssignmentAnnotation] != owner || ann[PruneAnnotation] == Disabled || ann[ReconcileAnnotation] == Disabled ||
 		(rank(ref) == 1 && protectedNamespaces[ref.Name]) {
 		return kept, nil
 	}

@@ -38,6 +38,9 @@ type Options struct {
 	Dir string
 	// TrustedKeys verify artifact signatures.
 	TrustedKeys []ed25519.PublicKey
+	// Keys, when set, is asked for the trusted keys at every fetch instead of
+	// TrustedKeys, so that keys rotated while the agent runs (spoke/trust) count.
+	Keys func() []ed25519.PublicKey
 	// Timeout bounds one download attempt, body included.
 	Timeout time.Duration
 	// RetryMax is how many times a failed download is retried; negative means never.
@@ -146,7 +149,8 @@ func (f *Fetcher) Fetch(ctx context.Context, a fleetv1.SignedArtifact) (map[stri
 	if !digestPattern.MatchString(a.Digest) {
 		return nil, &VerificationError{Digest: a.Digest, Err: errors.New("digest is not sha256:<64 hex>")}
 	}
-	if err := artifact.VerifyDigest(a.Digest, a.Signature, f.opts.TrustedKeys); err != nil {
+	trusted := f.trusted()
+	if err := artifact.VerifyDigest(a.Digest, a.Signature, trusted); err != nil {
 		return nil, &VerificationError{Digest: a.Digest, Err: err}
 	}
 
@@ -161,7 +165,7 @@ func (f *Fetcher) Fetch(ctx context.Context, a fleetv1.SignedArtifact) (map[stri
 	if err != nil {
 		return nil, err
 	}
-	if err := artifact.Verify(data, a.Digest, a.Signature, f.opts.TrustedKeys); err != nil {
+	if err := artifact.Verify(data, a.Digest, a.Signature, trusted); err != nil {
 		return nil, &VerificationError{Digest: a.Digest, Err: err}
 	}
 	files, err := artifact.Unpack(bytes.NewReader(data), f.opts.MaxUnpackedSize)
@@ -172,6 +176,14 @@ func (f *Fetcher) Fetch(ctx context.Context, a fleetv1.SignedArtifact) (map[stri
 		f.opts.Logger.Error(err, "caching artifact", "digest", a.Digest)
 	}
 	return files, nil
+}
+
+// trusted returns the keys trusted now; one reading serves one fetch.
+func (f *Fetcher) trusted() []ed25519.PublicKey {
+	if f.opts.Keys != nil {
+		return f.opts.Keys()
+	}
+	return f.opts.TrustedKeys
 }
 
 func (f *Fetcher) download(ctx context.Context, url string) ([]byte, error) {

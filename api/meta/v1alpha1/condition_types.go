@@ -64,6 +64,20 @@ const (
 	HeartbeatStaleReason = "HeartbeatStale"
 	// AgentNotConnectedReason: no agent has ever reported for this cluster.
 	AgentNotConnectedReason = "AgentNotConnected"
+	// HealthCheckFailedReason: an applied or health-checked object did not become
+	// healthy (kstatus Current) within the timeout, or reported that it failed.
+	HealthCheckFailedReason = "HealthCheckFailed"
+	// DependencyNotReadyReason: an Assignment named in dependsOn is not Ready on its
+	// current artifact yet.
+	DependencyNotReadyReason = "DependencyNotReady"
+	// DriftDetectedReason: objects on the spoke differ from the artifact and were left
+	// so (drift detection mode Warn).
+	DriftDetectedReason = "DriftDetected"
+	// DriftCorrectedReason: objects on the spoke differed from the artifact and were
+	// restored.
+	DriftCorrectedReason = "DriftCorrected"
+	// NoDriftReason: the last drift check found the spoke as declared.
+	NoDriftReason = "NoDrift"
 )
 
 // ReconcileRequestedAtAnnotation asks for an immediate reconcile whenever its value changes.

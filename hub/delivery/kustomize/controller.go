@@ -43,6 +43,7 @@ import (
 // Store is the part of the artifact store the controller uses.
 type Store interface {
 	Get(digest string) ([]byte, error)
+	Has(digest string) bool
 	Put(data []byte) (string, error)
 	URL(digest string) string
 }
@@ -274,7 +275,8 @@ func (r *Reconciler) build(ctx context.Context, ks *deliveryv1.Kustomization, sr
 	r.mu.Lock()
 	b, ok := r.builds[key]
 	r.mu.Unlock()
-	if !ok {
+	// The store's garbage collector may have removed an old build since.
+	if !ok || !r.Store.Has(b.digest) {
 		data, err := r.Store.Get(src.Digest)
 		if err != nil {
 			return nil, fmt.Errorf("reading source artifact %s: %w", src.Digest, err)

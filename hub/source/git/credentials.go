@@ -21,22 +21,27 @@ const (
 	keyKnownHosts  = "known_hosts"
 )
 
+// errNoSSHSecret: an ssh:// URL needs a key and the host's key; there are no defaults
+// on the hub (no ~/.ssh), so only a spec change helps.
+var errNoSSHSecret = errors.New("ssh:// URLs need spec.secretRef naming a Secret with identity (private key) and known_hosts")
+
 // errUnsupportedURL marks a URL this controller cannot fetch from; only a spec change helps.
 var errUnsupportedURL = errors.New("unsupported URL")
 
-// parseURL checks the scheme: http, https and file are fetched; ssh is not yet.
+// parseURL checks the scheme: http, https, ssh and file are fetched.
 func parseURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUnsupportedURL, err)
 	}
 	switch u.Scheme {
-	case "http", "https", "file":
+	case "http", "https", "file", "ssh":
+		if u.Scheme == "ssh" && u.Hostname() == "" {
+			return nil, fmt.Errorf("%w: ssh:// URL without a host", errUnsupportedURL)
+		}
 		return u, nil
-	case "ssh":
-		return nil, fmt.Errorf("%w: ssh:// URLs are not supported yet; use https:// or file://", errUnsupportedURL)
 	default:
-		return nil, fmt.Errorf("%w: scheme %q; use https://, http:// or file://", errUnsupportedURL, u.Scheme)
+		return nil, fmt.Errorf("%w: scheme %q; use https://, http://, ssh:// or file://", errUnsupportedURL, u.Scheme)
 	}
 }
 
@@ -46,10 +51,16 @@ func parseURL(raw string) (*url.URL, error) {
 func remoteFor(u *url.URL, data map[string][]byte) (remote, error) {
 	rm := remote{URL: u.String()}
 	if data == nil {
+		if u.Scheme == "ssh" {
+			return rm, errNoSSHSecret
+		}
 		return rm, nil
 	}
 	if u.Scheme == "file" {
 		return rm, nil // the local file system needs no credentials
+	}
+	if u.Scheme == "ssh" {
+		return sshRemote(u, data)
 	}
 	user, hasUser := data[keyUsername]
 	pass, hasPass := data[keyPassword]
@@ -78,7 +89,7 @@ func remoteFor(u *url.URL, data map[string][]byte) (remote, error) {
 			}
 		}
 		if len(ssh) > 0 {
-			return rm, fmt.Errorf("secret has %s, which are for ssh:// and not supported yet; use username and password, or bearerToken", strings.Join(ssh, " and "))
+			return rm, fmt.Errorf("secret has %s, which are for ssh:// URLs; this URL is %s://", strings.Join(ssh, " and "), u.Scheme)
 		}
 		keys := make([]string, 0, len(data))
 		for k := range data {

@@ -426,7 +426,7 @@ func TestGitRepository(t *testing.T) {
 		})
 	})
 
-	t.Run("unsupported URL stalls", func(t *testing.T) {
+	t.Run("ssh without a secret stalls", func(t *testing.T) {
 		ns := h.namespace(t, "ssh")
 		obj := &sourcev1.GitRepository{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "fleet"},
@@ -437,7 +437,8 @@ func TestGitRepository(t *testing.T) {
 		}
 		h.waitFor(t, ns, "fleet", func(o *sourcev1.GitRepository) error {
 			c := apimeta.FindStatusCondition(o.Status.Conditions, meta.StalledCondition)
-			if c == nil || c.Status != metav1.ConditionTrue || c.Reason != meta.InvalidURLReason {
+			if c == nil || c.Status != metav1.ConditionTrue || c.Reason != meta.GitOperationFailedReason ||
+				!strings.Contains(c.Message, "spec.secretRef") {
 				return fmt.Errorf("Stalled = %+v", c)
 			}
 			return nil

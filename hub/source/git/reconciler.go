@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -22,6 +23,7 @@ import (
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/artifact"
 	"github.com/flotilla-dev/flotilla/fleet/conditions"
+	sourcemetrics "github.com/flotilla-dev/flotilla/hub/source/metrics"
 	"github.com/flotilla-dev/flotilla/hub/storage"
 )
 
@@ -120,6 +122,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	log := ctrl.LoggerFrom(ctx)
 	obj := &sourcev1.GitRepository{}
 	if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			sourcemetrics.DeleteArtifactSize(sourcev1.GitRepositoryKind, req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if obj.Spec.Suspend {
@@ -145,13 +150,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	if interval <= 0 {
 		interval = DefaultInterval
 	}
+	start := time.Now()
 	f, err := r.fetch(ctx, obj)
+	sourcemetrics.ObserveFetch(sourcev1.GitRepositoryKind, start, err)
 	if err != nil {
 		var fl *failure
 		if !errors.As(err, &fl) {
 			fl = &failure{kind: transient, reason: meta.GitOperationFailedReason, err: err}
 		}
 		msg := err.Error()
+		if fl.reason == meta.VerificationFailedReason {
+			conditions.Set(obj, meta.SourceVerifiedCondition, metav1.ConditionFalse, meta.VerificationFailedReason, msg)
+		}
 		if fl.kind == stalled {
 			conditions.MarkStalled(obj, fl.reason, msg)
 		} else {
@@ -171,11 +181,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 		}
 	}
 
+	markVerified(obj, f)
 	a, isNew := nextArtifact(obj.Status.Artifact, f, metav1.NewTime(r.now()))
 	obj.Status.Artifact = a
 	obj.Status.ObservedGeneration = obj.Generation
 	conditions.MarkReady(obj, meta.SucceededReason, readyMessage(a.Revision))
 	markArtifactInStorage(obj, true)
+	sourcemetrics.SetArtifactSize(sourcev1.GitRepositoryKind, obj.Namespace, obj.Name, *a.Size)
 	if isNew {
 		r.event(obj, corev1.EventTypeNormal, NewArtifactReason, readyMessage(a.Revision))
 		log.Info("stored new artifact", "revision", a.Revision, "digest", a.Digest, "size", *a.Size)
@@ -183,15 +195,23 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	return ctrl.Result{RequeueAfter: interval}, nil
 }
 
-// fetch clones the repository, packs the files and stores the artifact.
+// fetch clones the repository, verifies it when asked, packs the files and stores
+// the artifact. Verification comes before anything is stored, so an unverified
+// revision is never served.
 func (r *Reconciler) fetch(ctx context.Context, obj *sourcev1.GitRepository) (fetched, error) {
-	if obj.Spec.Verify != nil {
-		return fetched{}, &failure{stalled, meta.VerificationFailedReason,
-			errors.New("spec.verify (OpenPGP signature checks) is not supported yet; nothing was fetched")}
-	}
 	rm, err := r.remote(ctx, obj)
 	if err != nil {
 		return fetched{}, err
+	}
+	var keys keyRing
+	if v := obj.Spec.Verify; v != nil {
+		if v.Mode == VerifyTag && (obj.Spec.Ref == nil || (obj.Spec.Ref.Tag == "" && obj.Spec.Ref.SemVer == "")) {
+			return fetched{}, &failure{stalled, meta.VerificationFailedReason,
+				errors.New("spec.verify.mode Tag needs spec.ref.tag or spec.ref.semver")}
+		}
+		if keys, err = r.verificationKeys(ctx, obj); err != nil {
+			return fetched{}, err
+		}
 	}
 
 	timeout := DefaultTimeout
@@ -214,10 +234,27 @@ func (r *Reconciler) fetch(ctx context.Context, obj *sourcev1.GitRepository) (fe
 			err = fmt.Errorf("%w (timeout %s)", err, timeout)
 		}
 		kind := transient
-		if errors.Is(err, errNoMatchingTag) {
+		if errors.Is(err, errNoMatchingTag) || isHostKeyError(err) || isAuthError(err) {
+			// Retrying at once cannot help; a new tag, or a fixed Secret, can.
 			kind = waiting
 		}
 		return fetched{}, &failure{kind, meta.GitOperationFailedReason, err}
+	}
+
+	var verifiedBy string
+	if v := obj.Spec.Verify; v != nil {
+		tag := ""
+		if i := strings.LastIndex(revision, "@sha1:"); i > 0 {
+			tag = revision[:i]
+		}
+		verifiedBy, err = verifyCheckout(dir, v.Mode, tag, keys)
+		if err != nil {
+			kind := transient
+			if errors.Is(err, errNotVerified) {
+				kind = waiting
+			}
+			return fetched{}, &failure{kind, meta.VerificationFailedReason, fmt.Errorf("revision %s: %w", revision, err)}
+		}
 	}
 
 	skip, err := ignoreMatcher(dir, obj.Spec.Ignore)
@@ -238,7 +275,25 @@ func (r *Reconciler) fetch(ctx context.Context, obj *sourcev1.GitRepository) (fe
 	if err != nil {
 		return fetched{}, &failure{transient, meta.StorageOperationFailedReason, err}
 	}
-	return fetched{Revision: revision, Digest: digest, Size: int64(len(data)), URL: r.Store.URL(digest)}, nil
+	return fetched{Revision: revision, Digest: digest, Size: int64(len(data)), URL: r.Store.URL(digest), VerifiedBy: verifiedBy}, nil
+}
+
+// verificationKeys reads the OpenPGP public keys of spec.verify.secretRef.
+func (r *Reconciler) verificationKeys(ctx context.Context, obj *sourcev1.GitRepository) (keyRing, error) {
+	secret := &corev1.Secret{}
+	key := client.ObjectKey{Namespace: obj.Namespace, Name: obj.Spec.Verify.SecretRef.Name}
+	if err := r.APIReader.Get(ctx, key, secret); err != nil {
+		kind := transient
+		if apierrors.IsNotFound(err) {
+			kind = waiting
+		}
+		return keyRing{}, &failure{kind, meta.VerificationFailedReason, fmt.Errorf("reading verification secret %s: %w", key, err)}
+	}
+	kr, err := newKeyRing(secret.Data)
+	if err != nil {
+		return keyRing{}, &failure{waiting, meta.VerificationFailedReason, fmt.Errorf("verification secret %s: %w", key.Name, err)}
+	}
+	return kr, nil
 }
 
 // remote checks the URL and reads the credentials.
@@ -260,6 +315,9 @@ func (r *Reconciler) remote(ctx context.Context, obj *sourcev1.GitRepository) (r
 		}
 	}
 	rm, err := remoteFor(u, data)
+	if errors.Is(err, errNoSSHSecret) {
+		return remote{}, &failure{stalled, meta.GitOperationFailedReason, err}
+	}
 	if err != nil {
 		// The Secret may change without the spec changing: look again next interval.
 		return remote{}, &failure{waiting, meta.GitOperationFailedReason, fmt.Errorf("secret %s: %w", obj.Spec.SecretRef.Name, err)}

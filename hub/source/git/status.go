@@ -1,6 +1,8 @@
 package git
 
 import (
+	"fmt"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
@@ -14,6 +16,8 @@ type fetched struct {
 	Digest   string
 	Size     int64
 	URL      string
+	// VerifiedBy names the OpenPGP key that signed the revision; empty without spec.verify.
+	VerifiedBy string
 }
 
 // nextArtifact returns the artifact to record and whether it is new. Only a new
@@ -49,4 +53,19 @@ func markArtifactInStorage(obj *sourcev1.GitRepository, stored bool) {
 	default:
 		conditions.Set(obj, meta.ArtifactInStorageCondition, metav1.ConditionTrue, meta.SucceededReason, readyMessage(obj.Status.Artifact.Revision))
 	}
+}
+
+// markVerified records the signature check of a successful fetch; without
+// spec.verify there is nothing to say, so the condition goes.
+func markVerified(obj *sourcev1.GitRepository, f fetched) {
+	if obj.Spec.Verify == nil {
+		conditions.Remove(obj, meta.SourceVerifiedCondition)
+		return
+	}
+	what := "commit"
+	if obj.Spec.Verify.Mode == VerifyTag {
+		what = "tag"
+	}
+	conditions.Set(obj, meta.SourceVerifiedCondition, metav1.ConditionTrue, meta.SucceededReason,
+		fmt.Sprintf("%s of revision %s is signed by %s", what, f.Revision, f.VerifiedBy))
 }

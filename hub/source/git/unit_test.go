@@ -25,7 +25,8 @@ func TestParseURL(t *testing.T) {
 		"https://example.com/r.git": true,
 		"http://example.com/r.git":  true,
 		"file:///srv/git/r.git":     true,
-		"ssh://git@example.com/r":   false,
+		"ssh://git@example.com/r":   true,
+		"ssh:///r":                  false,
 		"git://example.com/r":       false,
 		"://nope":                   false,
 	} {
@@ -40,6 +41,7 @@ func TestRemoteFor(t *testing.T) {
 	https, _ := url.Parse("https://example.com/r.git")
 	plain, _ := url.Parse("http://example.com/r.git")
 	file, _ := url.Parse("file:///srv/r.git")
+	sshURL, _ := url.Parse("ssh://git@example.com/r.git")
 	b := func(s string) []byte { return []byte(s) }
 	for _, tc := range []struct {
 		name    string
@@ -60,7 +62,12 @@ func TestRemoteFor(t *testing.T) {
 		{"both kinds", https, map[string][]byte{"username": b("u"), "password": b("p"), "bearerToken": b("t")}, remote{}, "keep one"},
 		{"username alone", https, map[string][]byte{"username": b("u")}, remote{}, "both username and password"},
 		{"ca on http", plain, map[string][]byte{"ca.crt": b("PEM")}, remote{}, "not https"},
-		{"ssh keys", https, map[string][]byte{"identity": b("k"), "known_hosts": b("h")}, remote{}, "identity and known_hosts, which are for ssh:// and not supported yet"},
+		{"ssh keys on https", https, map[string][]byte{"identity": b("k"), "known_hosts": b("h")}, remote{}, "identity and known_hosts, which are for ssh:// URLs"},
+		{"ssh without secret", sshURL, nil, remote{}, "need spec.secretRef"},
+		{"ssh without known_hosts", sshURL, map[string][]byte{"identity": b("k")}, remote{}, "no known_hosts"},
+		{"ssh without identity", sshURL, map[string][]byte{"known_hosts": b("h")}, remote{}, "no identity"},
+		{"ssh bad key", sshURL, map[string][]byte{"identity": b("k"), "known_hosts": b("h")}, remote{}, "parsing identity"},
+		{"ssh password only", sshURL, map[string][]byte{"username": b("u"), "password": b("p")}, remote{}, "need the keys identity"},
 		{"nothing usable", https, map[string][]byte{"token": b("t")}, remote{}, "keys: token"},
 		{"empty secret", https, map[string][]byte{}, remote{}, "secret has none"},
 	} {
@@ -159,13 +166,13 @@ func TestNextArtifact(t *testing.T) {
 		want  *meta.Artifact
 		isNew bool
 	}{
-		{"first", nil, fetched{"main@sha1:1", "sha256:a", 10, "http://hub/a"},
+		{"first", nil, fetched{Revision: "main@sha1:1", Digest: "sha256:a", Size: 10, URL: "http://hub/a"},
 			&meta.Artifact{URL: "http://hub/a", Revision: "main@sha1:1", Digest: "sha256:a", Size: &size, LastUpdateTime: t1}, true},
-		{"unchanged keeps time, refreshes URL", prev, fetched{"main@sha1:1", "sha256:a", 10, "http://hub/a"},
+		{"unchanged keeps time, refreshes URL", prev, fetched{Revision: "main@sha1:1", Digest: "sha256:a", Size: 10, URL: "http://hub/a"},
 			&meta.Artifact{URL: "http://hub/a", Revision: "main@sha1:1", Digest: "sha256:a", Size: &size, LastUpdateTime: t0}, false},
-		{"new revision", prev, fetched{"main@sha1:2", "sha256:a", 10, "http://old/a"},
+		{"new revision", prev, fetched{Revision: "main@sha1:2", Digest: "sha256:a", Size: 10, URL: "http://old/a"},
 			&meta.Artifact{URL: "http://old/a", Revision: "main@sha1:2", Digest: "sha256:a", Size: &size, LastUpdateTime: t1}, true},
-		{"new content", prev, fetched{"main@sha1:1", "sha256:b", 10, "http://old/b"},
+		{"new content", prev, fetched{Revision: "main@sha1:1", Digest: "sha256:b", Size: 10, URL: "http://old/b"},
 			&meta.Artifact{URL: "http://old/b", Revision: "main@sha1:1", Digest: "sha256:b", Size: &size, LastUpdateTime: t1}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,11 +12,14 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/flotilla-dev/flotilla/fleet/artifact"
+	"github.com/flotilla-dev/flotilla/fleet/registration"
 	"github.com/flotilla-dev/flotilla/fleet/version"
 	"github.com/flotilla-dev/flotilla/spoke/agent"
+	"github.com/flotilla-dev/flotilla/spoke/bootstrap"
 )
 
 func main() {
@@ -25,6 +28,8 @@ func main() {
 		hubKubeconfig string
 		kubeconfig    string
 		trustedKeys   string
+		bootstrapMode bool
+		bootstrapNS   string
 	)
 	// An own flag set: controller-runtime registers its own --kubeconfig on the global one.
 	fs := flag.NewFlagSet("flotilla-agent", flag.ExitOnError)
@@ -38,6 +43,8 @@ func main() {
 	fs.StringVar(&opts.HealthAddr, "health-addr", "0", `/healthz and /readyz listen address; "0" turns it off`)
 	fs.DurationVar(&opts.HeartbeatInterval, "heartbeat-interval", 10*time.Second, "time between renewals of the agent's Lease on the hub")
 	fs.DurationVar(&opts.ResyncInterval, "resync-interval", 5*time.Minute, "time between re-applies of an unchanged Assignment")
+	fs.BoolVar(&bootstrapMode, "bootstrap", false, "register with the bootstrap token in the spoke Secret flotilla-agent-bootstrap and keep the credential in flotilla-agent-hub; --cluster-name, --hub-kubeconfig and --trusted-keys then come from the hub")
+	fs.StringVar(&bootstrapNS, "bootstrap-namespace", registration.SpokeNamespace, "namespace of the bootstrap and credential Secrets on the spoke")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
@@ -48,6 +55,13 @@ func main() {
 		return
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	if bootstrapMode {
+		if err := runBootstrap(&opts, kubeconfig, bootstrapNS); err != nil {
+			fmt.Fprintln(os.Stderr, "flotilla-agent:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(&opts, hubKubeconfig, kubeconfig, trustedKeys); err != nil {
 		fmt.Fprintln(os.Stderr, "flotilla-agent:", err)
 		os.Exit(1)
@@ -82,4 +96,29 @@ func run(opts *agent.Options, hubKubeconfig, kubeconfig, trustedKeys string) err
 	defer stop()
 	opts.Logger = ctrl.Log.WithName("agent")
 	return agent.Run(ctx, *opts)
+}
+
+// runBootstrap is how the installed Deployment runs the agent: the hub credential,
+// cluster name and trusted keys come from registration, not from flags.
+func runBootstrap(opts *agent.Options, kubeconfig, namespace string) error {
+	var err error
+	if kubeconfig != "" {
+		opts.SpokeConfig, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	} else {
+		opts.SpokeConfig, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return fmt.Errorf("spoke config: %w", err)
+	}
+	spoke, err := client.New(opts.SpokeConfig, client.Options{})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	opts.Logger = ctrl.Log.WithName("agent")
+	return bootstrap.Run(ctx, bootstrap.RunOptions{
+		Options: bootstrap.Options{Spoke: spoke, Namespace: namespace, Log: ctrl.Log.WithName("bootstrap")},
+		Agent:   *opts,
+	})
 }

@@ -1,0 +1,15 @@
+package v1alpha1
+
+// Condition reasons of the source kinds, next to the shared ones in api/meta.
+const (
+	// OCIPullFailedReason: listing tags or pulling the OCI artifact failed.
+	OCIPullFailedReason = "OCIPullFailed"
+	// AuthenticationFailedReason: the server refused the credentials of spec.secretRef,
+	// or the Secret does not hold usable ones.
+	AuthenticationFailedReason = "AuthenticationFailed"
+	// InvalidArtifactReason: what the server returned is not a usable artifact (an OCI
+	// layer that is not a tar.gz of plain files, an index.yaml that does not parse).
+	InvalidArtifactReason = "InvalidArtifact"
+	// IndexationFailedReason: the Helm repository index could not be fetched.
+	IndexationFailedReason = "IndexationFailed"
+)

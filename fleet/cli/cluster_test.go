@@ -1,0 +1,107 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
+	"github.com/flotilla-dev/flotilla/fleet/registration"
+	"github.com/flotilla-dev/flotilla/hub/manager"
+	hubreg "github.com/flotilla-dev/flotilla/hub/registration"
+	"github.com/flotilla-dev/flotilla/test/env"
+)
+
+// runCluster runs one command line as typed, without a --kubeconfig added in front:
+// in cluster commands that flag names the spoke.
+func runCluster(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := NewRootCommand()
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), errOut.String(), err
+}
+
+// TestClusterCommands: add prints or applies the agent install with a fresh token,
+// revoke drops the token, remove deregisters the cluster and uninstalls the agent.
+// No hub runs here: the commands only talk to the API servers.
+func TestClusterCommands(t *testing.T) {
+	ctx := context.Background()
+	hubCP := env.StartControlPlane(t, "hub", true)
+	spokeCP := env.StartControlPlane(t, "edge-1", false)
+	dir := t.TempDir()
+	hubKC, spokeKC := filepath.Join(dir, "hub.kubeconfig"), filepath.Join(dir, "edge-1.kubeconfig")
+	if err := hubCP.WriteKubeconfig(hubKC); err != nil {
+		t.Fatal(err)
+	}
+	if err := spokeCP.WriteKubeconfig(spokeKC); err != nil {
+		t.Fatal(err)
+	}
+	hub, spoke := hubCP.Client(), spokeCP.Client()
+	if err := hub.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: manager.DefaultSystemNamespace}}); err != nil {
+		t.Fatal(err)
+	}
+	// What a running hub publishes.
+	if err := hubreg.PublishHubInfo(ctx, hub, manager.DefaultSystemNamespace, hubreg.HubInfo{Server: hubCP.URL(), RegistrationURL: "http://127.0.0.1:1/register"}); err != nil {
+		t.Fatal(err)
+	}
+	tokenKey := client.ObjectKey{Namespace: manager.DefaultSystemNamespace, Name: hubreg.BootstrapTokenSecretName("edge-1")}
+
+	out, _, err := runCluster(t, "cluster", "add", "edge-1", "--label", "env=edge", "--hub-kubeconfig", hubKC, "--ttl", "10m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"kind: Deployment", "name: " + registration.BootstrapSecretName, `verbs: ["impersonate"]`, "--bootstrap"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("printed manifests lack %q:\n%s", want, out)
+		}
+	}
+	var cl fleetv1.Cluster
+	if err := hub.Get(ctx, client.ObjectKey{Name: "edge-1"}, &cl); err != nil || cl.Labels["env"] != "edge" {
+		t.Fatalf("Cluster edge-1: %v, labels %v", err, cl.Labels)
+	}
+	if err := hub.Get(ctx, tokenKey, &corev1.Secret{}); err != nil {
+		t.Fatalf("bootstrap token: %v", err)
+	}
+
+	if _, _, err := runCluster(t, "cluster", "add", "edge-1", "--hub-kubeconfig", hubKC, "--kubeconfig", hubKC); err == nil || !strings.Contains(err.Error(), "is the hub") {
+		t.Errorf("installing into the hub: want refused, got %v", err)
+	}
+	if _, _, err := runCluster(t, "cluster", "add", "edge-1", "--hub-kubeconfig", hubKC, "--kubeconfig", spokeKC); err != nil {
+		t.Fatal(err)
+	}
+	var bs corev1.Secret
+	if err := spoke.Get(ctx, client.ObjectKey{Namespace: registration.SpokeNamespace, Name: registration.BootstrapSecretName}, &bs); err != nil {
+		t.Fatalf("bootstrap Secret on the spoke: %v", err)
+	}
+	if string(bs.Data[registration.BootstrapKeyCluster]) != "edge-1" || len(bs.Data[registration.BootstrapKeyToken]) == 0 {
+		t.Errorf("bootstrap Secret data: %v", bs.Data)
+	}
+
+	if _, _, err := runCluster(t, "cluster", "revoke", "edge-1", "--hub-kubeconfig", hubKC); err != nil {
+		t.Fatal(err)
+	}
+	if err := hub.Get(ctx, tokenKey, &corev1.Secret{}); !apierrors.IsNotFound(err) {
+		t.Errorf("bootstrap token after revoke: want NotFound, got %v", err)
+	}
+
+	if _, _, err := runCluster(t, "cluster", "remove", "edge-1", "--hub-kubeconfig", hubKC, "--kubeconfig", spokeKC); err != nil {
+		t.Fatal(err)
+	}
+	if err := hub.Get(ctx, client.ObjectKey{Name: "edge-1"}, &fleetv1.Cluster{}); !apierrors.IsNotFound(err) {
+		t.Errorf("Cluster after remove: want NotFound, got %v", err)
+	}
+	if err := spoke.Get(ctx, client.ObjectKeyFromObject(&bs), &corev1.Secret{}); !apierrors.IsNotFound(err) {
+		t.Errorf("bootstrap Secret after remove: want NotFound, got %v", err)
+	}
+}

@@ -1,0 +1,168 @@
+package artifactauth
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
+	"github.com/flotilla-dev/flotilla/fleet/registration"
+	"github.com/flotilla-dev/flotilla/hub/storage"
+)
+
+// DefaultCacheTTL is how long a token's review is reused. It bounds how long a
+// revoked credential may still download artifacts it was already assigned.
+const DefaultCacheTTL = 10 * time.Second
+
+// Guard wraps the artifact handler with authentication and authorization.
+type Guard struct {
+	// Reviewer creates TokenReviews on the hub's API server (a direct client).
+	Reviewer client.Client
+	// Assignments reads Assignments; the hub manager's cache serves it cheaply.
+	Assignments client.Reader
+	// CacheTTL is how long a review is reused; DefaultCacheTTL when zero, negative
+	// turns the cache off.
+	CacheTTL time.Duration
+	Log      logr.Logger
+
+	mu    sync.Mutex
+	cache map[[32]byte]review
+}
+
+type review struct {
+	cluster string
+	err     error
+	expires time.Time
+}
+
+// Wrap returns next guarded.
+func (g *Guard) Wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := bearer(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="flotilla"`)
+			http.Error(w, "an agent's hub credential is required", http.StatusUnauthorized)
+			return
+		}
+		cluster, err := g.authenticate(r.Context(), token)
+		var transient *transientError
+		if errors.As(err, &transient) {
+			g.Log.Error(err, "cannot authenticate artifact request")
+			http.Error(w, "cannot check the credential now", http.StatusServiceUnavailable)
+			return
+		}
+		if err != nil {
+			g.Log.V(1).Info("artifact request not authenticated", "path", r.URL.Path, "reason", err.Error())
+			w.Header().Set("WWW-Authenticate", `Bearer realm="flotilla", error="invalid_token"`)
+			http.Error(w, "credential refused", http.StatusUnauthorized)
+			return
+		}
+		digest, ok := digestOf(r.URL.Path)
+		if !ok {
+			next.ServeHTTP(w, r) // the store answers 400 for a malformed name
+			return
+		}
+		allowed, err := g.assigned(r.Context(), cluster, digest)
+		if err != nil {
+			http.Error(w, "cannot check assignments", http.StatusServiceUnavailable)
+			return
+		}
+		if !allowed {
+			g.Log.Info("artifact refused: not assigned to the cluster", "cluster", cluster, "digest", digest)
+			http.Error(w, "artifact not assigned to cluster "+cluster, http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+func digestOf(path string) (string, bool) {
+	name, ok := strings.CutPrefix(path, storage.PathPrefix)
+	if !ok {
+		return "", false
+	}
+	hex, ok := strings.CutSuffix(name, ".tar.gz")
+	d := "sha256:" + hex
+	return d, ok && storage.ValidDigest(d)
+}
+
+// authenticate maps a token to the cluster whose agent it belongs to.
+func (g *Guard) authenticate(ctx context.Context, token string) (string, error) {
+	key := sha256.Sum256([]byte(token))
+	now := time.Now()
+	ttl := g.CacheTTL
+	if ttl == 0 {
+		ttl = DefaultCacheTTL
+	}
+	if ttl > 0 {
+		g.mu.Lock()
+		rv, ok := g.cache[key]
+		g.mu.Unlock()
+		if ok && now.Before(rv.expires) {
+			return rv.cluster, rv.err
+		}
+	}
+	cluster, err := g.review(ctx, token)
+	var transient *transientError
+	if ttl > 0 && !errors.As(err, &transient) {
+		g.mu.Lock()
+		if g.cache == nil {
+			g.cache = map[[32]byte]review{}
+		}
+		// Expired entries go on every write, so the map stays as small as the fleet.
+		for k, v := range g.cache {
+			if now.After(v.expires) {
+				delete(g.cache, k)
+			}
+		}
+		g.cache[key] = review{cluster: cluster, err: err, expires: now.Add(ttl)}
+		g.mu.Unlock()
+	}
+	return cluster, err
+}
+
+type transientError struct{ error }
+
+func (g *Guard) review(ctx context.Context, token string) (string, error) {
+	tr := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}
+	if err := g.Reviewer.Create(ctx, tr); err != nil {
+		return "", &transientError{fmt.Errorf("token review: %w", err)}
+	}
+	if !tr.Status.Authenticated {
+		return "", fmt.Errorf("token not authenticated: %s", tr.Status.Error)
+	}
+	return registration.ClusterFromUsername(tr.Status.User.Username)
+}
+
+// assigned reports whether an Assignment of the cluster points at digest.
+func (g *Guard) assigned(ctx context.Context, cluster, digest string) (bool, error) {
+	var list fleetv1.AssignmentList
+	if err := g.Assignments.List(ctx, &list, client.InNamespace(fleetv1.ClusterNamespace(cluster))); err != nil {
+		return false, err
+	}
+	for i := range list.Items {
+		if list.Items[i].Spec.Artifact.Digest == digest {
+			return true, nil
+		}
+	}
+	return false, nil
+}

@@ -1,0 +1,92 @@
+package manager
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/flotilla-dev/flotilla/fleet/artifact"
+	fregistration "github.com/flotilla-dev/flotilla/fleet/registration"
+	"github.com/flotilla-dev/flotilla/hub/artifactauth"
+	"github.com/flotilla-dev/flotilla/hub/capi"
+	"github.com/flotilla-dev/flotilla/hub/registration"
+	"github.com/flotilla-dev/flotilla/hub/storage"
+)
+
+// artifactMux serves, on the artifact listener, the artifacts (guarded unless
+// opts.AnonymousArtifacts) and the registration endpoint, and publishes where spokes reach
+// the hub for `flotilla cluster add`.
+func artifactMux(ctx context.Context, mgr ctrl.Manager, direct client.Client, store *storage.Store, baseURL string, publicKeys func() []ed25519.PublicKey, opts Options) (http.Handler, error) {
+	server, caData := opts.HubServer, opts.HubCAData
+	if server == "" {
+		server = opts.Config.Host
+	}
+	if len(caData) == 0 {
+		caData = opts.Config.CAData
+		if len(caData) == 0 && opts.Config.CAFile != "" {
+			b, err := os.ReadFile(opts.Config.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("hub CA: %w", err)
+			}
+			caData = b
+		}
+	}
+	info := registration.HubInfo{
+		Server:          server,
+		CAData:          caData,
+		RegistrationURL: strings.TrimSuffix(baseURL, "/") + fregistration.Path,
+	}
+	if err := registration.PublishHubInfo(ctx, direct, opts.SystemNamespace, info); err != nil {
+		return nil, fmt.Errorf("publishing hub info: %w", err)
+	}
+
+	log := mgr.GetLogger()
+	mux := http.NewServeMux()
+	var artifacts http.Handler = store.Handler()
+	if !opts.AnonymousArtifacts {
+		artifacts = (&artifactauth.Guard{Reviewer: direct, Assignments: mgr.GetClient(), Log: log.WithName("artifactauth")}).Wrap(artifacts)
+	}
+	mux.Handle(storage.PathPrefix, artifacts)
+	mux.Handle(fregistration.Path, &registration.Server{
+		Client:          direct,
+		SystemNamespace: opts.SystemNamespace,
+		HubServer:       server,
+		HubCAData:       caData,
+		TrustedKeys: func(context.Context) (string, error) {
+			pem, err := artifact.MarshalPublicKeys(publicKeys()...)
+			return string(pem), err
+		},
+		Log: log.WithName("registration"),
+	})
+	return mux, nil
+}
+
+// setupClusterAPI registers Cluster API workload clusters automatically when the hub
+// serves CAPI's v1beta2 Cluster; a hub without Cluster API does without. The check is
+// made once, at start: installing Cluster API later needs a hub restart.
+func setupClusterAPI(mgr ctrl.Manager, opts Options) error {
+	if !capi.Available(mgr.GetRESTMapper()) {
+		return nil
+	}
+	if err := capi.AddToScheme(mgr.GetScheme()); err != nil {
+		return err
+	}
+	image := opts.AgentImage
+	if image == "" {
+		image = registration.DefaultAgentImage
+	}
+	mgr.GetLogger().Info("Cluster API found: workload clusters are registered automatically")
+	return (&capi.Reconciler{
+		Client:          mgr.GetClient(),
+		Reader:          mgr.GetAPIReader(),
+		SystemNamespace: opts.SystemNamespace,
+		Image:           image,
+		Recorder:        mgr.GetEventRecorder("flotilla-capi"),
+	}).SetupWithManager(mgr)
+}

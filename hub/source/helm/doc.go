@@ -1,0 +1,4 @@
+// Package helm is the HelmRepository controller: for a default (HTTP) repository it
+// downloads index.yaml, checks that it parses, and stores it as an artifact; for an
+// oci repository it checks the URL, since charts are pulled from it one by one.
+package helm

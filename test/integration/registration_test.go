@@ -1,0 +1,355 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/flotilla-dev/flotilla/api"
+	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
+	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
+	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
+	"github.com/flotilla-dev/flotilla/fleet/devenv"
+	"github.com/flotilla-dev/flotilla/fleet/registration"
+	"github.com/flotilla-dev/flotilla/hub/manager"
+	hubreg "github.com/flotilla-dev/flotilla/hub/registration"
+	"github.com/flotilla-dev/flotilla/spoke/agent"
+	"github.com/flotilla-dev/flotilla/spoke/bootstrap"
+	"github.com/flotilla-dev/flotilla/test/env"
+	"github.com/flotilla-dev/flotilla/test/gitserver"
+)
+
+// regAgents runs agents the way the installed Deployment does (flotilla-agent
+// --bootstrap), in this process: the test spokes have no kubelet to run the pod.
+type regAgents struct {
+	t     *testing.T
+	fleet *env.Fleet
+	mu    sync.Mutex
+	stop  map[string]func()
+}
+
+func (a *regAgents) start(name string) {
+	a.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	sp := a.fleet.Spoke(name)
+	go func() {
+		done <- bootstrap.Run(ctx, bootstrap.RunOptions{
+			Options: bootstrap.Options{Spoke: sp.Client(), Log: env.Log().WithName("bootstrap")},
+			Agent: agent.Options{
+				SpokeConfig:       sp.Config(),
+				StateDir:          a.t.TempDir(),
+				HeartbeatInterval: 2 * time.Second,
+				Logger:            env.Log().WithName("agent"),
+			},
+			CheckInterval: time.Second,
+		})
+	}()
+	a.mu.Lock()
+	a.stop[name] = func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				a.t.Errorf("agent of %s: %v", name, err)
+			}
+		case <-time.After(30 * time.Second):
+			a.t.Errorf("agent of %s did not stop", name)
+		}
+	}
+	a.mu.Unlock()
+}
+
+func (a *regAgents) stopAll() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, stop := range a.stop {
+		stop()
+	}
+}
+
+// startTokenFleet starts a hub that guards its artifacts and spokes whose agents
+// register with bootstrap tokens, as `flotilla cluster add --kubeconfig` installs them.
+func startTokenFleet(t *testing.T, spokes int) (*env.Fleet, *regAgents) {
+	t.Helper()
+	fleet := env.StartFleet(t, spokes, env.WithoutAgents(), env.With(func(o *devenv.Options) {
+		o.Hub = func(h *manager.Options) { h.AnonymousArtifacts = false }
+	}))
+	agents := &regAgents{t: t, fleet: fleet, stop: map[string]func(){}}
+	t.Cleanup(agents.stopAll)
+	for _, name := range fleet.Spokes() {
+		installAgent(t, fleet, name)
+		agents.start(name)
+	}
+	for _, name := range fleet.Spokes() {
+		env.WaitReady(t, fleet.HubClient(), &fleetv1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: name}})
+	}
+	return fleet, agents
+}
+
+// installAgent does what `flotilla cluster add NAME --kubeconfig` does.
+func installAgent(t *testing.T, fleet *env.Fleet, name string) hubreg.InstallValues {
+	t.Helper()
+	ctx := context.Background()
+	vals, err := hubreg.PrepareCluster(ctx, fleet.HubClient(), manager.DefaultSystemNamespace, name, nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hubreg.ApplyInstall(ctx, fleet.SpokeClient(name), vals); err != nil {
+		t.Fatal(err)
+	}
+	return vals
+}
+
+// credential is the hub credential an agent stored on its spoke.
+func credential(t *testing.T, fleet *env.Fleet, name string) *bootstrap.Credential {
+	t.Helper()
+	cred, err := bootstrap.Load(context.Background(), bootstrap.Options{Spoke: fleet.SpokeClient(name)})
+	if err != nil {
+		t.Fatalf("credential of %s: %v", name, err)
+	}
+	return cred
+}
+
+func credClient(t *testing.T, cred *bootstrap.Credential) client.Client {
+	t.Helper()
+	c, err := client.New(cred.RESTConfig(), client.Options{Scheme: api.NewScheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func getArtifact(t *testing.T, url, token string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func clusterAssignment(t *testing.T, hub client.Client, cluster, ks string) *fleetv1.Assignment {
+	t.Helper()
+	a := &fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{Namespace: fleetv1.ClusterNamespace(cluster), Name: "ks.default." + ks}}
+	env.WaitFor(t, hub, a, func(a *fleetv1.Assignment) error {
+		if a.Spec.Artifact.Digest == "" {
+			return errors.New("no artifact yet")
+		}
+		return nil
+	})
+	return a
+}
+
+// TestTokenRegistration: agents registered with bootstrap tokens receive their
+// deployments; each credential reaches only its own cluster's namespace and
+// artifacts; a revoked credential reaches nothing; rotation brings an agent back.
+func TestTokenRegistration(t *testing.T) {
+	ctx := context.Background()
+	fleet, _ := startTokenFleet(t, 3)
+	hub := fleet.HubClient()
+
+	// The hub keeps no token in clear, and a used token is gone.
+	var tokens corev1.SecretList
+	if err := hub.List(ctx, &tokens, client.InNamespace(manager.DefaultSystemNamespace), client.HasLabels{hubreg.ClusterLabel}); err != nil {
+		t.Fatal(err)
+	}
+	if len(tokens.Items) != 0 {
+		t.Errorf("bootstrap tokens left after registration: %d", len(tokens.Items))
+	}
+
+	git := gitserver.New(t)
+	repo := git.CreateRepo("reg")
+	repo.Write(map[string]string{
+		"all/kustomization.yaml": kustomization("ns.yaml", "a.yaml"),
+		"all/ns.yaml":            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + appNS + "\n",
+		"all/a.yaml":             configMap("reg-all", "everyone"),
+		"one/kustomization.yaml": kustomization("ns.yaml", "b.yaml"),
+		"one/ns.yaml":            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + appNS + "\n",
+		"one/b.yaml":             configMap("reg-one", "only spoke-1"),
+	})
+	if err := hub.Create(ctx, &sourcev1.GitRepository{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "reg"},
+		Spec:       sourcev1.GitRepositorySpec{URL: repo.URL(), Ref: &sourcev1.GitRepositoryRef{Branch: "main"}, Interval: metav1.Duration{Duration: time.Hour}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for name, sel := range map[string]*metav1.LabelSelector{
+		"reg-all": {MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "name", Operator: metav1.LabelSelectorOpExists}}},
+		"reg-one": {MatchLabels: map[string]string{"name": "spoke-1"}},
+	} {
+		path := "./all"
+		if name == "reg-one" {
+			path = "./one"
+		}
+		if err := hub.Create(ctx, &deliveryv1.Kustomization{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+			Spec: deliveryv1.KustomizationSpec{
+				SourceRef: deliveryv1.SourceReference{Kind: sourcev1.GitRepositoryKind, Name: "reg"},
+				Path:      path, Prune: true, Interval: metav1.Duration{Duration: time.Hour},
+				Placement: deliveryv1.Placement{ClusterSelector: sel},
+			},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("token-registered clusters receive their deployments", func(t *testing.T) {
+		for _, name := range fleet.Spokes() {
+			wantValue(t, fleet.SpokeClient(name), name, "reg-all", "everyone")
+		}
+		wantValue(t, fleet.SpokeClient("spoke-1"), "spoke-1", "reg-one", "only spoke-1")
+	})
+
+	cred1, cred2 := credential(t, fleet, "spoke-1"), credential(t, fleet, "spoke-2")
+
+	t.Run("a credential reaches only its own namespace", func(t *testing.T) {
+		c1 := credClient(t, cred1)
+		var own fleetv1.AssignmentList
+		if err := c1.List(ctx, &own, client.InNamespace(fleetv1.ClusterNamespace("spoke-1"))); err != nil {
+			t.Fatalf("list own assignments: %v", err)
+		}
+		other := clusterAssignment(t, hub, "spoke-2", "reg-all")
+		var list fleetv1.AssignmentList
+		if err := c1.List(ctx, &list, client.InNamespace(other.Namespace)); !apierrors.IsForbidden(err) {
+			t.Errorf("list another cluster's assignments: want Forbidden, got %v", err)
+		}
+		if err := c1.Get(ctx, client.ObjectKeyFromObject(other), &fleetv1.Assignment{}); !apierrors.IsForbidden(err) {
+			t.Errorf("get another cluster's assignment: want Forbidden, got %v", err)
+		}
+		patch := []byte(`{"status":{"message":"written by spoke-1"}}`)
+		if err := c1.Status().Patch(ctx, other.DeepCopy(), client.RawPatch("application/merge-patch+json", patch)); !apierrors.IsForbidden(err) {
+			t.Errorf("patch another cluster's assignment status: want Forbidden, got %v", err)
+		}
+		if err := c1.List(ctx, &fleetv1.ClusterList{}); !apierrors.IsForbidden(err) {
+			t.Errorf("list Clusters: want Forbidden, got %v", err)
+		}
+	})
+
+	t.Run("artifacts only with the right credential", func(t *testing.T) {
+		one := clusterAssignment(t, hub, "spoke-1", "reg-one")
+		url := one.Spec.Artifact.URL
+		if got := getArtifact(t, url, ""); got != http.StatusUnauthorized {
+			t.Errorf("no credential: got %d, want 401", got)
+		}
+		if got := getArtifact(t, url, "not-a-token"); got != http.StatusUnauthorized {
+			t.Errorf("bogus credential: got %d, want 401", got)
+		}
+		if got := getArtifact(t, url, cred1.Token); got != http.StatusOK {
+			t.Errorf("own credential: got %d, want 200", got)
+		}
+		if got := getArtifact(t, url, cred2.Token); got != http.StatusForbidden {
+			t.Errorf("another cluster's credential: got %d, want 403", got)
+		}
+		unassigned := url[:strings.LastIndex(url, "/")+1] + strings.Repeat("ab", 32) + ".tar.gz"
+		if got := getArtifact(t, unassigned, cred1.Token); got != http.StatusForbidden {
+			t.Errorf("unassigned digest: got %d, want 403", got)
+		}
+	})
+
+	t.Run("a bootstrap token works once", func(t *testing.T) {
+		vals, err := hubreg.PrepareCluster(ctx, hub, manager.DefaultSystemNamespace, "spoke-2", nil, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(registration.Request{Cluster: "spoke-1", Token: vals.Token})
+		if code := postRegister(t, vals.RegistrationURL, body); code != http.StatusUnauthorized {
+			t.Errorf("token of spoke-2 for spoke-1: got %d, want 401", code)
+		}
+		body, _ = json.Marshal(registration.Request{Cluster: "spoke-2", Token: vals.Token})
+		if code := postRegister(t, vals.RegistrationURL, body); code != http.StatusOK {
+			t.Fatalf("first use: got %d, want 200", code)
+		}
+		if code := postRegister(t, vals.RegistrationURL, body); code != http.StatusUnauthorized {
+			t.Errorf("second use: got %d, want 401", code)
+		}
+		expired, _, err := hubreg.IssueBootstrapToken(ctx, hub, manager.DefaultSystemNamespace, "spoke-2", time.Nanosecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		body, _ = json.Marshal(registration.Request{Cluster: "spoke-2", Token: expired})
+		if code := postRegister(t, vals.RegistrationURL, body); code != http.StatusUnauthorized {
+			t.Errorf("expired token: got %d, want 401", code)
+		}
+	})
+
+	t.Run("a revoked credential reaches nothing; rotation brings the agent back", func(t *testing.T) {
+		cred3 := credential(t, fleet, "spoke-3")
+		c3 := credClient(t, cred3)
+		url := clusterAssignment(t, hub, "spoke-3", "reg-all").Spec.Artifact.URL
+		if err := hubreg.Revoke(ctx, hub, manager.DefaultSystemNamespace, "spoke-3"); err != nil {
+			t.Fatal(err)
+		}
+		env.Eventually(t, "the revoked credential to be refused", func() error {
+			err := c3.List(ctx, &fleetv1.AssignmentList{}, client.InNamespace(fleetv1.ClusterNamespace("spoke-3")))
+			if !apierrors.IsUnauthorized(err) {
+				return fmt.Errorf("list assignments: want Unauthorized, got %v", err)
+			}
+			if got := getArtifact(t, url, cred3.Token); got != http.StatusUnauthorized {
+				return fmt.Errorf("artifact: got %d, want 401", got)
+			}
+			return nil
+		})
+
+		// `flotilla cluster rotate spoke-3 --kubeconfig …`: a new token on the spoke;
+		// the running agent notices the 401 and registers again with it.
+		installAgent(t, fleet, "spoke-3")
+		env.Eventually(t, "spoke-3 to hold a new credential", func() error {
+			cred, err := bootstrap.Load(ctx, bootstrap.Options{Spoke: fleet.SpokeClient("spoke-3")})
+			if err != nil {
+				return err
+			}
+			if cred.Token == cred3.Token {
+				return errors.New("still the revoked one")
+			}
+			return nil
+		})
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: appNS, Name: "reg-all"}}
+		if err := fleet.SpokeClient("spoke-3").Delete(ctx, cm); err != nil {
+			t.Fatal(err)
+		}
+		// The agent re-applies on its resync or when the Assignment changes; ask for it.
+		a := clusterAssignment(t, hub, "spoke-3", "reg-all")
+		before := a.DeepCopy()
+		if a.Annotations == nil {
+			a.Annotations = map[string]string{}
+		}
+		a.Annotations["flotilla.dev/reconcile-requested-at"] = time.Now().String()
+		if err := hub.Patch(ctx, a, client.MergeFrom(before)); err != nil {
+			t.Fatal(err)
+		}
+		wantValue(t, fleet.SpokeClient("spoke-3"), "spoke-3", "reg-all", "everyone")
+		env.WaitReady(t, hub, &fleetv1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "spoke-3"}})
+	})
+}
+
+func postRegister(t *testing.T, url string, body []byte) int {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
