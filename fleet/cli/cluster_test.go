@@ -33,7 +33,7 @@ func runCluster(t *testing.T, args ...string) (string, string, error) {
 }
 
 // TestClusterCommands: add prints or applies the agent install with a fresh token,
-// revoke drops the token, remove deregisters the cluster and uninstalls the agent.
+// rotate replaces it, revoke drops it, remove deregisters the cluster and uninstalls the agent.
 // No hub runs here: the commands only talk to the API servers.
 func TestClusterCommands(t *testing.T) {
 	ctx := context.Background()
@@ -86,6 +86,21 @@ func TestClusterCommands(t *testing.T) {
 	}
 	if string(bs.Data[registration.BootstrapKeyCluster]) != "edge-1" || len(bs.Data[registration.BootstrapKeyToken]) == 0 {
 		t.Errorf("bootstrap Secret data: %v", bs.Data)
+	}
+
+	// rotate: a new token on the spoke, the old one refused on the hub.
+	if _, _, err := runCluster(t, "cluster", "rotate", "edge-1", "--hub-kubeconfig", hubKC, "--kubeconfig", spokeKC); err != nil {
+		t.Fatal(err)
+	}
+	var rotated corev1.Secret
+	if err := spoke.Get(ctx, client.ObjectKeyFromObject(&bs), &rotated); err != nil {
+		t.Fatal(err)
+	}
+	if string(rotated.Data[registration.BootstrapKeyToken]) == string(bs.Data[registration.BootstrapKeyToken]) {
+		t.Error("rotate left the old bootstrap token on the spoke")
+	}
+	if _, _, err := runCluster(t, "cluster", "rotate", "nope", "--hub-kubeconfig", hubKC); err == nil {
+		t.Error("rotating an unknown cluster succeeded")
 	}
 
 	if _, _, err := runCluster(t, "cluster", "revoke", "edge-1", "--hub-kubeconfig", hubKC); err != nil {

@@ -2,7 +2,7 @@
 // private keys that never leave it.
 //
 // It reads the SOPS format itself (metadata, AES-GCM values, MAC) and uses only the
-// age and Shamir packages of github.com/getsops/sops/v3: the rest of sops (its tree,
+// age, shamir and logging packages of github.com/getsops/sops/v3: the rest of sops (its tree,
 // stores and key services) links every cloud KMS SDK, which the agent must not carry.
 // Cloud KMS keys (AWS, GCP, Azure, Vault) are therefore not supported on the spoke.
 package sops

@@ -53,7 +53,21 @@ func Build(files map[string][]byte, dir string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return m.AsYaml()
+	// Write each object from its YAML node rather than through JSON (as AsYaml does),
+	// so that key order and quoting survive: SOPS MACs depend on the order, and a
+	// quoted "${port}" must stay a string after substitution on the spoke.
+	var out bytes.Buffer
+	for i, r := range m.Resources() {
+		if i > 0 {
+			out.WriteString("---\n")
+		}
+		s, err := r.RNode.String()
+		if err != nil {
+			return nil, err
+		}
+		out.WriteString(s)
+	}
+	return out.Bytes(), nil
 }
 
 func hasKustomization(fs filesys.FileSystem, dir string) bool {

@@ -84,3 +84,21 @@ func TestBuildErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestBuildKeepsKeyOrderAndQuotes(t *testing.T) {
+	files := map[string][]byte{
+		"kustomization.yaml": []byte("resources: [cm.yaml]\n"),
+		"cm.yaml":            []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  zeta: \"${port}\"\n  alpha: plain\n"),
+	}
+	out, err := Build(files, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(out)
+	if !strings.Contains(s, `zeta: "${port}"`) {
+		t.Fatalf("quotes lost:\n%s", s)
+	}
+	if strings.Index(s, "zeta") > strings.Index(s, "alpha") {
+		t.Fatalf("keys reordered:\n%s", s)
+	}
+}
