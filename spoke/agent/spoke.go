@@ -14,6 +14,12 @@ import (
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 )
 
+// Client-side rate limits of the agent's spoke clients, when its config sets none.
+const (
+	spokeQPS   = 100
+	spokeBurst = 200
+)
+
 // spoke reaches the cluster the agent runs on. Each Assignment gets the client of
 // the identity it names, so that a tenant's objects are written with its rights.
 type spoke struct {
@@ -28,6 +34,12 @@ type spoke struct {
 }
 
 func newSpoke(cfg *rest.Config, scheme *runtime.Scheme) (*spoke, error) {
+	// client-go's default of 5 requests per second makes a 1,000-object apply take
+	// minutes; the agent talks to its own, local API server.
+	if cfg.QPS == 0 {
+		cfg = rest.CopyConfig(cfg)
+		cfg.QPS, cfg.Burst = spokeQPS, spokeBurst
+	}
 	httpClient, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("spoke client: %w", err)

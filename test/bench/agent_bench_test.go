@@ -203,7 +203,11 @@ func BenchmarkAgent(b *testing.B) {
 				return
 			}
 			if time.Now().After(deadline) {
-				b.Fatalf("%d of %d Assignments Ready after %s (%v); agent log in %s", n, want, timeout, err, dir)
+				log, _ := os.ReadFile(filepath.Join(dir, "agent.log"))
+				if len(log) > 4000 {
+					log = log[len(log)-4000:]
+				}
+				b.Fatalf("%d of %d Assignments Ready after %s (%v); agent log ends:\n%s", n, want, timeout, err, log)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -212,7 +216,7 @@ func BenchmarkAgent(b *testing.B) {
 	b.ResetTimer()
 	began = time.Now()
 	create("first", "first", arts.add(b, configMaps("first", 1000)))
-	waitReady(1, 5*time.Minute)
+	waitReady(1, 3*time.Minute)
 	first := time.Since(began)
 
 	began = time.Now()
