@@ -16,8 +16,8 @@ import (
 
 // Client-side rate limits of the agent's spoke clients, when its config sets none.
 const (
-	spokeQPS   = 100
-	spokeBurst = 200
+	spokeQPS   = 500
+	spokeBurst = 1000
 )
 
 // spoke reaches the cluster the agent runs on. Each Assignment gets the client of

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -219,6 +220,9 @@ func New(c client.Client, fieldOwner string) *Engine {
 // everything else. objs are marked and namespaced in place. A failure of the first
 // stage stops the pass; in the second every object is tried. The Result holds every
 // object that was applied, also when the error is not nil; the error is an *Error.
+// applyWorkers is how many objects the second stage applies at once.
+const applyWorkers = 8
+
 func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, opts Options) (*Result, error) {
 	res := &Result{}
 	var failed []*ObjectError
@@ -246,21 +250,47 @@ func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 		return res, &Error{Failed: []*ObjectError{err}}
 	}
 
-	for _, u := range rest {
-		if err := e.setNamespace(u, opts.TargetNamespace); err != nil {
-			failed = append(failed, &ObjectError{Ref: RefOf(u), Err: err})
-			continue
-		}
-		mark(u, opts.Owner)
-		ch, err := e.applyOne(ctx, u, opts)
-		if err != nil {
-			failed = append(failed, &ObjectError{Ref: RefOf(u), Err: err})
-			if ctx.Err() != nil {
-				break
+	// Once CRDs and Namespaces exist, the remaining objects do not depend on one
+	// another: apply them with a few workers, keeping results in manifest order.
+	changes := make([]*Change, len(rest))
+	errs := make([]*ObjectError, len(rest))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(applyWorkers, len(rest)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				u := rest[i]
+				if err := e.setNamespace(u, opts.TargetNamespace); err != nil {
+					errs[i] = &ObjectError{Ref: RefOf(u), Err: err}
+					continue
+				}
+				mark(u, opts.Owner)
+				ch, err := e.applyOne(ctx, u, opts)
+				if err != nil {
+					errs[i] = &ObjectError{Ref: RefOf(u), Err: err}
+					continue
+				}
+				changes[i] = &ch
 			}
-			continue
+		}()
+	}
+	for i := range rest {
+		if ctx.Err() != nil {
+			break
 		}
-		res.Changes = append(res.Changes, ch)
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for i := range rest {
+		switch {
+		case errs[i] != nil:
+			failed = append(failed, errs[i])
+		case changes[i] != nil:
+			res.Changes = append(res.Changes, *changes[i])
+		}
 	}
 	if len(failed) > 0 {
 		return res, &Error{Failed: failed}
