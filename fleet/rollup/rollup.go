@@ -55,9 +55,11 @@ func FailureMessage(a *fleetv1.Assignment) string {
 }
 
 // Deployment counts a deployment's targeted clusters. assignments are the deployment's
-// Assignments (any cluster); only those of targeted clusters count. Failures are
-// sorted by cluster and cut at meta.MaxFailures.
-func Deployment(targeted []string, assignments []fleetv1.Assignment) (meta.ClusterCounts, []meta.ClusterFailure) {
+// Assignments (any cluster); only those of targeted clusters count. A cluster in
+// silent (its agent's heartbeat is stale) counts as applied at most, never ready: its
+// last report can no longer be trusted. Failures are sorted by cluster and cut at
+// meta.MaxFailures.
+func Deployment(targeted []string, assignments []fleetv1.Assignment, silent map[string]bool) (meta.ClusterCounts, []meta.ClusterFailure) {
 	want := make(map[string]bool, len(targeted))
 	for _, c := range targeted {
 		want[c] = true
@@ -73,7 +75,9 @@ func Deployment(targeted []string, assignments []fleetv1.Assignment) (meta.Clust
 		switch AssignmentState(a) {
 		case Ready:
 			counts.Applied++
-			counts.Ready++
+			if !silent[cluster] {
+				counts.Ready++
+			}
 		case Applied:
 			counts.Applied++
 		case Failed:

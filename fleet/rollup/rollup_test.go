@@ -43,7 +43,7 @@ func TestDeployment(t *testing.T) {
 		asg("e", cur, cur, metav1.ConditionFalse, "unhealthy", false),     // applied and failed
 		asg("untargeted", cur, cur, metav1.ConditionFalse, "ignored", false),
 	}
-	counts, failures := Deployment([]string{"a", "b", "c", "d", "e", "missing"}, list)
+	counts, failures := Deployment([]string{"a", "b", "c", "d", "e", "missing"}, list, nil)
 	want := meta.ClusterCounts{Targeted: 6, Applied: 3, Ready: 1, Failed: 2}
 	if diff := cmp.Diff(want, counts); diff != "" {
 		t.Errorf("counts (-want +got):\n%s", diff)
@@ -62,9 +62,17 @@ func TestDeploymentFailuresBounded(t *testing.T) {
 		names = append(names, n)
 		list = append(list, asg(n, cur, "", metav1.ConditionFalse, "boom", false))
 	}
-	counts, failures := Deployment(names, list)
+	counts, failures := Deployment(names, list, nil)
 	if counts.Failed != 100 || len(failures) != meta.MaxFailures || failures[0].Cluster != "c000" {
 		t.Fatalf("failed=%d failures=%d first=%v", counts.Failed, len(failures), failures[0])
+	}
+}
+
+func TestDeploymentSilentClusterIsNotReady(t *testing.T) {
+	list := []fleetv1.Assignment{asg("a", cur, cur, metav1.ConditionTrue, "ok", false), asg("b", cur, cur, metav1.ConditionTrue, "ok", false)}
+	counts, _ := Deployment([]string{"a", "b"}, list, map[string]bool{"b": true})
+	if diff := cmp.Diff(meta.ClusterCounts{Targeted: 2, Applied: 2, Ready: 1}, counts); diff != "" {
+		t.Error(diff)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -84,7 +85,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&sourcev1.OCIRepository{}, handler.EnqueueRequestsFromMapFunc(r.forSource(sourcev1.OCIRepositoryKind)),
 			builder.WithPredicates(artifactChanged{})).
 		Watches(&fleetv1.Cluster{}, handler.EnqueueRequestsFromMapFunc(r.all),
-			builder.WithPredicates(predicate.Or(predicate.LabelChangedPredicate{}, predicate.GenerationChangedPredicate{}))).
+			builder.WithPredicates(predicate.Or(predicate.LabelChangedPredicate{}, predicate.GenerationChangedPredicate{}, readyChanged{}))).
 		Watches(&fleetv1.ClusterGroup{}, handler.EnqueueRequestsFromMapFunc(r.all),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&fleetv1.Assignment{}, handler.EnqueueRequestsFromMapFunc(forOwner)).
@@ -140,6 +141,25 @@ type artifactChanged struct{ predicate.Funcs }
 
 func (artifactChanged) Update(e event.UpdateEvent) bool {
 	return !equality.Semantic.DeepEqual(sourceArtifact(e.ObjectOld), sourceArtifact(e.ObjectNew))
+}
+
+// readyChanged passes Cluster updates whose Ready status changed (a heartbeat went
+// stale or came back), not every heartbeat.
+type readyChanged struct{ predicate.Funcs }
+
+func (readyChanged) Update(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*fleetv1.Cluster)
+	n, ok2 := e.ObjectNew.(*fleetv1.Cluster)
+	if !ok1 || !ok2 {
+		return false
+	}
+	status := func(c *fleetv1.Cluster) metav1.ConditionStatus {
+		if r := conditions.Get(c, meta.ReadyCondition); r != nil {
+			return r.Status
+		}
+		return ""
+	}
+	return status(o) != status(n)
 }
 
 func sourceArtifact(o client.Object) *meta.Artifact {
@@ -544,8 +564,12 @@ func (r *Reconciler) rollup(ctx context.Context, ks *deliveryv1.Kustomization, t
 		return err
 	}
 	names := make([]string, len(targets))
+	silent := map[string]bool{}
 	for i := range targets {
 		names[i] = targets[i].Name
+		if c := conditions.Get(&targets[i], meta.ReadyCondition); c != nil && c.Status != metav1.ConditionTrue {
+			silent[targets[i].Name] = true
+		}
 	}
 	// Only Assignments carrying the current artifact count towards this revision.
 	current := list.Items[:0]
@@ -554,7 +578,7 @@ func (r *Reconciler) rollup(ctx context.Context, ks *deliveryv1.Kustomization, t
 			current = append(current, a)
 		}
 	}
-	counts, failures := rollup.Deployment(names, current)
+	counts, failures := rollup.Deployment(names, current, silent)
 	ks.Status.Clusters = counts
 	ks.Status.Failures = failures
 	rev := ks.Status.Artifact.Revision
@@ -572,6 +596,9 @@ func (r *Reconciler) rollup(ctx context.Context, ks *deliveryv1.Kustomization, t
 		conditions.MarkFailed(ks, meta.ClustersFailedReason, msg)
 	case counts.Targeted == 0:
 		conditions.MarkReady(ks, meta.SucceededReason, "built revision "+rev+"; no cluster matches the placement")
+	case len(silent) > 0 && counts.Ready+int32(len(silent)) >= counts.Targeted && plan.Waiting == 0:
+		msg := fmt.Sprintf("revision %s is ready on %d of %d clusters; no heartbeat from %s", rev, counts.Ready, counts.Targeted, strings.Join(sortedKeys(silent), ", "))
+		conditions.MarkFailed(ks, meta.HeartbeatStaleReason, msg)
 	case counts.Ready == counts.Targeted:
 		conditions.MarkReady(ks, meta.SucceededReason, fmt.Sprintf("revision %s is ready on %d of %d clusters", rev, counts.Ready, counts.Targeted))
 	default:
@@ -582,6 +609,15 @@ func (r *Reconciler) rollup(ctx context.Context, ks *deliveryv1.Kustomization, t
 		conditions.MarkReconciling(ks, meta.RolloutInProgressReason, msg)
 	}
 	return nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func failureOf(failures []meta.ClusterFailure, cluster string) string {
