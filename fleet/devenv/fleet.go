@@ -371,7 +371,7 @@ func (f *Fleet) StartAgent(name string) error {
 		if err != nil {
 			return fmt.Errorf("credential for the agent of %s: %w", name, err)
 		}
-		opts.HubConfig, opts.TrustedKeys = hubCfg, f.hub.PublicKeys()
+		opts.HubConfig, opts.TrustedKeys, opts.ArtifactCA = hubCfg, f.hub.PublicKeys(), f.hub.ArtifactCA()
 	} else {
 		if err := f.installAgent(name); err != nil {
 			return err

@@ -44,6 +44,8 @@ const (
 	CredentialKeyToken       = "token"
 	CredentialKeyTrustedKeys = "trusted-keys.pem"
 	CredentialKeyExpiration  = "expiration"
+	// CredentialKeyArtifactCA verifies the hub's artifact server (HTTPS).
+	CredentialKeyArtifactCA = "artifactCA.crt"
 )
 
 // Request is what an agent POSTs to Path.
@@ -68,6 +70,8 @@ type Response struct {
 	ExpirationTimestamp string `json:"expirationTimestamp,omitempty"`
 	// TrustedKeys are the PEM public keys that sign the hub's artifacts.
 	TrustedKeys string `json:"trustedKeys"`
+	// ArtifactCA is the PEM CA certificate that verifies the hub's artifact server.
+	ArtifactCA string `json:"artifactCA,omitempty"`
 }
 
 // Error is the body of a refused registration.

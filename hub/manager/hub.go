@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -30,6 +31,7 @@ import (
 // Hub is a running hub.
 type Hub struct {
 	baseURL string
+	caPEM   []byte
 	keyring *signing.Keyring
 	done    chan struct{}
 	err     error
@@ -37,6 +39,10 @@ type Hub struct {
 
 // ArtifactBaseURL is where spokes download artifacts from.
 func (h *Hub) ArtifactBaseURL() string { return h.baseURL }
+
+// ArtifactCA is the PEM CA certificate that verifies the artifact server's HTTPS
+// certificate; agents get it from registration (or the bootstrap Secret).
+func (h *Hub) ArtifactCA() []byte { return h.caPEM }
 
 // PublicKeys are the keys agents must trust to verify this hub's artifacts, the
 // active one first; they change when the keys are rotated or retired.
@@ -88,7 +94,12 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 	}
 	baseURL := opts.ArtifactBaseURL
 	if baseURL == "" {
-		baseURL = "http://" + lis.Addr().String()
+		baseURL = "https://" + lis.Addr().String()
+	}
+	cert, caPEM, err := artifactTLS(ctx, direct, opts.SystemNamespace, artifactHosts(lis.Addr(), baseURL))
+	if err != nil {
+		lis.Close()
+		return nil, fmt.Errorf("artifact server certificate: %w", err)
 	}
 	store, err := storage.New(opts.StorageDir, baseURL)
 	if err != nil {
@@ -109,12 +120,13 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 		lis.Close()
 		return nil, err
 	}
-	handler, err := artifactMux(ctx, mgr, direct, store, baseURL, keyring.PublicKeys, opts)
+	handler, err := artifactMux(ctx, mgr, direct, store, baseURL, caPEM, keyring.PublicKeys, opts)
 	if err != nil {
 		lis.Close()
 		return nil, err
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
 	if err := mgr.Add(runnable(func(ctx context.Context) error {
 		go func() {
 			<-ctx.Done()
@@ -122,7 +134,7 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 			defer cancel()
 			_ = srv.Shutdown(shutdown)
 		}()
-		if err := srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.ServeTLS(lis, "", ""); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil
@@ -146,7 +158,7 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 		return nil, err
 	}
 
-	h := &Hub{baseURL: baseURL, keyring: keyring, done: make(chan struct{})}
+	h := &Hub{baseURL: baseURL, caPEM: caPEM, keyring: keyring, done: make(chan struct{})}
 	go func() {
 		defer close(h.done)
 		h.err = mgr.Start(ctx)

@@ -22,7 +22,7 @@ import (
 // artifactMux serves, on the artifact listener, the artifacts (guarded unless
 // opts.AnonymousArtifacts) and the registration endpoint, and publishes where spokes reach
 // the hub for `flotilla cluster add`.
-func artifactMux(ctx context.Context, mgr ctrl.Manager, direct client.Client, store *storage.Store, baseURL string, publicKeys func() []ed25519.PublicKey, opts Options) (http.Handler, error) {
+func artifactMux(ctx context.Context, mgr ctrl.Manager, direct client.Client, store *storage.Store, baseURL string, caPEM []byte, publicKeys func() []ed25519.PublicKey, opts Options) (http.Handler, error) {
 	server, caData := opts.HubServer, opts.HubCAData
 	if server == "" {
 		server = opts.Config.Host
@@ -41,6 +41,7 @@ func artifactMux(ctx context.Context, mgr ctrl.Manager, direct client.Client, st
 		Server:          server,
 		CAData:          caData,
 		RegistrationURL: strings.TrimSuffix(baseURL, "/") + fregistration.Path,
+		RegistrationCA:  caPEM,
 	}
 	if err := registration.PublishHubInfo(ctx, direct, opts.SystemNamespace, info); err != nil {
 		return nil, fmt.Errorf("publishing hub info: %w", err)
@@ -58,6 +59,7 @@ func artifactMux(ctx context.Context, mgr ctrl.Manager, direct client.Client, st
 		SystemNamespace: opts.SystemNamespace,
 		HubServer:       server,
 		HubCAData:       caData,
+		ArtifactCA:      caPEM,
 		TrustedKeys: func(context.Context) (string, error) {
 			pem, err := artifact.MarshalPublicKeys(publicKeys()...)
 			return string(pem), err

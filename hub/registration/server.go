@@ -45,6 +45,8 @@ type Server struct {
 	// HubServer and HubCAData are what agents use to reach the hub's API server.
 	HubServer string
 	HubCAData []byte
+	// ArtifactCA is the PEM CA that verifies the artifact server's certificate.
+	ArtifactCA []byte
 	// TrustedKeys returns the PEM public keys that sign artifacts.
 	TrustedKeys func(context.Context) (string, error)
 	// CredentialTTL is the lifetime of issued credentials; DefaultCredentialTTL when zero.
@@ -162,6 +164,7 @@ func (s *Server) register(ctx context.Context, req registration.Request) (*regis
 		Token:               tr.Status.Token,
 		ExpirationTimestamp: tr.Status.ExpirationTimestamp.UTC().Format(time.RFC3339),
 		TrustedKeys:         trusted,
+		ArtifactCA:          string(s.ArtifactCA),
 	}, nil
 }
 

@@ -71,11 +71,15 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	transport, err := artifactTransport(opts.HubConfig, opts.ArtifactCA)
+	if err != nil {
+		return err
+	}
 	fetcher, err := fetch.New(fetch.Options{
 		Dir:       filepath.Join(opts.StateDir, "artifacts"),
 		Keys:      keys.set.Keys,
 		Logger:    log.WithName("fetch"),
-		Transport: artifactTransport(opts.HubConfig),
+		Transport: transport,
 	})
 	if err != nil {
 		return err

@@ -23,6 +23,9 @@ type Options struct {
 	SpokeConfig *rest.Config
 	// TrustedKeys verify artifact signatures; nothing is applied without one matching.
 	TrustedKeys []ed25519.PublicKey
+	// ArtifactCA is the PEM CA certificate that verifies the hub's artifact server
+	// (HTTPS); the system roots when empty.
+	ArtifactCA []byte
 	// StateDir keeps the last verified artifact of each Assignment.
 	StateDir string
 	// HeartbeatInterval between renewals of the agent's Lease on the hub; 10s when zero.

@@ -42,7 +42,9 @@ type Credential struct {
 	CAData      []byte
 	Token       string
 	TrustedKeys []byte
-	Expiration  time.Time
+	// ArtifactCA verifies the hub's artifact server.
+	ArtifactCA []byte
+	Expiration time.Time
 }
 
 // RESTConfig reaches the hub with the credential.
@@ -92,6 +94,7 @@ func Load(ctx context.Context, opts Options) (*Credential, error) {
 		CAData:      d[registration.CredentialKeyCA],
 		Token:       string(d[registration.CredentialKeyToken]),
 		TrustedKeys: d[registration.CredentialKeyTrustedKeys],
+		ArtifactCA:  d[registration.CredentialKeyArtifactCA],
 	}
 	cred.Expiration, _ = time.Parse(time.RFC3339, string(d[registration.CredentialKeyExpiration]))
 	if cred.Cluster == "" || cred.Server == "" || cred.Token == "" {
@@ -147,6 +150,11 @@ func Register(ctx context.Context, opts Options) (*Credential, error) {
 		CAData:      resp.CAData,
 		Token:       resp.Token,
 		TrustedKeys: []byte(resp.TrustedKeys),
+		ArtifactCA:  []byte(resp.ArtifactCA),
+	}
+	if len(cred.ArtifactCA) == 0 {
+		// The registration endpoint is on the artifact server: the same CA verifies both.
+		cred.ArtifactCA = d[registration.BootstrapKeyRegistrationCA]
 	}
 	cred.Expiration, _ = time.Parse(time.RFC3339, resp.ExpirationTimestamp)
 	if cred.Server == "" {
@@ -221,6 +229,9 @@ func store(ctx context.Context, opts Options, cred *Credential) error {
 		registration.CredentialKeyCA:          cred.CAData,
 		registration.CredentialKeyToken:       []byte(cred.Token),
 		registration.CredentialKeyTrustedKeys: cred.TrustedKeys,
+	}
+	if len(cred.ArtifactCA) > 0 {
+		data[registration.CredentialKeyArtifactCA] = cred.ArtifactCA
 	}
 	if !cred.Expiration.IsZero() {
 		data[registration.CredentialKeyExpiration] = []byte(cred.Expiration.UTC().Format(time.RFC3339))

@@ -3,6 +3,8 @@ package integration
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -132,7 +134,19 @@ func credClient(t *testing.T, cred *bootstrap.Credential) client.Client {
 	return c
 }
 
-func getArtifact(t *testing.T, url, token string) int {
+// artifactClient trusts only the hub artifact server's CA.
+func artifactClient(t *testing.T, caPEM []byte) *http.Client {
+	t.Helper()
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatalf("artifact server CA is not PEM: %q", caPEM)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+func getArtifact(t *testing.T, ca []byte, url, token string) int {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
@@ -141,7 +155,7 @@ func getArtifact(t *testing.T, url, token string) int {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := artifactClient(t, ca).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,6 +182,7 @@ func TestTokenRegistration(t *testing.T) {
 	ctx := context.Background()
 	fleet, _ := startTokenFleet(t, 3)
 	hub := fleet.HubClient()
+	ca := fleet.HubInstance().ArtifactCA()
 
 	// The hub keeps no token in clear, and a used token is gone.
 	var tokens corev1.SecretList
@@ -246,23 +261,65 @@ func TestTokenRegistration(t *testing.T) {
 		}
 	})
 
+	t.Run("the artifact server speaks only HTTPS, verified by the handed-out CA", func(t *testing.T) {
+		base := fleet.HubInstance().ArtifactBaseURL()
+		host, ok := strings.CutPrefix(base, "https://")
+		if !ok {
+			t.Fatalf("artifact base URL %s is not HTTPS", base)
+		}
+		host = strings.TrimSuffix(host, "/")
+		// Plain HTTP gets no answer from the registration endpoint.
+		resp, err := http.Post("http://"+host+registration.Path, "application/json", strings.NewReader(`{}`))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("plain HTTP to the artifact server: got %d, want a failure", resp.StatusCode)
+			}
+		}
+		// The served certificate verifies with the CA the hub hands out, and not without it.
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(ca) {
+			t.Fatalf("artifact CA is not PEM: %q", ca)
+		}
+		conn, err := tls.Dial("tcp", host, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+		if err != nil {
+			t.Fatalf("TLS with the hub's artifact CA: %v", err)
+		}
+		conn.Close()
+		if conn, err := tls.Dial("tcp", host, &tls.Config{MinVersion: tls.VersionTLS12}); err == nil {
+			conn.Close()
+			t.Error("the artifact server's certificate verified without the hub's CA")
+		}
+		// Agents get the CA: in the hub info (for the bootstrap Secret) and with the credential.
+		info, err := hubreg.ReadHubInfo(ctx, hub, manager.DefaultSystemNamespace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(info.RegistrationCA, ca) || !strings.HasPrefix(info.RegistrationURL, "https://") {
+			t.Errorf("hub info: registration URL %s, CA handed out: %v", info.RegistrationURL, bytes.Equal(info.RegistrationCA, ca))
+		}
+		if !bytes.Equal(cred1.ArtifactCA, ca) {
+			t.Errorf("the stored credential of spoke-1 lacks the artifact CA")
+		}
+	})
+
 	t.Run("artifacts only with the right credential", func(t *testing.T) {
 		one := clusterAssignment(t, hub, "spoke-1", "reg-one")
 		url := one.Spec.Artifact.URL
-		if got := getArtifact(t, url, ""); got != http.StatusUnauthorized {
+		if got := getArtifact(t, ca, url, ""); got != http.StatusUnauthorized {
 			t.Errorf("no credential: got %d, want 401", got)
 		}
-		if got := getArtifact(t, url, "not-a-token"); got != http.StatusUnauthorized {
+		if got := getArtifact(t, ca, url, "not-a-token"); got != http.StatusUnauthorized {
 			t.Errorf("bogus credential: got %d, want 401", got)
 		}
-		if got := getArtifact(t, url, cred1.Token); got != http.StatusOK {
+		if got := getArtifact(t, ca, url, cred1.Token); got != http.StatusOK {
 			t.Errorf("own credential: got %d, want 200", got)
 		}
-		if got := getArtifact(t, url, cred2.Token); got != http.StatusForbidden {
+		if got := getArtifact(t, ca, url, cred2.Token); got != http.StatusForbidden {
 			t.Errorf("another cluster's credential: got %d, want 403", got)
 		}
 		unassigned := url[:strings.LastIndex(url, "/")+1] + strings.Repeat("ab", 32) + ".tar.gz"
-		if got := getArtifact(t, unassigned, cred1.Token); got != http.StatusForbidden {
+		if got := getArtifact(t, ca, unassigned, cred1.Token); got != http.StatusForbidden {
 			t.Errorf("unassigned digest: got %d, want 403", got)
 		}
 	})
@@ -273,14 +330,14 @@ func TestTokenRegistration(t *testing.T) {
 			t.Fatal(err)
 		}
 		body, _ := json.Marshal(registration.Request{Cluster: "spoke-1", Token: vals.Token})
-		if code := postRegister(t, vals.RegistrationURL, body); code != http.StatusUnauthorized {
+		if code := postRegister(t, vals.RegistrationCA, vals.RegistrationURL, body); code != http.StatusUnauthorized {
 			t.Errorf("token of spoke-2 for spoke-1: got %d, want 401", code)
 		}
 		body, _ = json.Marshal(registration.Request{Cluster: "spoke-2", Token: vals.Token})
-		if code := postRegister(t, vals.RegistrationURL, body); code != http.StatusOK {
+		if code := postRegister(t, vals.RegistrationCA, vals.RegistrationURL, body); code != http.StatusOK {
 			t.Fatalf("first use: got %d, want 200", code)
 		}
-		if code := postRegister(t, vals.RegistrationURL, body); code != http.StatusUnauthorized {
+		if code := postRegister(t, vals.RegistrationCA, vals.RegistrationURL, body); code != http.StatusUnauthorized {
 			t.Errorf("second use: got %d, want 401", code)
 		}
 		expired, _, err := hubreg.IssueBootstrapToken(ctx, hub, manager.DefaultSystemNamespace, "spoke-2", time.Nanosecond)
@@ -289,7 +346,7 @@ func TestTokenRegistration(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 		body, _ = json.Marshal(registration.Request{Cluster: "spoke-2", Token: expired})
-		if code := postRegister(t, vals.RegistrationURL, body); code != http.StatusUnauthorized {
+		if code := postRegister(t, vals.RegistrationCA, vals.RegistrationURL, body); code != http.StatusUnauthorized {
 			t.Errorf("expired token: got %d, want 401", code)
 		}
 	})
@@ -306,7 +363,7 @@ func TestTokenRegistration(t *testing.T) {
 			if !apierrors.IsUnauthorized(err) {
 				return fmt.Errorf("list assignments: want Unauthorized, got %v", err)
 			}
-			if got := getArtifact(t, url, cred3.Token); got != http.StatusUnauthorized {
+			if got := getArtifact(t, ca, url, cred3.Token); got != http.StatusUnauthorized {
 				return fmt.Errorf("artifact: got %d, want 401", got)
 			}
 			return nil
@@ -344,9 +401,9 @@ func TestTokenRegistration(t *testing.T) {
 	})
 }
 
-func postRegister(t *testing.T, url string, body []byte) int {
+func postRegister(t *testing.T, ca []byte, url string, body []byte) int {
 	t.Helper()
-	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+	resp, err := artifactClient(t, ca).Post(url, "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

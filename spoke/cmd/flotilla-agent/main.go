@@ -28,6 +28,7 @@ func main() {
 		hubKubeconfig string
 		kubeconfig    string
 		trustedKeys   string
+		artifactCA    string
 		bootstrapMode bool
 		bootstrapNS   string
 	)
@@ -38,6 +39,7 @@ func main() {
 	fs.StringVar(&opts.HubNamespace, "hub-namespace", "", "this cluster's namespace on the hub (default flotilla-cluster-<cluster-name>)")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of this cluster; in-cluster config when empty")
 	fs.StringVar(&trustedKeys, "trusted-keys", "", "PEM file of the public keys that sign artifacts (required)")
+	fs.StringVar(&artifactCA, "artifact-ca", "", "PEM file of the CA that verifies the hub's artifact server (HTTPS); the system roots when empty")
 	fs.StringVar(&opts.StateDir, "state-dir", "", "folder for the artifact cache (default a temporary folder)")
 	fs.StringVar(&opts.MetricsAddr, "metrics-addr", "0", `metrics listen address; "0" turns it off`)
 	fs.StringVar(&opts.HealthAddr, "health-addr", "0", `/healthz and /readyz listen address; "0" turns it off`)
@@ -61,6 +63,14 @@ func main() {
 			os.Exit(1)
 		}
 		return
+	}
+	if artifactCA != "" {
+		ca, err := os.ReadFile(artifactCA)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "flotilla-agent:", err)
+			os.Exit(1)
+		}
+		opts.ArtifactCA = ca
 	}
 	if err := run(&opts, hubKubeconfig, kubeconfig, trustedKeys); err != nil {
 		fmt.Fprintln(os.Stderr, "flotilla-agent:", err)
