@@ -24,6 +24,7 @@ import (
 	"github.com/flotilla-dev/flotilla/fleet/artifact"
 	"github.com/flotilla-dev/flotilla/fleet/conditions"
 	sourcemetrics "github.com/flotilla-dev/flotilla/hub/source/metrics"
+	"github.com/flotilla-dev/flotilla/hub/source/outcome"
 	"github.com/flotilla-dev/flotilla/hub/storage"
 )
 
@@ -96,26 +97,14 @@ func (ReconcileRequestedPredicate) Update(e event.UpdateEvent) bool {
 	return v != "" && v != e.ObjectOld.GetAnnotations()[meta.ReconcileRequestedAtAnnotation]
 }
 
-// failure classifies why a reconcile did not finish.
-type failure struct {
-	kind   failureKind
-	reason string
-	err    error
-}
-
-type failureKind int
+// failure classifies why a reconcile did not finish (see hub/source/outcome).
+type failure = outcome.Failure
 
 const (
-	// transient: return the error and let the controller back off.
-	transient failureKind = iota
-	// waiting: try again at the next interval; retrying sooner would not help.
-	waiting
-	// stalled: nothing changes until the user changes the spec.
-	stalled
+	transient = outcome.Transient
+	waiting   = outcome.Waiting
+	stalled   = outcome.Stalled
 )
-
-func (f *failure) Error() string { return f.err.Error() }
-func (f *failure) Unwrap() error { return f.err }
 
 // Reconcile fetches one GitRepository and records the outcome in its status.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
@@ -156,24 +145,24 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	if err != nil {
 		var fl *failure
 		if !errors.As(err, &fl) {
-			fl = &failure{kind: transient, reason: meta.GitOperationFailedReason, err: err}
+			fl = &failure{Kind: transient, Reason: meta.GitOperationFailedReason, Err: err}
 		}
 		msg := err.Error()
-		if fl.reason == meta.VerificationFailedReason {
+		if fl.Reason == meta.VerificationFailedReason {
 			conditions.Set(obj, meta.SourceVerifiedCondition, metav1.ConditionFalse, meta.VerificationFailedReason, msg)
 		}
-		if fl.kind == stalled {
-			conditions.MarkStalled(obj, fl.reason, msg)
+		if fl.Kind == stalled {
+			conditions.MarkStalled(obj, fl.Reason, msg)
 		} else {
-			conditions.MarkFailed(obj, fl.reason, msg)
+			conditions.MarkFailed(obj, fl.Reason, msg)
 		}
-		markArtifactInStorage(obj, obj.Status.Artifact != nil && r.Store.Has(obj.Status.Artifact.Digest))
-		r.event(obj, corev1.EventTypeWarning, fl.reason, msg)
-		if fl.kind == transient {
+		outcome.MarkArtifactInStorage(obj, obj.Status.Artifact, obj.Status.Artifact != nil && r.Store.Has(obj.Status.Artifact.Digest), "artifact")
+		r.event(obj, corev1.EventTypeWarning, fl.Reason, msg)
+		if fl.Kind == transient {
 			return ctrl.Result{}, err // logged by controller-runtime
 		}
-		log.Info("fetch failed", "reason", fl.reason, "error", msg)
-		switch fl.kind {
+		log.Info("fetch failed", "reason", fl.Reason, "error", msg)
+		switch fl.Kind {
 		case waiting:
 			return ctrl.Result{RequeueAfter: interval}, nil
 		default:
@@ -185,11 +174,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	a, isNew := nextArtifact(obj.Status.Artifact, f, metav1.NewTime(r.now()))
 	obj.Status.Artifact = a
 	obj.Status.ObservedGeneration = obj.Generation
-	conditions.MarkReady(obj, meta.SucceededReason, readyMessage(a.Revision))
-	markArtifactInStorage(obj, true)
+	conditions.MarkReady(obj, meta.SucceededReason, outcome.ReadyMessage(a.Revision))
+	outcome.MarkArtifactInStorage(obj, obj.Status.Artifact, true, "artifact")
 	sourcemetrics.SetArtifactSize(sourcev1.GitRepositoryKind, obj.Namespace, obj.Name, *a.Size)
 	if isNew {
-		r.event(obj, corev1.EventTypeNormal, NewArtifactReason, readyMessage(a.Revision))
+		r.event(obj, corev1.EventTypeNormal, NewArtifactReason, outcome.ReadyMessage(a.Revision))
 		log.Info("stored new artifact", "revision", a.Revision, "digest", a.Digest, "size", *a.Size)
 	}
 	return ctrl.Result{RequeueAfter: interval}, nil
@@ -206,8 +195,8 @@ func (r *Reconciler) fetch(ctx context.Context, obj *sourcev1.GitRepository) (fe
 	var keys keyRing
 	if v := obj.Spec.Verify; v != nil {
 		if v.Mode == VerifyTag && (obj.Spec.Ref == nil || (obj.Spec.Ref.Tag == "" && obj.Spec.Ref.SemVer == "")) {
-			return fetched{}, &failure{stalled, meta.VerificationFailedReason,
-				errors.New("spec.verify.mode Tag needs spec.ref.tag or spec.ref.semver")}
+			return fetched{}, &failure{Kind: stalled, Reason: meta.VerificationFailedReason,
+				Err: errors.New("spec.verify.mode Tag needs spec.ref.tag or spec.ref.semver")}
 		}
 		if keys, err = r.verificationKeys(ctx, obj); err != nil {
 			return fetched{}, err
@@ -223,7 +212,7 @@ func (r *Reconciler) fetch(ctx context.Context, obj *sourcev1.GitRepository) (fe
 
 	dir, err := os.MkdirTemp("", "flotilla-gitrepository-")
 	if err != nil {
-		return fetched{}, &failure{transient, meta.StorageOperationFailedReason, err}
+		return fetched{}, &failure{Kind: transient, Reason: meta.StorageOperationFailedReason, Err: err}
 	}
 	defer os.RemoveAll(dir)
 
@@ -238,7 +227,7 @@ func (r *Reconciler) fetch(ctx context.Context, obj *sourcev1.GitRepository) (fe
 			// Retrying at once cannot help; a new tag, or a fixed Secret, can.
 			kind = waiting
 		}
-		return fetched{}, &failure{kind, meta.GitOperationFailedReason, err}
+		return fetched{}, &failure{Kind: kind, Reason: meta.GitOperationFailedReason, Err: err}
 	}
 
 	var verifiedBy string
@@ -253,27 +242,27 @@ func (r *Reconciler) fetch(ctx context.Context, obj *sourcev1.GitRepository) (fe
 			if errors.Is(err, errNotVerified) {
 				kind = waiting
 			}
-			return fetched{}, &failure{kind, meta.VerificationFailedReason, fmt.Errorf("revision %s: %w", revision, err)}
+			return fetched{}, &failure{Kind: kind, Reason: meta.VerificationFailedReason, Err: fmt.Errorf("revision %s: %w", revision, err)}
 		}
 	}
 
 	skip, err := ignoreMatcher(dir, obj.Spec.Ignore)
 	if err != nil {
-		return fetched{}, &failure{transient, meta.StorageOperationFailedReason, err}
+		return fetched{}, &failure{Kind: transient, Reason: meta.StorageOperationFailedReason, Err: err}
 	}
 	files, err := artifact.ReadDir(dir, skip)
 	if err != nil {
 		// The commit's content is at fault (a link out of the repository, say): only
 		// a new commit helps, and the next interval looks for one.
-		return fetched{}, &failure{waiting, meta.StorageOperationFailedReason, fmt.Errorf("revision %s: %w", revision, err)}
+		return fetched{}, &failure{Kind: waiting, Reason: meta.StorageOperationFailedReason, Err: fmt.Errorf("revision %s: %w", revision, err)}
 	}
 	data, err := artifact.Pack(files)
 	if err != nil {
-		return fetched{}, &failure{waiting, meta.StorageOperationFailedReason, fmt.Errorf("revision %s: %w", revision, err)}
+		return fetched{}, &failure{Kind: waiting, Reason: meta.StorageOperationFailedReason, Err: fmt.Errorf("revision %s: %w", revision, err)}
 	}
 	digest, err := r.Store.Put(data)
 	if err != nil {
-		return fetched{}, &failure{transient, meta.StorageOperationFailedReason, err}
+		return fetched{}, &failure{Kind: transient, Reason: meta.StorageOperationFailedReason, Err: err}
 	}
 	return fetched{Revision: revision, Digest: digest, Size: int64(len(data)), URL: r.Store.URL(digest), VerifiedBy: verifiedBy}, nil
 }
@@ -287,11 +276,11 @@ func (r *Reconciler) verificationKeys(ctx context.Context, obj *sourcev1.GitRepo
 		if apierrors.IsNotFound(err) {
 			kind = waiting
 		}
-		return keyRing{}, &failure{kind, meta.VerificationFailedReason, fmt.Errorf("reading verification secret %s: %w", key, err)}
+		return keyRing{}, &failure{Kind: kind, Reason: meta.VerificationFailedReason, Err: fmt.Errorf("reading verification secret %s: %w", key, err)}
 	}
 	kr, err := newKeyRing(secret.Data)
 	if err != nil {
-		return keyRing{}, &failure{waiting, meta.VerificationFailedReason, fmt.Errorf("verification secret %s: %w", key.Name, err)}
+		return keyRing{}, &failure{Kind: waiting, Reason: meta.VerificationFailedReason, Err: fmt.Errorf("verification secret %s: %w", key.Name, err)}
 	}
 	return kr, nil
 }
@@ -300,14 +289,14 @@ func (r *Reconciler) verificationKeys(ctx context.Context, obj *sourcev1.GitRepo
 func (r *Reconciler) remote(ctx context.Context, obj *sourcev1.GitRepository) (remote, error) {
 	u, err := parseURL(obj.Spec.URL)
 	if err != nil {
-		return remote{}, &failure{stalled, meta.InvalidURLReason, err}
+		return remote{}, &failure{Kind: stalled, Reason: meta.InvalidURLReason, Err: err}
 	}
 	var data map[string][]byte
 	if ref := obj.Spec.SecretRef; ref != nil {
 		secret := &corev1.Secret{}
 		key := client.ObjectKey{Namespace: obj.Namespace, Name: ref.Name}
 		if err := r.APIReader.Get(ctx, key, secret); err != nil {
-			return remote{}, &failure{transient, meta.GitOperationFailedReason, fmt.Errorf("reading secret %s: %w", key, err)}
+			return remote{}, &failure{Kind: transient, Reason: meta.GitOperationFailedReason, Err: fmt.Errorf("reading secret %s: %w", key, err)}
 		}
 		data = secret.Data
 		if data == nil {
@@ -316,11 +305,11 @@ func (r *Reconciler) remote(ctx context.Context, obj *sourcev1.GitRepository) (r
 	}
 	rm, err := remoteFor(u, data)
 	if errors.Is(err, errNoSSHSecret) {
-		return remote{}, &failure{stalled, meta.GitOperationFailedReason, err}
+		return remote{}, &failure{Kind: stalled, Reason: meta.GitOperationFailedReason, Err: err}
 	}
 	if err != nil {
 		// The Secret may change without the spec changing: look again next interval.
-		return remote{}, &failure{waiting, meta.GitOperationFailedReason, fmt.Errorf("secret %s: %w", obj.Spec.SecretRef.Name, err)}
+		return remote{}, &failure{Kind: waiting, Reason: meta.GitOperationFailedReason, Err: fmt.Errorf("secret %s: %w", obj.Spec.SecretRef.Name, err)}
 	}
 	return rm, nil
 }

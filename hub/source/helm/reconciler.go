@@ -27,6 +27,7 @@ import (
 	"github.com/flotilla-dev/flotilla/fleet/conditions"
 	"github.com/flotilla-dev/flotilla/hub/source/git"
 	sourcemetrics "github.com/flotilla-dev/flotilla/hub/source/metrics"
+	"github.com/flotilla-dev/flotilla/hub/source/outcome"
 	"github.com/flotilla-dev/flotilla/hub/storage"
 )
 
@@ -86,23 +87,14 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// failure classifies why a reconcile did not finish, as in hub/source/git.
-type failure struct {
-	kind   failureKind
-	reason string
-	err    error
-}
-
-type failureKind int
+// failure classifies why a reconcile did not finish (see hub/source/outcome).
+type failure = outcome.Failure
 
 const (
-	transient failureKind = iota // return the error, back off
-	waiting                      // retry at the interval
-	stalled                      // wait for a spec change
+	transient = outcome.Transient
+	waiting   = outcome.Waiting
+	stalled   = outcome.Stalled
 )
-
-func (f *failure) Error() string { return f.err.Error() }
-func (f *failure) Unwrap() error { return f.err }
 
 // Reconcile fetches one HelmRepository and records the outcome in its status.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
@@ -139,21 +131,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	if err != nil {
 		var fl *failure
 		if !errors.As(err, &fl) {
-			fl = &failure{kind: transient, reason: sourcev1.IndexationFailedReason, err: err}
+			fl = &failure{Kind: transient, Reason: sourcev1.IndexationFailedReason, Err: err}
 		}
 		msg := err.Error()
-		if fl.kind == stalled {
-			conditions.MarkStalled(obj, fl.reason, msg)
+		if fl.Kind == stalled {
+			conditions.MarkStalled(obj, fl.Reason, msg)
 		} else {
-			conditions.MarkFailed(obj, fl.reason, msg)
+			conditions.MarkFailed(obj, fl.Reason, msg)
 		}
 		markArtifactInStorage(obj, r.Store)
-		r.event(obj, corev1.EventTypeWarning, fl.reason, msg)
-		if fl.kind == transient {
+		r.event(obj, corev1.EventTypeWarning, fl.Reason, msg)
+		if fl.Kind == transient {
 			return ctrl.Result{}, err
 		}
-		log.Info("fetch failed", "reason", fl.reason, "error", msg)
-		if fl.kind == waiting {
+		log.Info("fetch failed", "reason", fl.Reason, "error", msg)
+		if fl.Kind == waiting {
 			return ctrl.Result{RequeueAfter: interval}, nil
 		}
 		return ctrl.Result{}, nil
@@ -167,7 +159,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 		conditions.Remove(obj, meta.ArtifactInStorageCondition)
 		return ctrl.Result{RequeueAfter: interval}, nil
 	}
-	next, isNew := nextArtifact(obj.Status.Artifact, *a, metav1.NewTime(r.now()))
+	next, isNew := outcome.NextArtifact(obj.Status.Artifact, *a, metav1.NewTime(r.now()))
 	obj.Status.Artifact = next
 	conditions.MarkReady(obj, meta.SucceededReason, msg)
 	markArtifactInStorage(obj, r.Store)
@@ -191,7 +183,7 @@ func (r *Reconciler) fetch(ctx context.Context, obj *sourcev1.HelmRepository) (*
 			if apierrors.IsNotFound(err) {
 				kind = waiting
 			}
-			return nil, "", &failure{kind, sourcev1.AuthenticationFailedReason, fmt.Errorf("reading secret %s: %w", key, err)}
+			return nil, "", &failure{Kind: kind, Reason: sourcev1.AuthenticationFailedReason, Err: fmt.Errorf("reading secret %s: %w", key, err)}
 		}
 		data = secret.Data
 		if data == nil {
@@ -200,7 +192,7 @@ func (r *Reconciler) fetch(ctx context.Context, obj *sourcev1.HelmRepository) (*
 	}
 	creds, err := credentialsFrom(data)
 	if err != nil {
-		return nil, "", &failure{waiting, sourcev1.AuthenticationFailedReason, fmt.Errorf("secret %s: %w", obj.Spec.SecretRef.Name, err)}
+		return nil, "", &failure{Kind: waiting, Reason: sourcev1.AuthenticationFailedReason, Err: fmt.Errorf("secret %s: %w", obj.Spec.SecretRef.Name, err)}
 	}
 	timeout := DefaultTimeout
 	if obj.Spec.Timeout != nil && obj.Spec.Timeout.Duration > 0 {
@@ -215,31 +207,31 @@ func (r *Reconciler) fetch(ctx context.Context, obj *sourcev1.HelmRepository) (*
 
 	u, err := indexURL(obj.Spec.URL)
 	if err != nil {
-		return nil, "", &failure{stalled, meta.InvalidURLReason, err}
+		return nil, "", &failure{Kind: stalled, Reason: meta.InvalidURLReason, Err: err}
 	}
 	hc, err := creds.client(r.Transport)
 	if err != nil {
-		return nil, "", &failure{waiting, sourcev1.AuthenticationFailedReason, err}
+		return nil, "", &failure{Kind: waiting, Reason: sourcev1.AuthenticationFailedReason, Err: err}
 	}
 	index, err := creds.get(ctx, hc, u, MaxIndexSize)
 	switch {
 	case err == nil:
 	case errors.Is(err, errAuth):
-		return nil, "", &failure{waiting, sourcev1.AuthenticationFailedReason, err}
+		return nil, "", &failure{Kind: waiting, Reason: sourcev1.AuthenticationFailedReason, Err: err}
 	default:
-		return nil, "", &failure{transient, sourcev1.IndexationFailedReason, err}
+		return nil, "", &failure{Kind: transient, Reason: sourcev1.IndexationFailedReason, Err: err}
 	}
 	idx, err := parseIndex(index)
 	if err != nil {
-		return nil, "", &failure{waiting, sourcev1.InvalidArtifactReason, err}
+		return nil, "", &failure{Kind: waiting, Reason: sourcev1.InvalidArtifactReason, Err: err}
 	}
 	packed, err := artifact.Pack(map[string][]byte{IndexFile: index})
 	if err != nil {
-		return nil, "", &failure{transient, meta.StorageOperationFailedReason, err}
+		return nil, "", &failure{Kind: transient, Reason: meta.StorageOperationFailedReason, Err: err}
 	}
 	digest, err := r.Store.Put(packed)
 	if err != nil {
-		return nil, "", &failure{transient, meta.StorageOperationFailedReason, err}
+		return nil, "", &failure{Kind: transient, Reason: meta.StorageOperationFailedReason, Err: err}
 	}
 	size := int64(len(packed))
 	revision := indexRevision(index)
@@ -251,15 +243,15 @@ func (r *Reconciler) fetch(ctx context.Context, obj *sourcev1.HelmRepository) (*
 func (r *Reconciler) checkOCI(ctx context.Context, raw string, creds credentials) error {
 	rest, ok := strings.CutPrefix(raw, "oci://")
 	if !ok {
-		return &failure{stalled, meta.InvalidURLReason, fmt.Errorf("%w %q: type oci needs an oci:// URL", errInvalidURL, raw)}
+		return &failure{Kind: stalled, Reason: meta.InvalidURLReason, Err: fmt.Errorf("%w %q: type oci needs an oci:// URL", errInvalidURL, raw)}
 	}
 	repo, err := name.NewRepository(strings.TrimSuffix(rest, "/"), name.StrictValidation)
 	if err != nil {
-		return &failure{stalled, meta.InvalidURLReason, fmt.Errorf("%w %q: %v", errInvalidURL, raw, err)}
+		return &failure{Kind: stalled, Reason: meta.InvalidURLReason, Err: fmt.Errorf("%w %q: %v", errInvalidURL, raw, err)}
 	}
 	hc, err := creds.client(r.Transport)
 	if err != nil {
-		return &failure{waiting, sourcev1.AuthenticationFailedReason, err}
+		return &failure{Kind: waiting, Reason: sourcev1.AuthenticationFailedReason, Err: err}
 	}
 	auth := authn.Anonymous
 	if creds.Username != "" {
@@ -268,9 +260,9 @@ func (r *Reconciler) checkOCI(ctx context.Context, raw string, creds credentials
 	if _, err := transport.NewWithContext(ctx, repo.Registry, auth, hc.Transport, []string{repo.Scope(transport.PullScope)}); err != nil {
 		var te *transport.Error
 		if errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden) {
-			return &failure{waiting, sourcev1.AuthenticationFailedReason, err}
+			return &failure{Kind: waiting, Reason: sourcev1.AuthenticationFailedReason, Err: err}
 		}
-		return &failure{transient, sourcev1.IndexationFailedReason, err}
+		return &failure{Kind: transient, Reason: sourcev1.IndexationFailedReason, Err: err}
 	}
 	return nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/flotilla-dev/flotilla/fleet/conditions"
 	"github.com/flotilla-dev/flotilla/hub/source/git"
 	sourcemetrics "github.com/flotilla-dev/flotilla/hub/source/metrics"
+	"github.com/flotilla-dev/flotilla/hub/source/outcome"
 	"github.com/flotilla-dev/flotilla/hub/storage"
 )
 
@@ -78,26 +79,14 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// failure classifies why a reconcile did not finish, as in hub/source/git.
-type failure struct {
-	kind   failureKind
-	reason string
-	err    error
-}
-
-type failureKind int
+// failure classifies why a reconcile did not finish (see hub/source/outcome).
+type failure = outcome.Failure
 
 const (
-	// transient: return the error and let the controller back off.
-	transient failureKind = iota
-	// waiting: try again at the next interval; retrying sooner would not help.
-	waiting
-	// stalled: nothing changes until the user changes the spec.
-	stalled
+	transient = outcome.Transient
+	waiting   = outcome.Waiting
+	stalled   = outcome.Stalled
 )
-
-func (f *failure) Error() string { return f.err.Error() }
-func (f *failure) Unwrap() error { return f.err }
 
 // Reconcile pulls one OCIRepository and records the outcome in its status.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
@@ -134,34 +123,34 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	if err != nil {
 		var fl *failure
 		if !errors.As(err, &fl) {
-			fl = &failure{kind: transient, reason: sourcev1.OCIPullFailedReason, err: err}
+			fl = &failure{Kind: transient, Reason: sourcev1.OCIPullFailedReason, Err: err}
 		}
 		msg := err.Error()
-		if fl.kind == stalled {
-			conditions.MarkStalled(obj, fl.reason, msg)
+		if fl.Kind == stalled {
+			conditions.MarkStalled(obj, fl.Reason, msg)
 		} else {
-			conditions.MarkFailed(obj, fl.reason, msg)
+			conditions.MarkFailed(obj, fl.Reason, msg)
 		}
-		markArtifactInStorage(obj, obj.Status.Artifact != nil && r.Store.Has(obj.Status.Artifact.Digest))
-		r.event(obj, corev1.EventTypeWarning, fl.reason, msg)
-		if fl.kind == transient {
+		outcome.MarkArtifactInStorage(obj, obj.Status.Artifact, obj.Status.Artifact != nil && r.Store.Has(obj.Status.Artifact.Digest), "artifact")
+		r.event(obj, corev1.EventTypeWarning, fl.Reason, msg)
+		if fl.Kind == transient {
 			return ctrl.Result{}, err
 		}
-		log.Info("pull failed", "reason", fl.reason, "error", msg)
-		if fl.kind == waiting {
+		log.Info("pull failed", "reason", fl.Reason, "error", msg)
+		if fl.Kind == waiting {
 			return ctrl.Result{RequeueAfter: interval}, nil
 		}
 		return ctrl.Result{}, nil
 	}
 
-	next, isNew := nextArtifact(obj.Status.Artifact, a, metav1.NewTime(r.now()))
+	next, isNew := outcome.NextArtifact(obj.Status.Artifact, a, metav1.NewTime(r.now()))
 	obj.Status.Artifact = next
 	obj.Status.ObservedGeneration = obj.Generation
-	conditions.MarkReady(obj, meta.SucceededReason, readyMessage(next.Revision))
-	markArtifactInStorage(obj, true)
+	conditions.MarkReady(obj, meta.SucceededReason, outcome.ReadyMessage(next.Revision))
+	outcome.MarkArtifactInStorage(obj, obj.Status.Artifact, true, "artifact")
 	sourcemetrics.SetArtifactSize(sourcev1.OCIRepositoryKind, obj.Namespace, obj.Name, *next.Size)
 	if isNew {
-		r.event(obj, corev1.EventTypeNormal, NewArtifactReason, readyMessage(next.Revision))
+		r.event(obj, corev1.EventTypeNormal, NewArtifactReason, outcome.ReadyMessage(next.Revision))
 		log.Info("stored new artifact", "revision", next.Revision, "digest", next.Digest, "size", *next.Size)
 	}
 	return ctrl.Result{RequeueAfter: interval}, nil
@@ -171,7 +160,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 func (r *Reconciler) fetch(ctx context.Context, obj *sourcev1.OCIRepository) (meta.Artifact, error) {
 	repo, err := repository(obj.Spec.URL, obj.Spec.Insecure)
 	if err != nil {
-		return meta.Artifact{}, &failure{stalled, meta.InvalidURLReason, err}
+		return meta.Artifact{}, &failure{Kind: stalled, Reason: meta.InvalidURLReason, Err: err}
 	}
 	var data map[string][]byte
 	if ref := obj.Spec.SecretRef; ref != nil {
@@ -182,7 +171,7 @@ func (r *Reconciler) fetch(ctx context.Context, obj *sourcev1.OCIRepository) (me
 			if apierrors.IsNotFound(err) {
 				kind = waiting
 			}
-			return meta.Artifact{}, &failure{kind, sourcev1.AuthenticationFailedReason, fmt.Errorf("reading secret %s: %w", key, err)}
+			return meta.Artifact{}, &failure{Kind: kind, Reason: sourcev1.AuthenticationFailedReason, Err: fmt.Errorf("reading secret %s: %w", key, err)}
 		}
 		data = secret.Data
 		if data == nil {
@@ -191,7 +180,7 @@ func (r *Reconciler) fetch(ctx context.Context, obj *sourcev1.OCIRepository) (me
 	}
 	opts, err := credentials(data)
 	if err != nil {
-		return meta.Artifact{}, &failure{waiting, sourcev1.AuthenticationFailedReason, fmt.Errorf("secret %s: %w", obj.Spec.SecretRef.Name, err)}
+		return meta.Artifact{}, &failure{Kind: waiting, Reason: sourcev1.AuthenticationFailedReason, Err: fmt.Errorf("secret %s: %w", obj.Spec.SecretRef.Name, err)}
 	}
 	opts.Insecure = obj.Spec.Insecure
 	opts.Base = r.Transport
@@ -207,23 +196,23 @@ func (r *Reconciler) fetch(ctx context.Context, obj *sourcev1.OCIRepository) (me
 	switch {
 	case err == nil:
 	case errors.Is(err, errInvalidURL):
-		return meta.Artifact{}, &failure{stalled, meta.InvalidURLReason, err}
+		return meta.Artifact{}, &failure{Kind: stalled, Reason: meta.InvalidURLReason, Err: err}
 	case isAuthError(err):
-		return meta.Artifact{}, &failure{waiting, sourcev1.AuthenticationFailedReason, err}
+		return meta.Artifact{}, &failure{Kind: waiting, Reason: sourcev1.AuthenticationFailedReason, Err: err}
 	case errors.Is(err, errNoMatchingTag):
-		return meta.Artifact{}, &failure{waiting, sourcev1.OCIPullFailedReason, err}
+		return meta.Artifact{}, &failure{Kind: waiting, Reason: sourcev1.OCIPullFailedReason, Err: err}
 	case errors.Is(err, errBadLayer):
 		// Only a new artifact in the registry helps.
-		return meta.Artifact{}, &failure{waiting, sourcev1.InvalidArtifactReason, err}
+		return meta.Artifact{}, &failure{Kind: waiting, Reason: sourcev1.InvalidArtifactReason, Err: err}
 	case errors.Is(err, context.DeadlineExceeded):
-		return meta.Artifact{}, &failure{transient, sourcev1.OCIPullFailedReason, fmt.Errorf("%w (timeout %s)", err, timeout)}
+		return meta.Artifact{}, &failure{Kind: transient, Reason: sourcev1.OCIPullFailedReason, Err: fmt.Errorf("%w (timeout %s)", err, timeout)}
 	default:
-		return meta.Artifact{}, &failure{transient, sourcev1.OCIPullFailedReason, err}
+		return meta.Artifact{}, &failure{Kind: transient, Reason: sourcev1.OCIPullFailedReason, Err: err}
 	}
 
 	digest, err := r.Store.Put(p.Data)
 	if err != nil {
-		return meta.Artifact{}, &failure{transient, meta.StorageOperationFailedReason, err}
+		return meta.Artifact{}, &failure{Kind: transient, Reason: meta.StorageOperationFailedReason, Err: err}
 	}
 	size := int64(len(p.Data))
 	return meta.Artifact{URL: r.Store.URL(digest), Revision: p.Revision, Digest: digest, Size: &size}, nil

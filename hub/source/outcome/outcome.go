@@ -1,0 +1,70 @@
+// Package outcome owns what every source controller (git, oci, helm) records about
+// one fetch: how a failure is classified for retrying, when a fetched artifact counts
+// as new, and the ArtifactInStorage condition. Written once so the kinds behave alike.
+package outcome
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+	"github.com/flotilla-dev/flotilla/fleet/conditions"
+)
+
+// Kind says how a failed fetch is retried.
+type Kind int
+
+const (
+	// Transient: return the error and let the controller back off.
+	Transient Kind = iota
+	// Waiting: try again at the next interval; retrying sooner would not help.
+	Waiting
+	// Stalled: nothing changes until the user changes the spec.
+	Stalled
+)
+
+// Failure is a classified fetch error; its Reason becomes the condition reason.
+type Failure struct {
+	Kind   Kind
+	Reason string
+	Err    error
+}
+
+func (f *Failure) Error() string { return f.Err.Error() }
+func (f *Failure) Unwrap() error { return f.Err }
+
+// NextArtifact returns the artifact to record and whether it is new. Only a new
+// revision or new content is new; an unchanged fetch keeps prev's update time, with
+// the URL and size refreshed (the hub's address may have moved).
+func NextArtifact(prev *meta.Artifact, a meta.Artifact, now metav1.Time) (*meta.Artifact, bool) {
+	if prev != nil && prev.Revision == a.Revision && prev.Digest == a.Digest {
+		out := prev.DeepCopy()
+		out.URL = a.URL
+		if a.Size != nil {
+			out.Size = a.Size
+		}
+		return out, false
+	}
+	out := a.DeepCopy()
+	out.LastUpdateTime = now
+	return out, true
+}
+
+// ReadyMessage is the Ready condition's message after a successful fetch.
+func ReadyMessage(revision string) string {
+	return "stored artifact for revision " + revision
+}
+
+// MarkArtifactInStorage says whether art, the artifact in obj's status, can be
+// downloaded; noun names it for people ("artifact", "index").
+func MarkArtifactInStorage(obj conditions.Object, art *meta.Artifact, stored bool, noun string) {
+	switch {
+	case art == nil:
+		conditions.Set(obj, meta.ArtifactInStorageCondition, metav1.ConditionFalse, meta.ArtifactNotReadyReason, "no "+noun+" has been stored yet")
+	case !stored:
+		conditions.Set(obj, meta.ArtifactInStorageCondition, metav1.ConditionFalse, meta.StorageOperationFailedReason,
+			noun+" for revision "+art.Revision+" is missing from storage")
+	default:
+		conditions.Set(obj, meta.ArtifactInStorageCondition, metav1.ConditionTrue, meta.SucceededReason,
+			"stored "+noun+" for revision "+art.Revision)
+	}
+}
