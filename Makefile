@@ -8,7 +8,7 @@ TOOLS := $(CURDIR)/.cache/tools
 CONTROLLER_GEN_VERSION := v0.23.0
 CONTROLLER_GEN := $(TOOLS)/controller-gen-$(CONTROLLER_GEN_VERSION)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X github.com/flotilla-dev/flotilla/fleet/version.Version=$(VERSION)
+LDFLAGS := -s -w -X github.com/flotilla-dev/flotilla/api/version.Version=$(VERSION)
 TEST_TIMEOUT ?= 25m
 
 .PHONY: all build generate verify test unit integration bench demo control-plane clean
@@ -34,6 +34,7 @@ verify: generate ## Fail when generated files are stale or code is not gofmt'ed/
 	@test -z "$$(git status --porcelain -- api deploy/crds)" || { git status --porcelain -- api deploy/crds; echo "untracked generated files: run make generate and commit"; exit 1; }
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; test -z "$$out" || { echo "not gofmt'ed: $$out"; exit 1; }
 	$(GO) vet ./...
+	$(GO) run ./hack/layers
 
 control-plane: ## Build (once) and cache kube-apiserver, kube-controller-manager, etcd and kwok.
 	@bash hack/control-plane.sh >/dev/null

@@ -8,13 +8,15 @@ import (
 	"strings"
 	"time"
 
+	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
+
 	"github.com/spf13/cobra"
 
 	"github.com/flotilla-dev/flotilla/hub/signing"
 )
 
 // defaultSystemNamespace is where the hub keeps its signing keys (hub/manager's default).
-const defaultSystemNamespace = "flotilla-system"
+const defaultSystemNamespace = fleetv1.SystemNamespace
 
 func newKeysCommand(g *globals) *cobra.Command {
 	var systemNS string

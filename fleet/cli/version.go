@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/flotilla-dev/flotilla/fleet/version"
+	"github.com/flotilla-dev/flotilla/api/version"
 )
 
 func newVersionCommand(g *globals) *cobra.Command {

@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/registration"
+	"github.com/flotilla-dev/flotilla/api/registration"
 	"github.com/flotilla-dev/flotilla/hub/storage"
 )
 

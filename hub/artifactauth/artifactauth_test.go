@@ -16,7 +16,7 @@ import (
 
 	"github.com/flotilla-dev/flotilla/api"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/registration"
+	"github.com/flotilla-dev/flotilla/api/registration"
 )
 
 var (

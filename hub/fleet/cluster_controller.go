@@ -18,10 +18,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/flotilla-dev/flotilla/api/conditions"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/conditions"
-	"github.com/flotilla-dev/flotilla/fleet/rollup"
+	"github.com/flotilla-dev/flotilla/hub/delivery/rollup"
 )
 
 // ClusterFinalizer lets the hub delete a cluster's namespace before the Cluster goes.

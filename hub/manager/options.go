@@ -3,19 +3,13 @@ package manager
 import (
 	"time"
 
+	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
+
 	"k8s.io/client-go/rest"
 )
 
 // DefaultSystemNamespace holds the hub's own Secrets and ConfigMaps.
-const DefaultSystemNamespace = "flotilla-system"
-
-// SigningKeySecret (in the system namespace) holds the hub's ed25519 key as
-// PKCS#8 PEM under key "private.pem"; the hub creates it when missing.
-const SigningKeySecret = "flotilla-signing-key"
-
-// TrustConfigMap (in the system namespace) publishes the PEM public keys agents trust,
-// under key "keys.pem".
-const TrustConfigMap = "flotilla-trust"
+const DefaultSystemNamespace = fleetv1.SystemNamespace
 
 // Options configures one hub.
 type Options struct {

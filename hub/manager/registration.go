@@ -11,8 +11,8 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/flotilla-dev/flotilla/fleet/artifact"
-	fregistration "github.com/flotilla-dev/flotilla/fleet/registration"
+	"github.com/flotilla-dev/flotilla/api/artifact"
+	fregistration "github.com/flotilla-dev/flotilla/api/registration"
 	"github.com/flotilla-dev/flotilla/hub/artifactauth"
 	"github.com/flotilla-dev/flotilla/hub/capi"
 	"github.com/flotilla-dev/flotilla/hub/registration"

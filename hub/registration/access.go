@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/registration"
+	"github.com/flotilla-dev/flotilla/api/registration"
 )
 
 // agentRules is everything an agent may do on the hub, all inside its own namespace:

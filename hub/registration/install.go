@@ -19,9 +19,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
+	"github.com/flotilla-dev/flotilla/api/registration"
+	"github.com/flotilla-dev/flotilla/api/version"
 	"github.com/flotilla-dev/flotilla/deploy"
-	"github.com/flotilla-dev/flotilla/fleet/registration"
-	"github.com/flotilla-dev/flotilla/fleet/version"
 )
 
 // DefaultAgentImage is the agent image of this release.

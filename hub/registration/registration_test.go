@@ -7,7 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/flotilla-dev/flotilla/fleet/registration"
+	"github.com/flotilla-dev/flotilla/api/registration"
 )
 
 func TestTokenMatches(t *testing.T) {

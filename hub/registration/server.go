@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/registration"
+	"github.com/flotilla-dev/flotilla/api/registration"
 )
 
 // DefaultCredentialTTL is the lifetime of an agent's hub credential. It is long

@@ -80,7 +80,7 @@ func (r *Controller) SetupWithManager(mgr ctrl.Manager) error {
 			}))).
 		WatchesRawSource(source.Kind(published, &corev1.ConfigMap{},
 			handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, cm *corev1.ConfigMap) []reconcile.Request {
-				if cm.Name != TrustConfigMap {
+				if cm.Name != fleetv1.TrustConfigMapName {
 					return nil
 				}
 				return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(cm)}}
@@ -113,7 +113,7 @@ func (r *Controller) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		return ctrl.Result{}, r.publish(ctx, c.Status.Namespace)
 	}
-	if req.Name == TrustConfigMap {
+	if req.Name == fleetv1.TrustConfigMapName {
 		return ctrl.Result{}, r.publish(ctx, req.Namespace)
 	}
 	return ctrl.Result{}, r.reload(ctx)
@@ -174,9 +174,9 @@ func PublishTrust(ctx context.Context, reader client.Reader, writer client.Clien
 		return err
 	}
 	var cm corev1.ConfigMap
-	err = reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: TrustConfigMap}, &cm)
+	err = reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: fleetv1.TrustConfigMapName}, &cm)
 	if apierrors.IsNotFound(err) {
-		cm = corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: TrustConfigMap,
+		cm = corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fleetv1.TrustConfigMapName,
 			Labels: map[string]string{PublishedLabel: "true"}}, Data: data}
 		err = writer.Create(ctx, &cm)
 		if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) && isTerminating(err) {

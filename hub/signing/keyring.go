@@ -14,7 +14,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/flotilla-dev/flotilla/fleet/artifact"
+	"github.com/flotilla-dev/flotilla/api/artifact"
 )
 
 // Names of the Secret that holds the keys and of the ConfigMaps that publish them.
@@ -22,9 +22,6 @@ const (
 	// SecretName (in the hub's system namespace) holds one PKCS#8 PEM private key per
 	// data key "<keyID>.pem".
 	SecretName = "flotilla-signing-key"
-	// TrustConfigMap is published in the system namespace and in every cluster
-	// namespace: the trust bundle, its signatures and the PEM public keys.
-	TrustConfigMap = "flotilla-trust"
 	// PublishedLabel marks the trust ConfigMaps the hub writes and watches.
 	PublishedLabel = "flotilla.dev/trust-bundle"
 	// legacyKey is where hubs before rotation kept their single key; it is moved

@@ -7,12 +7,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/flotilla-dev/flotilla/fleet/artifact"
+	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+
+	"github.com/flotilla-dev/flotilla/api/artifact"
 )
 
 // ErrInvalidDigest is returned for a digest that is not sha256:<64 lowercase hex>.
@@ -25,10 +26,9 @@ const ext = ".tar.gz"
 
 // digestRE is strict on purpose: the digest becomes a file name, so nothing but
 // lowercase hex may reach the file system.
-var digestRE = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
 
 // ValidDigest reports whether d is sha256:<64 lowercase hex>.
-func ValidDigest(d string) bool { return digestRE.MatchString(d) }
+func ValidDigest(d string) bool { return meta.ValidDigest(d) }
 
 // Store keeps artifacts at <dir>/sha256/<hex>.tar.gz.
 type Store struct {

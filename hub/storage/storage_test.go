@@ -13,7 +13,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/flotilla-dev/flotilla/fleet/artifact"
+	"github.com/flotilla-dev/flotilla/api/artifact"
 )
 
 func newStore(t *testing.T) *Store {

@@ -86,14 +86,15 @@ func Run(ctx context.Context, opts Options) error {
 	}
 
 	r := &reconciler{
-		hub:     mgr.GetClient(),
-		events:  mgr.GetEventRecorder(FieldOwner),
-		spoke:   sp,
-		fetcher: fetcher,
-		resync:  opts.ResyncInterval,
-		poll:    opts.PollInterval,
-		applied: map[string]appliedRecord{},
-		state:   &stateStore{client: sp.own, cluster: opts.ClusterName, saved: map[string]string{}},
+		hub:       mgr.GetClient(),
+		events:    mgr.GetEventRecorder(FieldOwner),
+		spoke:     sp,
+		fetcher:   fetcher,
+		resync:    opts.ResyncInterval,
+		poll:      opts.PollInterval,
+		applied:   map[string]appliedRecord{},
+		state:     &stateStore{client: sp.own, cluster: opts.ClusterName, namespace: opts.Namespace, saved: map[string]string{}},
+		namespace: opts.Namespace,
 	}
 	err = ctrl.NewControllerManagedBy(mgr).
 		Named("assignment").
@@ -157,6 +158,9 @@ func (o *Options) complete() error {
 	}
 	if o.HubNamespace == "" {
 		o.HubNamespace = fleetv1.ClusterNamespace(o.ClusterName)
+	}
+	if o.Namespace == "" {
+		o.Namespace = fleetv1.SystemNamespace
 	}
 	if o.StateDir == "" {
 		o.StateDir = filepath.Join(os.TempDir(), "flotilla-agent", o.ClusterName)

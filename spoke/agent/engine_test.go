@@ -411,7 +411,7 @@ func TestApplyEngine(t *testing.T) {
 		waitReady(t, hub, key, art.Digest)
 		env.Eventually(t, "the state Secret", func() error {
 			secs := &corev1.SecretList{}
-			if err := spoke.List(ctx, secs, client.InNamespace(agent.StateNamespace), client.MatchingLabels{agent.StateLabel: clusterName}); err != nil {
+			if err := spoke.List(ctx, secs, client.InNamespace(fleetv1.SystemNamespace), client.MatchingLabels{agent.StateLabel: clusterName}); err != nil {
 				return err
 			}
 			if len(secs.Items) < 5 {

@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/version"
+	"github.com/flotilla-dev/flotilla/api/version"
 )
 
 // heartbeat renews the agent's Lease on the hub, which is how the hub knows the

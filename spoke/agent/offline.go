@@ -23,11 +23,6 @@ import (
 	"github.com/flotilla-dev/flotilla/spoke/apply"
 )
 
-// StateNamespace is the spoke namespace where the agent keeps, per Assignment, a
-// Secret with what it last applied: a record on the spoke itself survives restarts
-// of the agent's pod and needs no volume.
-const StateNamespace = "flotilla-system"
-
 // StateLabel marks the agent's state Secrets; its value is the cluster name.
 const StateLabel = "fleet.flotilla.dev/agent-state"
 
@@ -50,10 +45,13 @@ func (s savedAssignment) assignment() *fleetv1.Assignment {
 	return a
 }
 
-// stateStore reads and writes the state Secrets on the spoke.
+// stateStore reads and writes the state Secrets on the spoke, one per Assignment in
+// the agent's namespace: a record on the spoke itself survives restarts of the
+// agent's pod and needs no volume.
 type stateStore struct {
-	client  client.Client
-	cluster string
+	client    client.Client
+	cluster   string
+	namespace string
 
 	mu    sync.Mutex
 	saved map[string]string // what was last written per Assignment, to skip rewrites
@@ -78,11 +76,11 @@ func (s *stateStore) save(ctx context.Context, a *fleetv1.Assignment) error {
 	if same {
 		return nil
 	}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: StateNamespace}}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.namespace}}
 	if err := s.client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: StateNamespace, Name: stateName(a.Namespace, a.Name)}}
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: s.namespace, Name: stateName(a.Namespace, a.Name)}}
 	if _, err := controllerutil.CreateOrUpdate(ctx, s.client, sec, func() error {
 		sec.Labels = map[string]string{StateLabel: s.cluster}
 		sec.Type = corev1.SecretTypeOpaque
@@ -102,13 +100,13 @@ func (s *stateStore) remove(ctx context.Context, a *fleetv1.Assignment) error {
 	s.mu.Lock()
 	delete(s.saved, a.Namespace+"/"+a.Name)
 	s.mu.Unlock()
-	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: StateNamespace, Name: stateName(a.Namespace, a.Name)}}
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: s.namespace, Name: stateName(a.Namespace, a.Name)}}
 	return client.IgnoreNotFound(s.client.Delete(ctx, sec))
 }
 
 func (s *stateStore) list(ctx context.Context) ([]savedAssignment, error) {
 	secs := &corev1.SecretList{}
-	if err := s.client.List(ctx, secs, client.InNamespace(StateNamespace), client.MatchingLabels{StateLabel: s.cluster}); err != nil {
+	if err := s.client.List(ctx, secs, client.InNamespace(s.namespace), client.MatchingLabels{StateLabel: s.cluster}); err != nil {
 		return nil, err
 	}
 	out := make([]savedAssignment, 0, len(secs.Items))

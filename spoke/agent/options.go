@@ -19,6 +19,9 @@ type Options struct {
 	HubConfig *rest.Config
 	// HubNamespace is this cluster's namespace on the hub; fleetv1.ClusterNamespace(ClusterName) when empty.
 	HubNamespace string
+	// Namespace is the agent's own namespace on the spoke: its state Secrets and the
+	// SOPS decryption key Secrets live there; fleetv1.SystemNamespace when empty.
+	Namespace string
 	// SpokeConfig reaches the cluster the agent runs on.
 	SpokeConfig *rest.Config
 	// TrustedKeys verify artifact signatures; nothing is applied without one matching.

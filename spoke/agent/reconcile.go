@@ -18,9 +18,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
+	"github.com/flotilla-dev/flotilla/api/conditions"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/conditions"
 	"github.com/flotilla-dev/flotilla/spoke/apply"
 	"github.com/flotilla-dev/flotilla/spoke/fetch"
 	"github.com/flotilla-dev/flotilla/spoke/health"
@@ -50,8 +50,10 @@ type reconciler struct {
 	spoke   *spoke
 	fetcher *fetch.Fetcher
 	state   *stateStore
-	resync  time.Duration
-	poll    time.Duration // between health and dependency checks while waiting
+	// namespace is the agent's own namespace on the spoke (decryption keys).
+	namespace string
+	resync    time.Duration
+	poll      time.Duration // between health and dependency checks while waiting
 
 	mu      sync.Mutex
 	applied map[string]appliedRecord // by namespace/name

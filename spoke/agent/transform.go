@@ -22,11 +22,6 @@ import (
 	"github.com/flotilla-dev/flotilla/spoke/sops"
 )
 
-// DecryptionKeysNamespace is where, on the spoke, the Secrets named by
-// spec.decryption.secretRef live: the agent's own namespace, which tenants cannot
-// write to, so the keys never travel through the hub.
-const DecryptionKeysNamespace = "flotilla-system"
-
 // transform is the one step between Parse and Apply that changes the manifests on
 // the spoke: postBuild substitution (spoke/postbuild) and SOPS decryption
 // (spoke/sops), as asg.Spec.PostBuild and asg.Spec.Decryption ask. It runs on every
@@ -103,8 +98,9 @@ func (r *reconciler) transform(ctx context.Context, asg *fleetv1.Assignment, obj
 	return out, nil
 }
 
-// decryptionKeys reads the Assignment's decryption Secret with the agent's own
-// identity: tenants name the Secret, but cannot read the agent's namespace.
+// decryptionKeys reads the Assignment's decryption Secret, in the agent's own
+// namespace (which tenants cannot write to, so keys never travel through the hub),
+// with the agent's own identity: tenants name the Secret, but cannot read it.
 func (r *reconciler) decryptionKeys(ctx context.Context, asg *fleetv1.Assignment) (*sops.Keys, error) {
 	dec := asg.Spec.Decryption
 	if dec == nil {
@@ -113,7 +109,7 @@ func (r *reconciler) decryptionKeys(ctx context.Context, asg *fleetv1.Assignment
 	if dec.SecretRef == nil {
 		return nil, errors.New("the manifests hold SOPS-encrypted Secrets but spec.decryption.secretRef is not set")
 	}
-	key := types.NamespacedName{Namespace: DecryptionKeysNamespace, Name: dec.SecretRef.Name}
+	key := types.NamespacedName{Namespace: r.namespace, Name: dec.SecretRef.Name}
 	var s corev1.Secret
 	if err := r.spoke.own.Get(ctx, key, &s); err != nil {
 		return nil, fmt.Errorf("decryption keys: reading Secret %s on the spoke: %w", key, err)

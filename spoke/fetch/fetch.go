@@ -10,16 +10,17 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
 
+	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+
 	"github.com/go-logr/logr"
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/flotilla-dev/flotilla/api/artifact"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/artifact"
 )
 
 // Defaults for the zero values of Options.
@@ -86,7 +87,6 @@ func IsVerificationError(err error) bool {
 
 // digestPattern is the shape the Assignment CRD also enforces; checked again here
 // because the hex part becomes a file name.
-var digestPattern = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
 
 // New returns a Fetcher, creating the cache folder when one is set.
 func New(opts Options) (*Fetcher, error) {
@@ -146,7 +146,7 @@ func New(opts Options) (*Fetcher, error) {
 // either failing is a *VerificationError. Other errors are about reaching the
 // artifact and are worth retrying.
 func (f *Fetcher) Fetch(ctx context.Context, a fleetv1.SignedArtifact) (map[string][]byte, error) {
-	if !digestPattern.MatchString(a.Digest) {
+	if !meta.ValidDigest(a.Digest) {
 		return nil, &VerificationError{Digest: a.Digest, Err: errors.New("digest is not sha256:<64 hex>")}
 	}
 	trusted := f.trusted()

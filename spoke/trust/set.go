@@ -12,7 +12,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/flotilla-dev/flotilla/fleet/artifact"
+	"github.com/flotilla-dev/flotilla/api/artifact"
 )
 
 // FileName is the file in the agent's state folder that keeps the key set.

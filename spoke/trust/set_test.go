@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flotilla-dev/flotilla/fleet/artifact"
+	"github.com/flotilla-dev/flotilla/api/artifact"
 )
 
 func pub(k ed25519.PrivateKey) ed25519.PublicKey { return k.Public().(ed25519.PublicKey) }

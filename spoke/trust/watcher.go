@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 
+	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
@@ -14,12 +16,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
-	"github.com/flotilla-dev/flotilla/fleet/artifact"
+	"github.com/flotilla-dev/flotilla/api/artifact"
 )
-
-// ConfigMapName is the ConfigMap in the cluster's hub namespace that carries the
-// trust bundle.
-const ConfigMapName = "flotilla-trust"
 
 // Reasons of the events the watcher records on the ConfigMap.
 const (
@@ -42,7 +40,7 @@ func (w *Watcher) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("trust").
 		For(&corev1.ConfigMap{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
-			return o.GetName() == ConfigMapName
+			return o.GetName() == fleetv1.TrustConfigMapName
 		}))).
 		// Several agents may share one process (the dev environment, tests).
 		WithOptions(controller.Options{SkipNameValidation: ptr.To(true)}).

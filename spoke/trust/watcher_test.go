@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -15,7 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/flotilla-dev/flotilla/api"
-	"github.com/flotilla-dev/flotilla/fleet/artifact"
+	"github.com/flotilla-dev/flotilla/api/artifact"
 )
 
 func TestWatcherTakesUpSignedBundlesAndReportsOthers(t *testing.T) {
@@ -24,7 +26,7 @@ func TestWatcherTakesUpSignedBundlesAndReportsOthers(t *testing.T) {
 	k2, _ := artifact.GenerateKey()
 	rogue, _ := artifact.GenerateKey()
 	set, _ := Open(filepath.Join(t.TempDir(), FileName), []ed25519.PublicKey{pub(k1)})
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "flotilla-cluster-a", Name: ConfigMapName}}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "flotilla-cluster-a", Name: fleetv1.TrustConfigMapName}}
 	c := fake.NewClientBuilder().WithScheme(api.NewScheme()).WithObjects(cm).Build()
 	rec := events.NewFakeRecorder(10)
 	changes := 0

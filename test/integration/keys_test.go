@@ -17,11 +17,11 @@ import (
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/flotilla-dev/flotilla/api/artifact"
 	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/artifact"
 	"github.com/flotilla-dev/flotilla/fleet/cli"
 	"github.com/flotilla-dev/flotilla/fleet/devenv"
 	"github.com/flotilla-dev/flotilla/hub/delivery/kustomize"
@@ -167,7 +167,7 @@ func TestSigningKeyRotation(t *testing.T) {
 			return nil
 		})
 		var cm corev1.ConfigMap
-		if err := hub.Get(ctx, types.NamespacedName{Namespace: fleetv1.ClusterNamespace("spoke-1"), Name: signing.TrustConfigMap}, &cm); err != nil {
+		if err := hub.Get(ctx, types.NamespacedName{Namespace: fleetv1.ClusterNamespace("spoke-1"), Name: fleetv1.TrustConfigMapName}, &cm); err != nil {
 			t.Fatal(err)
 		}
 		if _, by, err := artifact.VerifyTrustBundle([]byte(cm.Data[artifact.TrustBundleKey]), []byte(cm.Data[artifact.TrustSignaturesKey]),
@@ -279,7 +279,7 @@ func TestSigningKeyRotation(t *testing.T) {
 			// The hub may be putting the previous case's bundle back meanwhile.
 			err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 				var cm corev1.ConfigMap
-				if err := hub.Get(ctx, types.NamespacedName{Namespace: ns, Name: signing.TrustConfigMap}, &cm); err != nil {
+				if err := hub.Get(ctx, types.NamespacedName{Namespace: ns, Name: fleetv1.TrustConfigMapName}, &cm); err != nil {
 					return err
 				}
 				cm.Data = tc.data()
@@ -302,7 +302,7 @@ func TestSigningKeyRotation(t *testing.T) {
 				return nil
 			})
 		}
-		env.WaitFor(t, hub, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: signing.TrustConfigMap}},
+		env.WaitFor(t, hub, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fleetv1.TrustConfigMapName}},
 			func(cm *corev1.ConfigMap) error {
 				b, _, err := artifact.VerifyTrustBundle([]byte(cm.Data[artifact.TrustBundleKey]), []byte(cm.Data[artifact.TrustSignaturesKey]),
 					[]ed25519.PublicKey{pub2})

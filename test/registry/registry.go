@@ -18,7 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/flotilla-dev/flotilla/fleet/artifact"
+	"github.com/flotilla-dev/flotilla/api/artifact"
 )
 
 // Media types of a Flux-style OCI artifact: a config blob and one tar.gz layer.

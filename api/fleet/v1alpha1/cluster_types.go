@@ -87,6 +87,15 @@ func (in *Cluster) SetConditions(c []metav1.Condition) { in.Status.Conditions = 
 // ClusterNamespacePrefix starts the name of every cluster's hub namespace.
 const ClusterNamespacePrefix = "flotilla-cluster-"
 
+// SystemNamespace is the default namespace of Flotilla itself, on the hub (signing
+// keys, trust bundle, bootstrap tokens) and on each spoke (the agent, its Secrets and
+// its state). Both programs take a flag to change it.
+const SystemNamespace = "flotilla-system"
+
+// TrustConfigMapName is the ConfigMap, in the hub's system namespace and in every
+// cluster namespace, that carries the signed trust bundle.
+const TrustConfigMapName = "flotilla-trust"
+
 // ClusterNamespace is the hub namespace that holds the named cluster's Assignments.
 func ClusterNamespace(clusterName string) string { return ClusterNamespacePrefix + clusterName }
 

@@ -11,7 +11,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/flotilla-dev/flotilla/fleet/version"
+	"github.com/flotilla-dev/flotilla/api/version"
 	"github.com/flotilla-dev/flotilla/hub/manager"
 )
 

@@ -30,15 +30,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/flotilla-dev/flotilla/api/artifact"
+	"github.com/flotilla-dev/flotilla/api/conditions"
 	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/artifact"
-	"github.com/flotilla-dev/flotilla/fleet/conditions"
-	"github.com/flotilla-dev/flotilla/fleet/placement"
-	"github.com/flotilla-dev/flotilla/fleet/rollout"
-	"github.com/flotilla-dev/flotilla/fleet/rollup"
+	"github.com/flotilla-dev/flotilla/hub/delivery/placement"
+	"github.com/flotilla-dev/flotilla/hub/delivery/rollout"
+	"github.com/flotilla-dev/flotilla/hub/delivery/rollup"
 )
 
 // Store is the part of the artifact store the controller uses.

@@ -19,10 +19,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
+	"github.com/flotilla-dev/flotilla/api/artifact"
+	"github.com/flotilla-dev/flotilla/api/conditions"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/artifact"
-	"github.com/flotilla-dev/flotilla/fleet/conditions"
 	sourcemetrics "github.com/flotilla-dev/flotilla/hub/source/metrics"
 	"github.com/flotilla-dev/flotilla/hub/source/outcome"
 	"github.com/flotilla-dev/flotilla/hub/storage"

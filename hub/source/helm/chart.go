@@ -16,9 +16,9 @@ import (
 
 	"helm.sh/helm/v3/pkg/repo"
 
+	"github.com/flotilla-dev/flotilla/api/artifact"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/artifact"
 	"github.com/flotilla-dev/flotilla/hub/storage"
 )
 

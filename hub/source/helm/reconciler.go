@@ -21,10 +21,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
+	"github.com/flotilla-dev/flotilla/api/artifact"
+	"github.com/flotilla-dev/flotilla/api/conditions"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/artifact"
-	"github.com/flotilla-dev/flotilla/fleet/conditions"
 	"github.com/flotilla-dev/flotilla/hub/source/git"
 	sourcemetrics "github.com/flotilla-dev/flotilla/hub/source/metrics"
 	"github.com/flotilla-dev/flotilla/hub/source/outcome"

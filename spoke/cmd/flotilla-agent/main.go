@@ -15,9 +15,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/flotilla-dev/flotilla/fleet/artifact"
-	"github.com/flotilla-dev/flotilla/fleet/registration"
-	"github.com/flotilla-dev/flotilla/fleet/version"
+	"github.com/flotilla-dev/flotilla/api/artifact"
+	"github.com/flotilla-dev/flotilla/api/registration"
+	"github.com/flotilla-dev/flotilla/api/version"
 	"github.com/flotilla-dev/flotilla/spoke/agent"
 	"github.com/flotilla-dev/flotilla/spoke/bootstrap"
 )
@@ -30,7 +30,6 @@ func main() {
 		trustedKeys   string
 		artifactCA    string
 		bootstrapMode bool
-		bootstrapNS   string
 	)
 	// An own flag set: controller-runtime registers its own --kubeconfig on the global one.
 	fs := flag.NewFlagSet("flotilla-agent", flag.ExitOnError)
@@ -46,7 +45,7 @@ func main() {
 	fs.DurationVar(&opts.HeartbeatInterval, "heartbeat-interval", 10*time.Second, "time between renewals of the agent's Lease on the hub")
 	fs.DurationVar(&opts.ResyncInterval, "resync-interval", 5*time.Minute, "time between re-applies of an unchanged Assignment")
 	fs.BoolVar(&bootstrapMode, "bootstrap", false, "register with the bootstrap token in the spoke Secret flotilla-agent-bootstrap and keep the credential in flotilla-agent-hub; --cluster-name, --hub-kubeconfig and --trusted-keys then come from the hub")
-	fs.StringVar(&bootstrapNS, "bootstrap-namespace", registration.SpokeNamespace, "namespace of the bootstrap and credential Secrets on the spoke")
+	fs.StringVar(&opts.Namespace, "bootstrap-namespace", registration.SpokeNamespace, "the agent's namespace on the spoke: bootstrap and credential Secrets, state Secrets, SOPS decryption keys")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
@@ -58,7 +57,7 @@ func main() {
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	if bootstrapMode {
-		if err := runBootstrap(&opts, kubeconfig, bootstrapNS); err != nil {
+		if err := runBootstrap(&opts, kubeconfig, opts.Namespace); err != nil {
 			fmt.Fprintln(os.Stderr, "flotilla-agent:", err)
 			os.Exit(1)
 		}

@@ -3,6 +3,8 @@ package registration
 import (
 	"fmt"
 	"strings"
+
+	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 )
 
 // Path is where the hub serves registration, on the artifact server's listener.
@@ -12,14 +14,10 @@ const Path = "/register"
 // RoleBinding) that an agent's hub credential belongs to, in its cluster's hub namespace.
 const AgentServiceAccount = "flotilla-agent"
 
-// ClusterNamespacePrefix mirrors fleetv1.ClusterNamespacePrefix without importing the
-// API types into this tiny package's callers that do not need them.
-const clusterNamespacePrefix = "flotilla-cluster-"
-
 // Spoke-side names: the install manifests create the bootstrap Secret, the agent
 // writes the credential Secret after registering.
 const (
-	SpokeNamespace       = "flotilla-system"
+	SpokeNamespace       = fleetv1.SystemNamespace
 	BootstrapSecretName  = "flotilla-agent-bootstrap"
 	CredentialSecretName = "flotilla-agent-hub"
 )
@@ -81,13 +79,13 @@ type Error struct {
 
 // ServiceAccountUsername is the Kubernetes user name of a cluster's agent credential.
 func ServiceAccountUsername(cluster string) string {
-	return "system:serviceaccount:" + clusterNamespacePrefix + cluster + ":" + AgentServiceAccount
+	return "system:serviceaccount:" + fleetv1.ClusterNamespacePrefix + cluster + ":" + AgentServiceAccount
 }
 
 // ClusterFromUsername is the inverse of ServiceAccountUsername: the cluster an agent
 // credential belongs to, or an error for any other user.
 func ClusterFromUsername(user string) (string, error) {
-	rest, ok := strings.CutPrefix(user, "system:serviceaccount:"+clusterNamespacePrefix)
+	rest, ok := strings.CutPrefix(user, "system:serviceaccount:"+fleetv1.ClusterNamespacePrefix)
 	if !ok {
 		return "", fmt.Errorf("%q is not a Flotilla agent", user)
 	}
