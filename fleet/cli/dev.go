@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flotilla-dev/flotilla/fleet/devenv/controlplane"
+
 	"github.com/spf13/cobra"
 	"k8s.io/klog/v2"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -77,7 +79,7 @@ func devUp(ctx context.Context, g *globals, o devUpOptions) error {
 	if pid, err := readPid(dir); err == nil && pid != os.Getpid() && processRunning(pid) {
 		return fmt.Errorf("a fleet already runs in %s (pid %d): stop it with `flotilla dev down --dir %s`", o.dir, pid, o.dir)
 	}
-	binaries, err := devenv.FindBinaries()
+	binaries, err := controlplane.FindBinaries()
 	if err != nil {
 		return err
 	}
@@ -92,7 +94,7 @@ func devUp(ctx context.Context, g *globals, o devUpOptions) error {
 	}
 	defer removeIfOurs(filepath.Join(dir, pidFile))
 
-	log := devenv.NewLogger(g.errOut, o.verbosity)
+	log := controlplane.NewLogger(g.errOut, o.verbosity)
 	ctrllog.SetLogger(log)
 	klog.SetLogger(log.WithName("client-go"))
 	var cpOut io.Writer

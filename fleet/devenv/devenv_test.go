@@ -8,18 +8,19 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flotilla-dev/flotilla/fleet/devenv/controlplane"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flotilla-dev/flotilla/api"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/devenv"
 	"github.com/flotilla-dev/flotilla/test/env"
 )
 
 func TestCRDs(t *testing.T) {
-	crds, err := devenv.CRDs()
+	crds, err := controlplane.CRDs()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,15 +44,15 @@ func TestFindBinaries(t *testing.T) {
 	}
 	empty := t.TempDir()
 
-	t.Setenv(devenv.KubebuilderEnv, empty)
-	t.Setenv(devenv.ControlPlaneEnv, full)
-	if dir, err := devenv.FindBinaries(); err != nil || dir != full {
+	t.Setenv(controlplane.KubebuilderEnv, empty)
+	t.Setenv(controlplane.ControlPlaneEnv, full)
+	if dir, err := controlplane.FindBinaries(); err != nil || dir != full {
 		t.Errorf("FLOTILLA_CONTROL_PLANE first: got %q, %v; want %q", dir, err, full)
 	}
 
-	t.Setenv(devenv.ControlPlaneEnv, "")
-	_, err := devenv.FindBinaries()
-	if !errors.Is(err, devenv.ErrBinariesNotFound) || !strings.Contains(err.Error(), "make control-plane") {
+	t.Setenv(controlplane.ControlPlaneEnv, "")
+	_, err := controlplane.FindBinaries()
+	if !errors.Is(err, controlplane.ErrBinariesNotFound) || !strings.Contains(err.Error(), "make control-plane") {
 		t.Errorf("a folder without binaries: got %v, want an error naming make control-plane", err)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/flotilla-dev/flotilla/fleet/devenv/controlplane"
+
 	"github.com/go-logr/logr"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -91,8 +93,8 @@ type Fleet struct {
 	dir     string
 	tempDir bool
 
-	hubCP  *ControlPlane
-	spokes []*ControlPlane
+	hubCP  *controlplane.ControlPlane
+	spokes []*controlplane.ControlPlane
 
 	hub                *manager.Hub
 	hubCancel          context.CancelFunc
@@ -133,7 +135,7 @@ func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
 		opts.Log = logr.Discard()
 	}
 	if opts.BinaryDir == "" {
-		if opts.BinaryDir, err = FindBinaries(); err != nil {
+		if opts.BinaryDir, err = controlplane.FindBinaries(); err != nil {
 			return nil, err
 		}
 	}
@@ -191,7 +193,7 @@ func (f *Fleet) startControlPlanes(ctx context.Context) error {
 	for i := 1; i <= f.opts.Spokes; i++ {
 		names = append(names, SpokeName(i))
 	}
-	planes := make([]*ControlPlane, len(names))
+	planes := make([]*controlplane.ControlPlane, len(names))
 	errs := make([]error, len(names))
 	sem := make(chan struct{}, f.opts.Parallel)
 	var wg sync.WaitGroup
@@ -205,9 +207,9 @@ func (f *Fleet) startControlPlanes(ctx context.Context) error {
 				errs[i] = err
 				return
 			}
-			opts := ControlPlaneOptions{BinaryDir: f.opts.BinaryDir, Output: f.opts.ControlPlaneOutput}
+			opts := controlplane.Options{BinaryDir: f.opts.BinaryDir, Output: f.opts.ControlPlaneOutput}
 			if name == HubName {
-				crds, err := CRDs()
+				crds, err := controlplane.CRDs()
 				if err != nil {
 					errs[i] = err
 					return
@@ -215,7 +217,7 @@ func (f *Fleet) startControlPlanes(ctx context.Context) error {
 				opts.CRDs = crds
 			}
 			began := time.Now()
-			planes[i], errs[i] = StartControlPlane(name, opts)
+			planes[i], errs[i] = controlplane.Start(name, opts)
 			if errs[i] == nil {
 				f.log.Info("control plane started", "name", name, "url", planes[i].URL(), "took", time.Since(began).Round(time.Millisecond))
 			}
@@ -494,13 +496,13 @@ func (r *agentRun) stop() error {
 }
 
 // Hub is the hub's control plane.
-func (f *Fleet) Hub() *ControlPlane { return f.hubCP }
+func (f *Fleet) Hub() *controlplane.ControlPlane { return f.hubCP }
 
 // HubInstance is the hub running on the hub's control plane.
 func (f *Fleet) HubInstance() *manager.Hub { return f.hub }
 
 // Spoke returns the named spoke's control plane, or nil.
-func (f *Fleet) Spoke(name string) *ControlPlane {
+func (f *Fleet) Spoke(name string) *controlplane.ControlPlane {
 	for _, s := range f.spokes {
 		if s != nil && s.Name() == name {
 			return s
@@ -568,7 +570,7 @@ func (f *Fleet) stop() error {
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	for _, cp := range append([]*ControlPlane{f.hubCP}, f.spokes...) {
+	for _, cp := range append([]*controlplane.ControlPlane{f.hubCP}, f.spokes...) {
 		if cp == nil {
 			continue
 		}

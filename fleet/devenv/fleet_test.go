@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flotilla-dev/flotilla/test/fleetenv"
+
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -20,7 +22,7 @@ import (
 // TestFleet starts two spokes and checks what `flotilla dev up` promises: kubeconfigs,
 // labelled Clusters that turn Ready, and agents that can be stopped and restarted.
 func TestFleet(t *testing.T) {
-	f := env.StartFleet(t, 2, env.WithHeartbeat(time.Second, 3*time.Second))
+	f := fleetenv.StartFleet(t, 2, fleetenv.WithHeartbeat(time.Second, 3*time.Second))
 	ctx := context.Background()
 
 	if got := fmt.Sprint(f.Spokes()); got != "[spoke-1 spoke-2]" {

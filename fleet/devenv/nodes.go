@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/flotilla-dev/flotilla/fleet/devenv/controlplane"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -32,8 +34,8 @@ const (
 // kubelet of one fake node), and a minimal scheduler that binds pods to that node
 // when their nodeSelector allows it. The binaries come from the control plane's own
 // folder; dir receives the kubeconfig and the processes' logs. stop ends them all.
-func StartNodes(ctx context.Context, cp *ControlPlane, dir string) (stop func() error, err error) {
-	bin := cp.env.BinaryAssetsDirectory
+func StartNodes(ctx context.Context, cp *controlplane.ControlPlane, dir string) (stop func() error, err error) {
+	bin := cp.BinaryDir()
 	for _, b := range []string{"kube-controller-manager", "kwok"} {
 		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
 			return nil, fmt.Errorf("%s is missing in %s (run `make control-plane`): %w", b, bin, err)

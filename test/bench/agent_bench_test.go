@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flotilla-dev/flotilla/fleet/devenv/controlplane"
+
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,7 +27,6 @@ import (
 	"github.com/flotilla-dev/flotilla/api/artifact"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/devenv"
 	"github.com/flotilla-dev/flotilla/test/env"
 )
 
@@ -84,7 +85,7 @@ func rssKiB(pid int) int64 {
 // idle and loaded memory, its size, and how fast it applies compared with plain
 // server-side apply on the same API server.
 func BenchmarkAgent(b *testing.B) {
-	root, err := devenv.RepoRoot()
+	root, err := controlplane.RepoRoot()
 	if err != nil {
 		b.Fatal(err)
 	}

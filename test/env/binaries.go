@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/flotilla-dev/flotilla/fleet/devenv"
+	"github.com/flotilla-dev/flotilla/fleet/devenv/controlplane"
 )
 
 var (
@@ -34,15 +34,15 @@ func Binaries(t testing.TB) string {
 }
 
 func ensureBinaries() (string, error) {
-	dir, err := devenv.FindBinaries()
+	dir, err := controlplane.FindBinaries()
 	if err == nil {
 		return dir, nil
 	}
 	// A folder named explicitly but wrong is the caller's mistake; building would hide it.
-	if os.Getenv(devenv.ControlPlaneEnv) != "" || os.Getenv(devenv.KubebuilderEnv) != "" {
+	if os.Getenv(controlplane.ControlPlaneEnv) != "" || os.Getenv(controlplane.KubebuilderEnv) != "" {
 		return "", err
 	}
-	root, rootErr := devenv.RepoRoot()
+	root, rootErr := controlplane.RepoRoot()
 	if rootErr != nil {
 		return "", errors.Join(err, rootErr)
 	}
@@ -59,7 +59,7 @@ func ensureBinaries() (string, error) {
 		return "", err
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck // closing releases it too
-	if dir, err := devenv.FindBinaries(); err == nil {
+	if dir, err := controlplane.FindBinaries(); err == nil {
 		return dir, nil
 	}
 	fmt.Fprintln(os.Stderr, "test/env: control-plane binaries missing, running hack/control-plane.sh (the first time takes a few minutes)")
@@ -74,7 +74,7 @@ func ensureBinaries() (string, error) {
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	dir = strings.TrimSpace(lines[len(lines)-1])
 	if dir == "" {
-		return devenv.FindBinaries()
+		return controlplane.FindBinaries()
 	}
 	return dir, nil
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flotilla-dev/flotilla/test/fleetenv"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -57,7 +59,7 @@ func capiCRD(t *testing.T) string {
 func TestClusterAPIAutoRegistration(t *testing.T) {
 	ctx := context.Background()
 	crd := capiCRD(t)
-	fleet := env.StartFleet(t, 0, env.With(func(o *devenv.Options) {
+	fleet := fleetenv.StartFleet(t, 0, fleetenv.With(func(o *devenv.Options) {
 		o.Hub = func(h *manager.Options) {
 			// Before the hub starts: it looks for Cluster API once, at start.
 			if _, err := envtest.InstallCRDs(h.Config, envtest.CRDInstallOptions{Paths: []string{crd}}); err != nil {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flotilla-dev/flotilla/test/fleetenv"
+
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -106,7 +108,7 @@ func wantGone(t *testing.T, c client.Client, spoke, name string) {
 // manifest, and an artifact whose signature does not verify.
 func TestDeliveryAcrossFleet(t *testing.T) {
 	ctx := context.Background()
-	fleet := env.StartFleet(t, 2) // spoke-1 env=dev, spoke-2 env=prod
+	fleet := fleetenv.StartFleet(t, 2) // spoke-1 env=dev, spoke-2 env=prod
 	hub := fleet.HubClient()
 	s1, s2 := fleet.SpokeClient("spoke-1"), fleet.SpokeClient("spoke-2")
 

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flotilla-dev/flotilla/test/fleetenv"
+
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -24,7 +26,7 @@ import (
 func TestSilentClusterShowsInRollups(t *testing.T) {
 	const grace = 3 * time.Second
 	ctx := context.Background()
-	fleet := env.StartFleet(t, 2, env.WithHeartbeat(time.Second, grace))
+	fleet := fleetenv.StartFleet(t, 2, fleetenv.WithHeartbeat(time.Second, grace))
 	hub := fleet.HubClient()
 
 	repo := gitserver.New(t).CreateRepo("hb")

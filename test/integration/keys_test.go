@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flotilla-dev/flotilla/test/fleetenv"
+
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -34,7 +36,7 @@ import (
 )
 
 // flotilla runs one CLI command line against the fleet's hub.
-func flotilla(fleet *env.Fleet, args ...string) (string, error) {
+func flotilla(fleet *fleetenv.Fleet, args ...string) (string, error) {
 	var out bytes.Buffer
 	cmd := cli.NewRootCommand()
 	cmd.SetOut(&out)
@@ -64,7 +66,7 @@ func wantReason(a *fleetv1.Assignment, status metav1.ConditionStatus, reason str
 // it alone signed stops verifying, until the hub signs it again.
 func TestSigningKeyRotation(t *testing.T) {
 	ctx := context.Background()
-	fleet := env.StartFleet(t, 1, env.With(func(o *devenv.Options) {
+	fleet := fleetenv.StartFleet(t, 1, fleetenv.With(func(o *devenv.Options) {
 		// Re-applying (and so re-verifying) often shows a retired key's effect quickly.
 		o.Agent = func(a *agent.Options) { a.ResyncInterval = 3 * time.Second }
 	}))

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flotilla-dev/flotilla/test/fleetenv"
+
 	"filippo.io/age"
 	"github.com/getsops/sops/v3"
 	sopsaes "github.com/getsops/sops/v3/aes"
@@ -129,7 +131,7 @@ func assignmentOf(t *testing.T, c client.Client, cluster, ks string) *fleetv1.As
 func TestPostBuildAndDecryption(t *testing.T) {
 	ctx := context.Background()
 	storeDir := t.TempDir()
-	fleet := env.StartFleet(t, 2, env.With(func(o *devenv.Options) { o.StorageDir = storeDir }))
+	fleet := fleetenv.StartFleet(t, 2, fleetenv.With(func(o *devenv.Options) { o.StorageDir = storeDir }))
 	hub := fleet.HubClient()
 	spokes := map[string]client.Client{"spoke-1": fleet.SpokeClient("spoke-1"), "spoke-2": fleet.SpokeClient("spoke-2")}
 	regions := map[string]string{"spoke-1": "eu-west", "spoke-2": "us-east"}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flotilla-dev/flotilla/test/fleetenv"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -37,7 +39,7 @@ import (
 // --bootstrap), in this process: the test spokes have no kubelet to run the pod.
 type regAgents struct {
 	t     *testing.T
-	fleet *env.Fleet
+	fleet *fleetenv.Fleet
 	mu    sync.Mutex
 	stop  map[string]func()
 }
@@ -84,9 +86,9 @@ func (a *regAgents) stopAll() {
 
 // startTokenFleet starts a hub that guards its artifacts and spokes whose agents
 // register with bootstrap tokens, as `flotilla cluster add --kubeconfig` installs them.
-func startTokenFleet(t *testing.T, spokes int) (*env.Fleet, *regAgents) {
+func startTokenFleet(t *testing.T, spokes int) (*fleetenv.Fleet, *regAgents) {
 	t.Helper()
-	fleet := env.StartFleet(t, spokes, env.WithoutAgents(), env.With(func(o *devenv.Options) {
+	fleet := fleetenv.StartFleet(t, spokes, fleetenv.WithoutAgents(), fleetenv.With(func(o *devenv.Options) {
 		o.Hub = func(h *manager.Options) { h.AnonymousArtifacts = false }
 	}))
 	agents := &regAgents{t: t, fleet: fleet, stop: map[string]func(){}}
@@ -102,7 +104,7 @@ func startTokenFleet(t *testing.T, spokes int) (*env.Fleet, *regAgents) {
 }
 
 // installAgent does what `flotilla cluster add NAME --kubeconfig` does.
-func installAgent(t *testing.T, fleet *env.Fleet, name string) hubreg.InstallValues {
+func installAgent(t *testing.T, fleet *fleetenv.Fleet, name string) hubreg.InstallValues {
 	t.Helper()
 	ctx := context.Background()
 	vals, err := hubreg.PrepareCluster(ctx, fleet.HubClient(), manager.DefaultSystemNamespace, name, nil, time.Hour)
@@ -116,7 +118,7 @@ func installAgent(t *testing.T, fleet *env.Fleet, name string) hubreg.InstallVal
 }
 
 // credential is the hub credential an agent stored on its spoke.
-func credential(t *testing.T, fleet *env.Fleet, name string) *bootstrap.Credential {
+func credential(t *testing.T, fleet *fleetenv.Fleet, name string) *bootstrap.Credential {
 	t.Helper()
 	cred, err := bootstrap.Load(context.Background(), bootstrap.Options{Spoke: fleet.SpokeClient(name)})
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flotilla-dev/flotilla/test/fleetenv"
+
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -123,7 +125,7 @@ func artifactDigest(t *testing.T, c client.Client, ks *deliveryv1.Kustomization,
 
 func TestRollout(t *testing.T) {
 	ctx := context.Background()
-	fleet := env.StartFleet(t, 3)
+	fleet := fleetenv.StartFleet(t, 3)
 	hub := fleet.HubClient()
 	spokes := map[string]client.Client{}
 	for _, s := range []string{"spoke-1", "spoke-2", "spoke-3"} {

@@ -1,4 +1,4 @@
-package devenv
+package controlplane
 
 import (
 	"fmt"
@@ -19,11 +19,11 @@ import (
 	"github.com/flotilla-dev/flotilla/api"
 )
 
-// ControlPlaneOptions configures one control plane.
-type ControlPlaneOptions struct {
+// Options configures one control plane.
+type Options struct {
 	// BinaryDir holds etcd, kube-apiserver and kubectl; FindBinaries when empty.
 	BinaryDir string
-	// CRDs are installed, and established, before StartControlPlane returns.
+	// CRDs are installed, and established, before Start returns.
 	CRDs []*apiextensionsv1.CustomResourceDefinition
 	// Output receives the etcd and kube-apiserver logs; they are dropped when nil.
 	Output io.Writer
@@ -44,9 +44,9 @@ type ControlPlane struct {
 	stopErr  error
 }
 
-// StartControlPlane starts a control plane called name (the name its kubeconfig
+// Start starts a control plane called name (the name its kubeconfig
 // context gets) and returns once its API server answers and the CRDs are established.
-func StartControlPlane(name string, opts ControlPlaneOptions) (*ControlPlane, error) {
+func Start(name string, opts Options) (*ControlPlane, error) {
 	dir := opts.BinaryDir
 	if dir == "" {
 		var err error
@@ -99,6 +99,9 @@ func (c *ControlPlane) Config() *rest.Config { return rest.CopyConfig(c.config) 
 
 // Client is an admin client with the Kubernetes and Flotilla kinds.
 func (c *ControlPlane) Client() client.Client { return c.client }
+
+// BinaryDir is the folder of the binaries this control plane runs.
+func (c *ControlPlane) BinaryDir() string { return c.env.BinaryAssetsDirectory }
 
 // URL of the API server.
 func (c *ControlPlane) URL() string { return c.config.Host }

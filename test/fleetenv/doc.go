@@ -1,0 +1,4 @@
+// Package fleetenv starts a whole local fleet for a test: a hub and N spokes on real
+// API servers with the real hub and one registered agent per spoke (fleet/devenv),
+// stopped when the test ends. Tests that need only API servers use test/env.
+package fleetenv

@@ -1,0 +1,103 @@
+package fleetenv
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/flotilla-dev/flotilla/fleet/devenv"
+	"github.com/flotilla-dev/flotilla/test/env"
+)
+
+// Option adjusts a fleet's options.
+type Option func(*devenv.Options)
+
+// WithClusterLabels sets the labels of the i-th spoke's Cluster (i counts from 1).
+func WithClusterLabels(labels func(i int) map[string]string) Option {
+	return func(o *devenv.Options) { o.ClusterLabels = labels }
+}
+
+// WithHeartbeat sets the agents' heartbeat interval and the hub's grace period, so
+// that a stopped agent makes its Cluster stale quickly.
+func WithHeartbeat(interval, grace time.Duration) Option {
+	return func(o *devenv.Options) { o.HeartbeatInterval, o.HeartbeatGrace = interval, grace }
+}
+
+// WithoutAgents registers the Clusters but starts no agent; Fleet.StartAgent does.
+func WithoutAgents() Option {
+	return func(o *devenv.Options) { o.NoAgents = true }
+}
+
+// WithDir keeps the kubeconfigs and state in dir instead of a temporary folder.
+func WithDir(dir string) Option {
+	return func(o *devenv.Options) { o.Dir = dir }
+}
+
+// With applies any other change to the options.
+func With(change func(*devenv.Options)) Option { return change }
+
+// Fleet is a running local fleet with test conveniences.
+type Fleet struct {
+	*devenv.Fleet
+	t testing.TB
+}
+
+// StartFleet starts a hub and spokes spoke-1…spoke-N with an agent each, waits until
+// every Cluster is Ready, and stops it all when the test ends.
+func StartFleet(t testing.TB, spokes int, opts ...Option) *Fleet {
+	t.Helper()
+	o := devenv.Options{
+		Spokes:    spokes,
+		BinaryDir: env.Binaries(t),
+		Dir:       t.TempDir(),
+		Log:       env.Log(),
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	began := time.Now()
+	f, err := devenv.Start(ctx, o)
+	if err != nil {
+		t.Fatalf("start fleet with %d spokes: %v", spokes, err)
+	}
+	t.Cleanup(func() {
+		if err := f.Stop(); err != nil {
+			t.Errorf("stop fleet: %v", err)
+		}
+	})
+	t.Logf("fleet with %d spokes started in %s (state in %s)", spokes, time.Since(began).Round(time.Millisecond), f.Dir())
+	return &Fleet{Fleet: f, t: t}
+}
+
+// HubClient is an admin client of the hub.
+func (f *Fleet) HubClient() client.Client { return f.Hub().Client() }
+
+// SpokeClient is an admin client of the named spoke; the test fails when there is none.
+func (f *Fleet) SpokeClient(name string) client.Client {
+	f.t.Helper()
+	s := f.Spoke(name)
+	if s == nil {
+		f.t.Fatalf("no spoke named %q (spokes: %v)", name, f.Spokes())
+	}
+	return s.Client()
+}
+
+// StopAgent stops a spoke's agent, failing the test on error.
+func (f *Fleet) StopAgent(name string) {
+	f.t.Helper()
+	if err := f.Fleet.StopAgent(name); err != nil {
+		f.t.Fatalf("stop agent: %v", err)
+	}
+}
+
+// StartAgent (re)starts a spoke's agent, failing the test on error.
+func (f *Fleet) StartAgent(name string) {
+	f.t.Helper()
+	if err := f.Fleet.StartAgent(name); err != nil {
+		f.t.Fatalf("start agent: %v", err)
+	}
+}
