@@ -63,12 +63,15 @@ func newSpoke(cfg *rest.Config, scheme *runtime.Scheme) (*spoke, error) {
 }
 
 // serviceAccountUser is the user name an Assignment's service account acts as. It
-// lives in the target namespace, or "default" when there is none.
+// lives in spec.serviceAccountNamespace, else the target namespace, else "default".
 func serviceAccountUser(a *fleetv1.Assignment) string {
 	if a.Spec.ServiceAccountName == "" {
 		return ""
 	}
-	ns := a.Spec.TargetNamespace
+	ns := a.Spec.ServiceAccountNamespace
+	if ns == "" {
+		ns = a.Spec.TargetNamespace
+	}
 	if ns == "" {
 		ns = "default"
 	}

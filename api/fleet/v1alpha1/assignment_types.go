@@ -50,11 +50,11 @@ type DeploymentReference struct {
 	APIVersion string `json:"apiVersion"`
 	// Kind of the owner.
 	// +required
-	// +kubebuilder:validation:Enum=Kustomization;HelmRelease
+	// +kubebuilder:validation:Enum=Kustomization;HelmRelease;Tenant
 	Kind string `json:"kind"`
-	// Namespace of the owner.
-	// +required
-	Namespace string `json:"namespace"`
+	// Namespace of the owner; empty for a cluster-scoped owner (Tenant).
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
 	// Name of the owner.
 	// +required
 	Name string `json:"name"`
@@ -71,10 +71,19 @@ type AssignmentSpec struct {
 	// Artifact to apply.
 	// +required
 	Artifact SignedArtifact `json:"artifact"`
+	// Tenant is the Tenant the owner belongs to; empty for platform deployments. The
+	// agent never applies a tenant's Assignment with its own identity, and gives it
+	// only the SOPS keys that name the tenant.
+	// +optional
+	Tenant string `json:"tenant,omitempty"`
 	// ServiceAccountName the agent impersonates on the spoke; the agent's own identity
-	// when empty.
+	// when empty (platform deployments only).
 	// +optional
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+	// ServiceAccountNamespace holds that ServiceAccount; the target namespace (or
+	// default) when empty.
+	// +optional
+	ServiceAccountNamespace string `json:"serviceAccountNamespace,omitempty"`
 	// TargetNamespace overrides the namespace of every namespaced object.
 	// +optional
 	TargetNamespace string `json:"targetNamespace,omitempty"`
