@@ -11,7 +11,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/flotilla-dev/flotilla/api/version.Version=$(VERSION)
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build generate verify test unit integration bench demo control-plane clean
+.PHONY: all build generate verify test unit integration bench demo control-plane fuzz clean
 
 all: build
 
@@ -44,6 +44,16 @@ test: control-plane ## Run every test, real control planes included.
 
 bench: control-plane build ## Print performance figures (long; not part of make test).
 	FLOTILLA_CONTROL_PLANE="$$(bash hack/control-plane.sh)" $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./test/bench/...
+
+# Every fuzz target, as package:Target; `make fuzz FUZZTIME=10m` runs each that long.
+FUZZ_TARGETS := ./api/artifact:FuzzUnpack ./api/artifact:FuzzPackRoundTrip \
+	./spoke/apply:FuzzParse ./spoke/postbuild:FuzzExpand ./spoke/postbuild:FuzzSubstituteYAML
+FUZZTIME ?= 1m
+
+fuzz: ## Run each fuzz target for FUZZTIME (default 1m); new crashers land in testdata/fuzz.
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo "== $$fn ($$pkg) for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg | tail -n 3 || exit 1; done
 
 demo: control-plane build ## Start a local fleet syncing examples/, print its health, stop it.
 	bash hack/demo.sh

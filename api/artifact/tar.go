@@ -127,8 +127,13 @@ func ReadDir(dir string, skip func(rel string, isDir bool) bool) (map[string][]b
 // ErrUnsafeEntry is returned for a tar entry that would land outside its folder.
 var ErrUnsafeEntry = errors.New("unsafe artifact entry")
 
+// MaxFiles bounds the number of files in one artifact: a tar of millions of empty
+// files is small on the wire but not in memory.
+const MaxFiles = 100_000
+
 // Unpack reads a tar.gz into memory, refusing absolute paths, entries that climb out
-// with "..", links of any kind, and more than maxSize bytes in all.
+// with "..", links of any kind, more than MaxFiles files and more than maxSize bytes
+// in all.
 func Unpack(r io.Reader, maxSize int64) (map[string][]byte, error) {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxSize
@@ -162,6 +167,9 @@ func Unpack(r io.Reader, maxSize int64) (map[string][]byte, error) {
 		case tar.TypeReg:
 		default:
 			return nil, fmt.Errorf("%w: %q is a link or special file", ErrUnsafeEntry, hdr.Name)
+		}
+		if len(files) >= MaxFiles {
+			return nil, fmt.Errorf("artifact holds more than %d files", MaxFiles)
 		}
 		total += hdr.Size
 		if hdr.Size < 0 || total > maxSize {
