@@ -46,7 +46,7 @@ bench: control-plane build ## Print performance figures (long; not part of make 
 	FLOTILLA_CONTROL_PLANE="$$(bash hack/control-plane.sh)" $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./test/bench/...
 
 # Every fuzz target, as package:Target; `make fuzz FUZZTIME=10m` runs each that long.
-FUZZ_TARGETS := ./api/artifact:FuzzUnpack ./api/artifact:FuzzPackRoundTrip \
+FUZZ_TARGETS := ./api/artifact:FuzzUnpack ./api/artifact:FuzzPackRoundTrip ./api/artifact:FuzzStatement \
 	./spoke/apply:FuzzParse ./spoke/postbuild:FuzzExpand ./spoke/postbuild:FuzzSubstituteYAML
 FUZZTIME ?= 1m
 
