@@ -203,8 +203,8 @@ func (o *offline) correct(ctx context.Context, a *fleetv1.Assignment) {
 		log.Error(err, "spoke client")
 		return
 	}
-	res, err := apply.New(c, FieldOwner).Apply(ctx, objs, apply.Options{
-		Owner: a.Namespace + "/" + a.Name, TargetNamespace: a.Spec.TargetNamespace, Force: a.Spec.Force,
+	res, err := apply.New(c, FieldManager(a)).Apply(ctx, objs, apply.Options{
+		Owner: a.Namespace + "/" + a.Name, TargetNamespace: a.Spec.TargetNamespace, Force: a.Spec.Force, Adopt: a.Spec.Adopt,
 		DriftCheck: true, WarnOnly: mode == meta.DriftWarn,
 	})
 	if err != nil {

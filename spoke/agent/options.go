@@ -2,14 +2,30 @@ package agent
 
 import (
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"time"
+
+	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
 )
 
-// FieldOwner is the server-side apply field manager of every object the agent applies.
+// FieldOwner names the agent where it acts for itself: its events and its own
+// records on the spoke.
 const FieldOwner = "flotilla-agent"
+
+// FieldManager is the server-side apply field manager of one deployment's objects:
+// one per deployment, so the API server tells whose fields are whose.
+func FieldManager(a *fleetv1.Assignment) string {
+	m := "flotilla/" + a.Name
+	if len(m) <= 128 {
+		return m
+	}
+	sum := sha256.Sum256([]byte(a.Name))
+	return m[:111] + "." + hex.EncodeToString(sum[:8])
+}
 
 // Options configures one agent.
 type Options struct {

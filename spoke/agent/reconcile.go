@@ -175,9 +175,9 @@ func (r *reconciler) sync(ctx context.Context, a *fleetv1.Assignment, rec applie
 	// A revision the spoke already runs (this one, before the agent restarted, or at
 	// the last resync) is checked for drift rather than applied blindly.
 	check := mode != meta.DriftDisabled && a.Status.AppliedDigest == art.Digest
-	engine := apply.New(c, FieldOwner)
+	engine := apply.New(c, FieldManager(a))
 	res, err := engine.Apply(ctx, objs, apply.Options{
-		Owner: owner, TargetNamespace: a.Spec.TargetNamespace, Force: a.Spec.Force,
+		Owner: owner, TargetNamespace: a.Spec.TargetNamespace, Force: a.Spec.Force, Adopt: a.Spec.Adopt,
 		DriftCheck: check, WarnOnly: mode == meta.DriftWarn,
 	})
 	if check {
@@ -365,7 +365,7 @@ func (r *reconciler) release(ctx context.Context, a *fleetv1.Assignment) (ctrl.R
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		del, relErr = apply.New(c, FieldOwner).Delete(ctx, a.Status.Entries, a.Namespace+"/"+a.Name)
+		del, relErr = apply.New(c, FieldManager(a)).Delete(ctx, a.Status.Entries, a.Namespace+"/"+a.Name)
 	}
 	if relErr != nil {
 		msg := fmt.Sprintf("pruning failed: %v", relErr)

@@ -198,7 +198,15 @@ type Options struct {
 	DriftCheck bool
 	// WarnOnly, with DriftCheck, reports drift without correcting it.
 	WarnOnly bool
+	// Adopt lets the deployment take over objects that existed before and no
+	// Assignment owns. Without it such an object is a conflict, left as it is.
+	// Namespaces are shared containers and always adopted.
+	Adopt bool
 }
+
+// ErrOwnedElsewhere is the conflict of an object another Assignment owns, or one
+// that existed before and the deployment did not opt in to adopt.
+var ErrOwnedElsewhere = errors.New("object is not this deployment's")
 
 // Engine applies and deletes objects with one spoke client. The client decides the
 // identity (the agent's own, or an impersonated service account).
@@ -358,6 +366,11 @@ func (e *Engine) applyOne(ctx context.Context, u *unstructured.Unstructured, opt
 		ch.Action = Unchanged
 		return ch, nil
 	}
+	if exists {
+		if err := owns(live, opts); err != nil {
+			return ch, err
+		}
+	}
 	if opts.DriftCheck {
 		if !exists {
 			ch.Drift = DriftDeleted
@@ -407,6 +420,23 @@ func (e *Engine) applyOne(ctx context.Context, u *unstructured.Unstructured, opt
 		ch.Action = Unchanged
 	}
 	return ch, nil
+}
+
+// owns refuses to take over a live object that another Assignment applied, or one
+// that was there before any Assignment and the deployment did not ask to adopt: one
+// deployment never silently rewrites (and later prunes) another's objects.
+func owns(live *unstructured.Unstructured, opts Options) error {
+	holder := live.GetAnnotations()[AssignmentAnnotation]
+	switch {
+	case holder == opts.Owner:
+		return nil
+	case holder != "":
+		return fmt.Errorf("%w: Assignment %s applied it; it is not taken over", ErrOwnedElsewhere, holder)
+	case live.GetKind() == "Namespace" && live.GetAPIVersion() == "v1" || opts.Adopt:
+		return nil
+	default:
+		return fmt.Errorf("%w: it existed before and no Assignment owns it; set spec.adopt to take it over", ErrOwnedElsewhere)
+	}
 }
 
 // isImmutable tells the server's refusals that only deleting the object can get past.

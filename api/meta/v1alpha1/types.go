@@ -180,6 +180,11 @@ type ApplySettings struct {
 	// Force recreates objects whose immutable fields changed.
 	// +optional
 	Force bool `json:"force,omitempty"`
+	// Adopt lets the deployment take over objects that exist on the spoke already and
+	// that no other deployment applied. Without it such an object is a conflict and
+	// is left as it is. An object another deployment applied is never taken over.
+	// +optional
+	Adopt bool `json:"adopt,omitempty"`
 	// DeletionPolicy: MirrorPrune (default), Delete or Orphan.
 	// +kubebuilder:validation:Enum=MirrorPrune;Delete;Orphan
 	// +optional
