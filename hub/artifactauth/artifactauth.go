@@ -29,6 +29,12 @@ type Guard struct {
 	Reviewer client.Client
 	// Assignments reads Assignments; the hub manager's cache serves it cheaply.
 	Assignments client.Reader
+	// Live reads Assignments from the API server itself (the manager's API reader).
+	// The cache lags behind the API server: an agent that sees a new Assignment
+	// through its own watch may ask for its artifact before the hub's informer has
+	// it. So a digest the cache does not show assigned is looked up once more, live,
+	// before it is refused. Nil: the cache's answer is final.
+	Live client.Reader
 	// CacheTTL is how long a review is reused; DefaultCacheTTL when zero, negative
 	// turns the cache off.
 	CacheTTL time.Duration
@@ -153,10 +159,31 @@ func (g *Guard) review(ctx context.Context, token string) (string, error) {
 	return registration.ClusterFromUsername(tr.Status.User.Username)
 }
 
-// assigned reports whether an Assignment of the cluster points at digest.
+// assigned reports whether an Assignment of the cluster points at digest. The cache
+// answers every request for an assigned digest; only a miss (or a cache error) costs a
+// List of the cluster's own namespace on the API server, which the agent's credential
+// could make directly anyway. The List asks for the latest state (no resourceVersion),
+// so it sees every Assignment written before the agent could have heard of it.
 func (g *Guard) assigned(ctx context.Context, cluster, digest string) (bool, error) {
+	ns := fleetv1.ClusterNamespace(cluster)
+	ok, err := names(ctx, g.Assignments, ns, digest)
+	if ok || g.Live == nil {
+		return ok, err
+	}
+	if err != nil {
+		g.Log.V(1).Info("cannot read assignments from the cache, reading them live", "cluster", cluster, "error", err.Error())
+	}
+	ok, err = names(ctx, g.Live, ns, digest)
+	if ok {
+		g.Log.V(1).Info("artifact assigned but not yet in the cache", "cluster", cluster, "digest", digest)
+	}
+	return ok, err
+}
+
+// names reports whether an Assignment in namespace ns points at digest.
+func names(ctx context.Context, r client.Reader, ns, digest string) (bool, error) {
 	var list fleetv1.AssignmentList
-	if err := g.Assignments.List(ctx, &list, client.InNamespace(fleetv1.ClusterNamespace(cluster))); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(ns)); err != nil {
 		return false, err
 	}
 	for i := range list.Items {

@@ -10,6 +10,7 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -80,5 +81,96 @@ func TestGuard(t *testing.T) {
 	h.ServeHTTP(httptest.NewRecorder(), req)
 	if reviews != before {
 		t.Errorf("a recent review was not reused")
+	}
+}
+
+// TestGuardConfirmsCacheMissLive reproduces the race an agent meets right after a new
+// Assignment: it saw the Assignment through its own watch on the API server, but the
+// hub's cache has not caught up yet. The download must not be refused for that, and a
+// digest assigned nowhere (or to another cluster) still must be.
+func TestGuardConfirmsCacheMissLive(t *testing.T) {
+	reviewer := fake.NewClientBuilder().WithScheme(api.NewScheme()).WithInterceptorFuncs(interceptor.Funcs{
+		Create: func(_ context.Context, _ client.WithWatch, obj client.Object, _ ...client.CreateOption) error {
+			tr := obj.(*authenticationv1.TokenReview)
+			if tr.Spec.Token == "tok-a" {
+				tr.Status = authenticationv1.TokenReviewStatus{Authenticated: true, User: authenticationv1.UserInfo{Username: registration.ServiceAccountUsername("a")}}
+			}
+			return nil
+		},
+	}).Build()
+	assignment := func(cluster, digest string) *fleetv1.Assignment {
+		return &fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{Namespace: fleetv1.ClusterNamespace(cluster), Name: "x-" + digest[7:15]},
+			Spec: fleetv1.AssignmentSpec{Artifact: fleetv1.SignedArtifact{Digest: digest}}}
+	}
+	digestC := "sha256:" + strings.Repeat("c", 64)
+	digestD := "sha256:" + strings.Repeat("d", 64)
+	cachedA := assignment("a", digestA)
+	newB := assignment("a", digestB)   // written after the cache's last event
+	otherD := assignment("b", digestD) // another cluster's
+
+	// The cache has only seen the first Assignment; the API server has all of them.
+	lagging := fake.NewClientBuilder().WithScheme(api.NewScheme()).WithObjects(cachedA.DeepCopy()).Build()
+	liveLists, liveDown := 0, false
+	live := fake.NewClientBuilder().WithScheme(api.NewScheme()).WithObjects(cachedA, newB, otherD).WithInterceptorFuncs(interceptor.Funcs{
+		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			liveLists++
+			if liveDown {
+				return errors.New("api server down")
+			}
+			return c.List(ctx, list, opts...)
+		},
+	}).Build()
+
+	get := func(g *Guard, d string) int {
+		h := g.Wrap(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) }))
+		req := httptest.NewRequest(http.MethodGet, path(d), nil)
+		req.Header.Set("Authorization", "Bearer tok-a")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+
+	// Without the live look, the race shows: the new Assignment's artifact is refused.
+	if code := get(&Guard{Reviewer: reviewer, Assignments: lagging}, digestB); code != http.StatusForbidden {
+		t.Fatalf("the race did not reproduce: a cache-only guard answered %d for an Assignment the cache has not seen", code)
+	}
+
+	g := &Guard{Reviewer: reviewer, Assignments: lagging, Live: live}
+	for _, tc := range []struct {
+		name      string
+		digest    string
+		liveDown  bool
+		want      int
+		liveLists int // live Lists the request may make
+	}{
+		{"in the cache: no API call", digestA, false, http.StatusTeapot, 0},
+		{"not yet in the cache: confirmed live", digestB, false, http.StatusTeapot, 1},
+		{"assigned nowhere", digestC, false, http.StatusForbidden, 1},
+		{"assigned to another cluster", digestD, false, http.StatusForbidden, 1},
+		{"cache miss, API server down", digestB, true, http.StatusServiceUnavailable, 1},
+		{"in the cache, API server down", digestA, true, http.StatusTeapot, 0},
+	} {
+		liveDown = tc.liveDown
+		before := liveLists
+		if code := get(g, tc.digest); code != tc.want {
+			t.Errorf("%s: got %d, want %d", tc.name, code, tc.want)
+		}
+		if n := liveLists - before; n != tc.liveLists {
+			t.Errorf("%s: %d live Lists, want %d", tc.name, n, tc.liveLists)
+		}
+	}
+	liveDown = false
+
+	// A cache that cannot answer at all (not started, not synced) falls back to the
+	// live read too.
+	broken := fake.NewClientBuilder().WithScheme(api.NewScheme()).WithInterceptorFuncs(interceptor.Funcs{
+		List: func(context.Context, client.WithWatch, client.ObjectList, ...client.ListOption) error {
+			return &cache.ErrCacheNotStarted{}
+		},
+	}).Build()
+	for d, want := range map[string]int{digestB: http.StatusTeapot, digestC: http.StatusForbidden} {
+		if code := get(&Guard{Reviewer: reviewer, Assignments: broken, Live: live}, d); code != want {
+			t.Errorf("cache not started, digest %s…: got %d, want %d", d[:12], code, want)
+		}
 	}
 }

@@ -3,10 +3,12 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -58,10 +60,12 @@ func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&fleetv1.Cluster{}).
 		Watches(&fleetv1.Assignment{}, toCluster).
 		Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
-			if o.GetName() != fleetv1.AgentLeaseName || len(o.GetNamespace()) <= len(fleetv1.ClusterNamespacePrefix) {
+			// The namespace, not a label the agent writes, says whose Lease it is.
+			name, ok := strings.CutPrefix(o.GetNamespace(), fleetv1.ClusterNamespacePrefix)
+			if o.GetName() != fleetv1.AgentLeaseName || !ok || name == "" {
 				return nil
 			}
-			return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: o.GetNamespace()[len(fleetv1.ClusterNamespacePrefix):]}}}
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: name}}}
 		})).
 		Named("cluster").
 		Complete(r)
@@ -83,9 +87,14 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 			return ctrl.Result{}, err
 		}
 	}
-	patch := client.MergeFrom(c.DeepCopy())
+	// Only a change a reader of the Cluster sees is written: most looks (every Lease
+	// renewal, see heartbeat.go) find nothing new and cost no API call.
+	before := c.DeepCopy()
 	defer func() {
-		if err := r.Client.Status().Patch(ctx, &c, patch); err != nil && !apierrors.IsNotFound(err) {
+		if equality.Semantic.DeepEqual(before.Status, c.Status) {
+			return
+		}
+		if err := r.Client.Status().Patch(ctx, &c, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
 			retErr = kerrors.NewAggregate([]error{retErr, err})
 			result = ctrl.Result{}
 		}
@@ -107,7 +116,7 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	if err != nil && !apierrors.IsNotFound(err) {
 		return ctrl.Result{}, err
 	}
-	var renewed *metav1.Time
+	var renewed *time.Time
 	if err == nil {
 		renewed = leaseTime(&lease)
 		c.Status.AgentVersion = lease.Annotations[fleetv1.AgentVersionAnnotation]
@@ -118,39 +127,22 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
-func leaseTime(l *coordinationv1.Lease) *metav1.Time {
-	if l.Spec.RenewTime != nil {
-		return &metav1.Time{Time: l.Spec.RenewTime.Time}
+// heartbeat sets Ready and lastHeartbeatTime from the agent's last renewal, and
+// returns when to look again so that a silent agent turns the Cluster not Ready on time.
+func (r *ClusterReconciler) heartbeat(c *fleetv1.Cluster, renewed *time.Time) time.Duration {
+	hb := JudgeHeartbeat(renewed, r.Now(), r.HeartbeatGrace)
+	prev := conditions.Get(c, meta.ReadyCondition)
+	changed := prev == nil || prev.Status != hb.Status
+	wasReady := prev != nil && prev.Status == metav1.ConditionTrue
+	conditions.Set(c, meta.ReadyCondition, hb.Status, hb.Reason, hb.Message)
+	c.Status.LastHeartbeatTime = RecordedHeartbeat(c.Status.LastHeartbeatTime, renewed, changed, r.HeartbeatGrace/2)
+	switch {
+	case hb.Status == metav1.ConditionTrue && !wasReady:
+		r.event(c, corev1.EventTypeNormal, meta.HeartbeatFreshReason, "agent connected")
+	case hb.Status == metav1.ConditionFalse && wasReady:
+		r.event(c, corev1.EventTypeWarning, meta.HeartbeatStaleReason, hb.Message)
 	}
-	if l.Spec.AcquireTime != nil {
-		return &metav1.Time{Time: l.Spec.AcquireTime.Time}
-	}
-	return nil
-}
-
-// heartbeat sets Ready from the age of the agent's last renewal, and returns when to
-// look again so that a silent agent turns the Cluster not Ready on time.
-func (r *ClusterReconciler) heartbeat(c *fleetv1.Cluster, renewed *metav1.Time) time.Duration {
-	if renewed == nil {
-		conditions.Set(c, meta.ReadyCondition, metav1.ConditionUnknown, meta.AgentNotConnectedReason, "no agent has reported yet")
-		return 0
-	}
-	c.Status.LastHeartbeatTime = renewed
-	age := r.Now().Sub(renewed.Time)
-	wasReady := conditions.IsTrue(c, meta.ReadyCondition)
-	if age <= r.HeartbeatGrace {
-		conditions.Set(c, meta.ReadyCondition, metav1.ConditionTrue, meta.HeartbeatFreshReason, "agent heartbeat is fresh")
-		if !wasReady {
-			r.event(c, corev1.EventTypeNormal, meta.HeartbeatFreshReason, "agent connected")
-		}
-		return r.HeartbeatGrace - age + time.Second
-	}
-	msg := fmt.Sprintf("no agent heartbeat for %s", age.Round(time.Second))
-	conditions.Set(c, meta.ReadyCondition, metav1.ConditionFalse, meta.HeartbeatStaleReason, msg)
-	if wasReady {
-		r.event(c, corev1.EventTypeWarning, meta.HeartbeatStaleReason, msg)
-	}
-	return 0
+	return hb.RecheckAfter
 }
 
 func (r *ClusterReconciler) event(c *fleetv1.Cluster, typ, reason, msg string) {

@@ -2,45 +2,76 @@ package fleet
 
 import (
 	"context"
-	"fmt"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/flotilla-dev/flotilla/api/conditions"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
-	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
-	"github.com/flotilla-dev/flotilla/hub/delivery/placement"
-	"github.com/flotilla-dev/flotilla/hub/delivery/rollup"
 )
 
 // ClusterGroupReconciler rolls member Clusters' status up into their groups.
+//
+// A Cluster change wakes only the groups whose selector matches the Cluster's old or
+// new labels, and only when it can change a rollup (RollupChanged): a heartbeat, which
+// at most moves lastHeartbeatTime, wakes none. A group then lists, from the cache, only
+// the Clusters its selector matches.
 type ClusterGroupReconciler struct {
+	// Client is the manager's cached client.
 	Client client.Client
 }
 
 // SetupWithManager registers the controller.
 func (r *ClusterGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&fleetv1.ClusterGroup{}).
-		// Groups are few; any cluster change may move one in or out, so look at all.
-		Watches(&fleetv1.Cluster{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
-			var list fleetv1.ClusterGroupList
-			if err := r.Client.List(ctx, &list); err != nil {
-				return nil
-			}
-			out := make([]reconcile.Request, len(list.Items))
-			for i := range list.Items {
-				out[i] = reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}
-			}
-			return out
-		})).
+		// Its own status writes need no second look.
+		For(&fleetv1.ClusterGroup{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&fleetv1.Cluster{}, handler.Funcs{
+			CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				r.enqueue(ctx, q, labels.Set(e.Object.GetLabels()))
+			},
+			UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				old, okOld := e.ObjectOld.(*fleetv1.Cluster)
+				updated, okNew := e.ObjectNew.(*fleetv1.Cluster)
+				if okOld && okNew && !RollupChanged(old, updated) {
+					return
+				}
+				r.enqueue(ctx, q, labels.Set(e.ObjectOld.GetLabels()), labels.Set(e.ObjectNew.GetLabels()))
+			},
+			DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				r.enqueue(ctx, q, labels.Set(e.Object.GetLabels()))
+			},
+			GenericFunc: func(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				r.enqueue(ctx, q, labels.Set(e.Object.GetLabels()))
+			},
+		}).
 		Named("clustergroup").
 		Complete(r)
+}
+
+// enqueue adds the groups that select any of the label sets. Groups are few and come
+// from the cache.
+func (r *ClusterGroupReconciler) enqueue(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], sets ...labels.Set) {
+	var list fleetv1.ClusterGroupList
+	if err := r.Client.List(ctx, &list); err != nil {
+		log.FromContext(ctx).Error(err, "listing cluster groups")
+		return
+	}
+	for _, name := range GroupsSelecting(list.Items, sets...) {
+		q.Add(reconcile.Request{NamespacedName: client.ObjectKey{Name: name}})
+	}
 }
 
 // Reconcile computes one group's status from its members' status.
@@ -49,57 +80,32 @@ func (r *ClusterGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err := r.Client.Get(ctx, req.NamespacedName, &g); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	patch := client.MergeFrom(g.DeepCopy())
+	before := g.DeepCopy()
 	defer func() {
-		if err := r.Client.Status().Patch(ctx, &g, patch); err != nil && !apierrors.IsNotFound(err) {
+		if equality.Semantic.DeepEqual(before.Status, g.Status) {
+			return
+		}
+		if err := r.Client.Status().Patch(ctx, &g, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
 			retErr = kerrors.NewAggregate([]error{retErr, err})
 			result = ctrl.Result{}
 		}
 	}()
-	var clusters fleetv1.ClusterList
-	if err := r.Client.List(ctx, &clusters); err != nil {
-		return ctrl.Result{}, err
-	}
-	members, err := placement.Members(g, clusters.Items)
+	g.Status.ObservedGeneration = g.Generation
+	selector, err := metav1.LabelSelectorAsSelector(&g.Spec.ClusterSelector)
 	if err != nil {
-		conditions.MarkStalled(&g, "InvalidSelector", err.Error())
+		conditions.MarkStalled(&g, "InvalidSelector", "invalid clusterSelector: "+err.Error())
 		return ctrl.Result{}, nil
 	}
-	g.Status = GroupStatus(g.Status, members, clusters.Items)
-	cl, as := g.Status.Clusters, g.Status.Assignments
-	switch {
-	case cl.Total == 0:
-		conditions.MarkReady(&g, meta.SucceededReason, "no member clusters")
-	case cl.Ready < cl.Total || as.Failed > 0:
-		conditions.MarkFailed(&g, meta.ClustersFailedReason,
-			fmt.Sprintf("%d of %d clusters ready; %d of %d assignments failed", cl.Ready, cl.Total, as.Failed, as.Total))
-	default:
-		conditions.MarkReady(&g, meta.SucceededReason,
-			fmt.Sprintf("%d clusters ready; %d of %d assignments ready", cl.Total, as.Ready, as.Total))
+	var members fleetv1.ClusterList
+	if err := r.Client.List(ctx, &members, client.MatchingLabelsSelector{Selector: selector}); err != nil {
+		return ctrl.Result{}, err
 	}
-	g.Status.ObservedGeneration = g.Generation
+	g.Status.Clusters, g.Status.Assignments = GroupRollup(members.Items)
+	ready, reason, msg := GroupReadiness(g.Status.Clusters, g.Status.Assignments)
+	if ready {
+		conditions.MarkReady(&g, reason, msg)
+	} else {
+		conditions.MarkFailed(&g, reason, msg)
+	}
 	return ctrl.Result{}, nil
-}
-
-// GroupStatus sums the named members' cluster and assignment counts.
-func GroupStatus(prev fleetv1.ClusterGroupStatus, members []string, clusters []fleetv1.Cluster) fleetv1.ClusterGroupStatus {
-	in := make(map[string]bool, len(members))
-	for _, m := range members {
-		in[m] = true
-	}
-	out := prev
-	out.Clusters = fleetv1.ClusterMemberCounts{}
-	out.Assignments = meta.AssignmentCounts{}
-	for i := range clusters {
-		c := &clusters[i]
-		if !in[c.Name] {
-			continue
-		}
-		out.Clusters.Total++
-		if conditions.IsTrue(c, meta.ReadyCondition) {
-			out.Clusters.Ready++
-		}
-		out.Assignments = rollup.Add(out.Assignments, c.Status.Assignments)
-	}
-	return out
 }

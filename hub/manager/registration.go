@@ -51,7 +51,8 @@ func artifactMux(ctx context.Context, mgr ctrl.Manager, direct client.Client, st
 	mux := http.NewServeMux()
 	var artifacts http.Handler = store.Handler()
 	if !opts.AnonymousArtifacts {
-		artifacts = (&artifactauth.Guard{Reviewer: direct, Assignments: mgr.GetClient(), Log: log.WithName("artifactauth")}).Wrap(artifacts)
+		artifacts = (&artifactauth.Guard{Reviewer: direct, Assignments: mgr.GetClient(), Live: mgr.GetAPIReader(),
+			Log: log.WithName("artifactauth")}).Wrap(artifacts)
 	}
 	mux.Handle(storage.PathPrefix, artifacts)
 	mux.Handle(fregistration.Path, &registration.Server{
