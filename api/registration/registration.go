@@ -44,6 +44,8 @@ const (
 	CredentialKeyExpiration  = "expiration"
 	// CredentialKeyArtifactCA verifies the hub's artifact server (HTTPS).
 	CredentialKeyArtifactCA = "artifactCA.crt"
+	// CredentialKeyArtifactURL is the artifact server's base URL.
+	CredentialKeyArtifactURL = "artifactURL"
 )
 
 // Request is what an agent POSTs to Path.
@@ -70,6 +72,9 @@ type Response struct {
 	TrustedKeys string `json:"trustedKeys"`
 	// ArtifactCA is the PEM CA certificate that verifies the hub's artifact server.
 	ArtifactCA string `json:"artifactCA,omitempty"`
+	// ArtifactURL is the artifact server's base URL: the agent downloads from there
+	// only, and sends its credential nowhere else.
+	ArtifactURL string `json:"artifactURL,omitempty"`
 }
 
 // Error is the body of a refused registration.

@@ -374,6 +374,7 @@ func (f *Fleet) StartAgent(name string) error {
 			return fmt.Errorf("credential for the agent of %s: %w", name, err)
 		}
 		opts.HubConfig, opts.TrustedKeys, opts.ArtifactCA = hubCfg, f.hub.PublicKeys(), f.hub.ArtifactCA()
+		opts.ArtifactURL = f.hub.ArtifactBaseURL()
 	} else {
 		if err := f.installAgent(name); err != nil {
 			return err

@@ -61,6 +61,7 @@ func artifactMux(ctx context.Context, mgr ctrl.Manager, direct client.Client, st
 		HubServer:       server,
 		HubCAData:       caData,
 		ArtifactCA:      caPEM,
+		ArtifactURL:     baseURL,
 		TrustedKeys: func(context.Context) (string, error) {
 			pem, err := artifact.MarshalPublicKeys(publicKeys()...)
 			return string(pem), err

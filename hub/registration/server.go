@@ -47,6 +47,8 @@ type Server struct {
 	HubCAData []byte
 	// ArtifactCA is the PEM CA that verifies the artifact server's certificate.
 	ArtifactCA []byte
+	// ArtifactURL is the artifact server's base URL, handed to agents.
+	ArtifactURL string
 	// TrustedKeys returns the PEM public keys that sign artifacts.
 	TrustedKeys func(context.Context) (string, error)
 	// CredentialTTL is the lifetime of issued credentials; DefaultCredentialTTL when zero.
@@ -165,6 +167,7 @@ func (s *Server) register(ctx context.Context, req registration.Request) (*regis
 		ExpirationTimestamp: tr.Status.ExpirationTimestamp.UTC().Format(time.RFC3339),
 		TrustedKeys:         trusted,
 		ArtifactCA:          string(s.ArtifactCA),
+		ArtifactURL:         s.ArtifactURL,
 	}, nil
 }
 

@@ -71,12 +71,14 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	transport, err := artifactTransport(opts.HubConfig, opts.ArtifactCA)
+	transport, err := artifactTransport(opts.HubConfig, opts.ArtifactCA, opts.ArtifactURL)
 	if err != nil {
 		return err
 	}
 	fetcher, err := fetch.New(fetch.Options{
-		Dir:       filepath.Join(opts.StateDir, "artifacts"),
+		Cluster:     opts.ClusterName,
+		ArtifactURL: opts.ArtifactURL,
+		Dir:         filepath.Join(opts.StateDir, "artifacts"),
 		Keys:      keys.set.Keys,
 		Logger:    log.WithName("fetch"),
 		Transport: transport,

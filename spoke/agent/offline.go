@@ -185,7 +185,7 @@ func (o *offline) correct(ctx context.Context, a *fleetv1.Assignment) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
 	defer cancel()
-	files, err := o.r.fetcher.Fetch(ctx, a.Spec.Artifact)
+	files, err := o.r.fetcher.Fetch(ctx, a)
 	if err != nil {
 		log.Error(err, "artifact not in the cache")
 		return

@@ -42,6 +42,11 @@ type Options struct {
 	SpokeConfig *rest.Config
 	// TrustedKeys verify artifact signatures; nothing is applied without one matching.
 	TrustedKeys []ed25519.PublicKey
+	// ArtifactURL is the base URL of the hub's artifact server, as registration
+	// answered it: artifacts are downloaded from there only, and the agent's hub
+	// credential is sent nowhere else. Any URL (without the credential over plain
+	// HTTP) when empty.
+	ArtifactURL string
 	// ArtifactCA is the PEM CA certificate that verifies the hub's artifact server
 	// (HTTPS); the system roots when empty.
 	ArtifactCA []byte

@@ -145,7 +145,7 @@ func (r *reconciler) sync(ctx context.Context, a *fleetv1.Assignment, rec applie
 	rev := revisionOf(art)
 	owner := a.Namespace + "/" + a.Name
 
-	files, err := r.fetcher.Fetch(ctx, art)
+	files, err := r.fetcher.Fetch(ctx, a)
 	if err != nil {
 		if fetch.IsVerificationError(err) {
 			r.stall(a, meta.VerificationFailedReason, fmt.Sprintf("revision %s not applied: %v", rev, err))

@@ -67,7 +67,7 @@ func (r *reconciler) transform(ctx context.Context, asg *fleetv1.Assignment, obj
 		}
 	}
 
-	files, err := r.fetcher.Fetch(ctx, asg.Spec.Artifact)
+	files, err := r.fetcher.Fetch(ctx, asg)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	neturl "net/url"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -44,7 +45,9 @@ type Credential struct {
 	TrustedKeys []byte
 	// ArtifactCA verifies the hub's artifact server.
 	ArtifactCA []byte
-	Expiration time.Time
+	// ArtifactURL is the hub artifact server's base URL.
+	ArtifactURL string
+	Expiration  time.Time
 }
 
 // RESTConfig reaches the hub with the credential.
@@ -95,6 +98,7 @@ func Load(ctx context.Context, opts Options) (*Credential, error) {
 		Token:       string(d[registration.CredentialKeyToken]),
 		TrustedKeys: d[registration.CredentialKeyTrustedKeys],
 		ArtifactCA:  d[registration.CredentialKeyArtifactCA],
+		ArtifactURL: string(d[registration.CredentialKeyArtifactURL]),
 	}
 	cred.Expiration, _ = time.Parse(time.RFC3339, string(d[registration.CredentialKeyExpiration]))
 	if cred.Cluster == "" || cred.Server == "" || cred.Token == "" {
@@ -151,6 +155,11 @@ func Register(ctx context.Context, opts Options) (*Credential, error) {
 		Token:       resp.Token,
 		TrustedKeys: []byte(resp.TrustedKeys),
 		ArtifactCA:  []byte(resp.ArtifactCA),
+		ArtifactURL: resp.ArtifactURL,
+	}
+	if cred.ArtifactURL == "" {
+		// A hub that does not say: the registration endpoint is on the artifact server.
+		cred.ArtifactURL = artifactBase(url)
 	}
 	if len(cred.ArtifactCA) == 0 {
 		// The registration endpoint is on the artifact server: the same CA verifies both.
@@ -233,6 +242,9 @@ func store(ctx context.Context, opts Options, cred *Credential) error {
 	if len(cred.ArtifactCA) > 0 {
 		data[registration.CredentialKeyArtifactCA] = cred.ArtifactCA
 	}
+	if cred.ArtifactURL != "" {
+		data[registration.CredentialKeyArtifactURL] = []byte(cred.ArtifactURL)
+	}
 	if !cred.Expiration.IsZero() {
 		data[registration.CredentialKeyExpiration] = []byte(cred.Expiration.UTC().Format(time.RFC3339))
 	}
@@ -262,4 +274,14 @@ func Forget(ctx context.Context, opts Options, cred *Credential) error {
 		return nil
 	}
 	return client.IgnoreNotFound(opts.Spoke.Delete(ctx, &s, client.Preconditions{UID: &s.UID, ResourceVersion: &s.ResourceVersion}))
+}
+
+// artifactBase is the scheme and host of the registration URL: the artifact server
+// serves both.
+func artifactBase(registrationURL string) string {
+	u, err := neturl.Parse(registrationURL)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
 }

@@ -77,6 +77,9 @@ func runWith(ctx context.Context, opts RunOptions, cred *Credential) (refused bo
 	if len(ao.ArtifactCA) == 0 {
 		ao.ArtifactCA = cred.ArtifactCA
 	}
+	if ao.ArtifactURL == "" {
+		ao.ArtifactURL = cred.ArtifactURL
+	}
 	// Keys set by the caller win: a test (or an air-gapped install) may pin its own.
 	if len(ao.TrustedKeys) == 0 && len(cred.TrustedKeys) > 0 {
 		keys, err := artifact.ParsePublicKeys(cred.TrustedKeys)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -35,6 +36,13 @@ const (
 
 // Options configures a Fetcher.
 type Options struct {
+	// Cluster is the name of the cluster the agent serves: an Assignment's signed
+	// statement must name it.
+	Cluster string
+	// ArtifactURL is the hub artifact server's base URL the agent registered with.
+	// When set, an Assignment whose artifact URL lies elsewhere is refused before any
+	// request is made, so the agent's credential goes nowhere else.
+	ArtifactURL string
 	// Dir holds the cache of verified artifacts; nothing is cached when empty.
 	Dir string
 	// TrustedKeys verify artifact signatures.
@@ -85,8 +93,24 @@ func IsVerificationError(err error) bool {
 	return errors.As(err, &v)
 }
 
-// digestPattern is the shape the Assignment CRD also enforces; checked again here
-// because the hex part becomes a file name.
+// AllowedURL checks that url lies below base, the hub artifact server the agent
+// registered with, over HTTPS unless base itself is plain HTTP (a test server with no
+// credential). An empty base allows any URL.
+func AllowedURL(base, url string) error {
+	if base == "" {
+		return nil
+	}
+	b, err := neturl.Parse(base)
+	if err != nil {
+		return fmt.Errorf("the registered artifact URL %q: %w", base, err)
+	}
+	u, err := neturl.Parse(url)
+	if err != nil || u.Scheme != b.Scheme || u.Host != b.Host || u.User != nil ||
+		!strings.HasPrefix(u.Path, strings.TrimSuffix(b.Path, "/")+"/") {
+		return fmt.Errorf("artifact URL %q is not on the hub artifact server %s the agent registered with; nothing is sent there", url, base)
+	}
+	return nil
+}
 
 // New returns a Fetcher, creating the cache folder when one is set.
 func New(opts Options) (*Fetcher, error) {
@@ -141,16 +165,21 @@ func New(opts Options) (*Fetcher, error) {
 	return &Fetcher{opts: opts, http: c}, nil
 }
 
-// Fetch returns the files of a signed artifact. The signature is checked before
-// anything is downloaded, and the digest of the bytes before anything is unpacked;
-// either failing is a *VerificationError. Other errors are about reaching the
-// artifact and are worth retrying.
-func (f *Fetcher) Fetch(ctx context.Context, a fleetv1.SignedArtifact) (map[string][]byte, error) {
+// Fetch returns the files of an Assignment's artifact. The hub's signature over the
+// whole apply statement (this cluster, the Assignment's namespace and name, its
+// spec) and the artifact URL are checked before anything is downloaded, and the
+// digest of the bytes before anything is unpacked; any of these failing is a
+// *VerificationError. Other errors are about reaching the artifact and are worth
+// retrying.
+func (f *Fetcher) Fetch(ctx context.Context, asg *fleetv1.Assignment) (map[string][]byte, error) {
+	a := asg.Spec.Artifact
 	if !meta.ValidDigest(a.Digest) {
 		return nil, &VerificationError{Digest: a.Digest, Err: errors.New("digest is not sha256:<64 hex>")}
 	}
-	trusted := f.trusted()
-	if err := artifact.VerifyDigest(a.Digest, a.Signature, trusted); err != nil {
+	if err := artifact.VerifyStatement(f.opts.Cluster, asg, f.trusted()); err != nil {
+		return nil, &VerificationError{Digest: a.Digest, Err: err}
+	}
+	if err := AllowedURL(f.opts.ArtifactURL, a.URL); err != nil {
 		return nil, &VerificationError{Digest: a.Digest, Err: err}
 	}
 
@@ -165,8 +194,8 @@ func (f *Fetcher) Fetch(ctx context.Context, a fleetv1.SignedArtifact) (map[stri
 	if err != nil {
 		return nil, err
 	}
-	if err := artifact.Verify(data, a.Digest, a.Signature, trusted); err != nil {
-		return nil, &VerificationError{Digest: a.Digest, Err: err}
+	if got := artifact.Digest(data); got != a.Digest {
+		return nil, &VerificationError{Digest: a.Digest, Err: fmt.Errorf("digest mismatch: downloaded %s", got)}
 	}
 	files, err := artifact.Unpack(bytes.NewReader(data), f.opts.MaxUnpackedSize)
 	if err != nil {

@@ -38,6 +38,7 @@ func main() {
 	fs.StringVar(&opts.HubNamespace, "hub-namespace", "", "this cluster's namespace on the hub (default flotilla-cluster-<cluster-name>)")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of this cluster; in-cluster config when empty")
 	fs.StringVar(&trustedKeys, "trusted-keys", "", "PEM file of the public keys that sign artifacts (required)")
+	fs.StringVar(&opts.ArtifactURL, "artifact-url", "", "base URL of the hub's artifact server: artifacts come from there only and the hub credential goes nowhere else (bootstrap mode: from registration)")
 	fs.StringVar(&artifactCA, "artifact-ca", "", "PEM file of the CA that verifies the hub's artifact server (HTTPS); the system roots when empty")
 	fs.StringVar(&opts.StateDir, "state-dir", "", "folder for the artifact cache (default a temporary folder)")
 	fs.StringVar(&opts.MetricsAddr, "metrics-addr", "0", `metrics listen address; "0" turns it off`)
