@@ -62,7 +62,7 @@ const sourceIndex = ".spec.sourceRef"
 
 // SetupWithManager registers the controller and the indexes it reads through.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	r.init()
+	r.defaults()
 	kind, ok := owners.Lookup(deliveryv1.KustomizationKind)
 	if !ok {
 		return fmt.Errorf("%s is not a registered deployment kind", deliveryv1.KustomizationKind)
@@ -86,8 +86,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// init makes what the zero Reconciler lacks; SetupWithManager calls it.
-func (r *Reconciler) init() {
+// defaults makes what the zero Reconciler lacks; SetupWithManager calls it.
+func (r *Reconciler) defaults() {
 	if r.engine == nil {
 		r.engine = &engine.Engine{Client: r.Client, Recorder: r.Recorder}
 	}
