@@ -6,12 +6,14 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
+	"github.com/flotilla-dev/flotilla/hub/delivery/owners"
 	"github.com/flotilla-dev/flotilla/hub/storage"
 )
 
@@ -162,12 +164,21 @@ func (c *Collector) references(ctx context.Context) (map[string]string, map[stri
 	for i := range helm.Items {
 		add(sourcev1.HelmRepositoryKind, &helm.Items[i], helm.Items[i].Status.Artifact)
 	}
-	var ks deliveryv1.KustomizationList
-	if err := c.Client.List(ctx, &ks); err != nil {
-		return nil, nil, fmt.Errorf("listing Kustomizations: %w", err)
-	}
-	for i := range ks.Items {
-		add(deliveryv1.KustomizationKind, &ks.Items[i], ks.Items[i].Status.Artifact)
+	for _, k := range owners.All() {
+		list := k.NewList()
+		if err := c.Client.List(ctx, list); err != nil {
+			return nil, nil, fmt.Errorf("listing %ss: %w", k.Kind, err)
+		}
+		if err := apimeta.EachListItem(list, func(o runtime.Object) error {
+			obj, ok := o.(client.Object)
+			if !ok {
+				return fmt.Errorf("%s list holds a %T", k.Kind, o)
+			}
+			add(k.Kind, obj, k.Artifact(obj))
+			return nil
+		}); err != nil {
+			return nil, nil, err
+		}
 	}
 	var as fleetv1.AssignmentList
 	if err := c.Client.List(ctx, &as); err != nil {

@@ -22,7 +22,6 @@ import (
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
-	"github.com/flotilla-dev/flotilla/hub/delivery/kustomize"
 	"github.com/flotilla-dev/flotilla/test/env"
 	"github.com/flotilla-dev/flotilla/test/gitserver"
 )
@@ -163,7 +162,7 @@ func TestDeliveryAcrossFleet(t *testing.T) {
 		}
 		var a fleetv1.Assignment
 		key := types.NamespacedName{Namespace: fleetv1.ClusterNamespace("spoke-1"),
-			Name: kustomize.AssignmentName(deliveryv1.KustomizationKind, "default", "app")}
+			Name: fleetv1.AssignmentName(deliveryv1.KustomizationKind, "default", "app")}
 		if err := hub.Get(ctx, key, &a); err != nil {
 			t.Fatal(err)
 		}

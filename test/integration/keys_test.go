@@ -26,7 +26,6 @@ import (
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/cli"
 	"github.com/flotilla-dev/flotilla/fleet/devenv"
-	"github.com/flotilla-dev/flotilla/hub/delivery/kustomize"
 	"github.com/flotilla-dev/flotilla/hub/manager"
 	"github.com/flotilla-dev/flotilla/hub/signing"
 	"github.com/flotilla-dev/flotilla/spoke/agent"
@@ -120,7 +119,7 @@ func TestSigningKeyRotation(t *testing.T) {
 
 	assignment := func(ks *deliveryv1.Kustomization) *fleetv1.Assignment {
 		return &fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{Namespace: fleetv1.ClusterNamespace("spoke-1"),
-			Name: kustomize.AssignmentName(deliveryv1.KustomizationKind, ks.Namespace, ks.Name)}}
+			Name: fleetv1.AssignmentName(deliveryv1.KustomizationKind, ks.Namespace, ks.Name)}}
 	}
 	frozenA, liveA := assignment(frozen), assignment(live)
 	env.WaitFor(t, hub, frozenA, func(a *fleetv1.Assignment) error {

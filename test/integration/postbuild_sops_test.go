@@ -120,7 +120,7 @@ func setVariables(t *testing.T, c client.Client, cluster string, vars map[string
 func assignmentOf(t *testing.T, c client.Client, cluster, ks string) *fleetv1.Assignment {
 	t.Helper()
 	a := &fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{Namespace: fleetv1.ClusterNamespace(cluster),
-		Name: kustomize.AssignmentName(deliveryv1.KustomizationKind, "default", ks)}}
+		Name: fleetv1.AssignmentName(deliveryv1.KustomizationKind, "default", ks)}}
 	env.WaitFor(t, c, a, func(*fleetv1.Assignment) error { return nil })
 	return a
 }

@@ -1,4 +1,5 @@
 // Package kustomize owns the Kustomization controller on the hub: it builds a source
-// path with kustomize into one signed artifact, hands it to every targeted cluster as
-// an Assignment, and rolls the clusters' reports up into the Kustomization's status.
+// path with kustomize into one signed artifact and hands it to the deployment engine
+// (hub/delivery/engine), which assigns it to the targeted clusters and rolls their
+// reports up into the Kustomization's status.
 package kustomize

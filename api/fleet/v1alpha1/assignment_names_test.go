@@ -1,0 +1,38 @@
+package v1alpha1
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestAssignmentName(t *testing.T) {
+	for _, tc := range []struct{ kind, want string }{
+		{"Kustomization", "ks.apps.web"},
+		{"HelmRelease", "hr.apps.web"},
+		{"Widget", "widget.apps.web"},
+	} {
+		if got := AssignmentName(tc.kind, "apps", "web"); got != tc.want {
+			t.Errorf("AssignmentName(%s) = %q, want %q", tc.kind, got, tc.want)
+		}
+	}
+
+	// Too long for a name: cut, with a hash of the whole so that names stay distinct.
+	long := strings.Repeat("a", 250)
+	a, b := AssignmentName("Kustomization", "apps", long), AssignmentName("Kustomization", "apps", long+"b")
+	if len(a) != maxName || len(b) != maxName {
+		t.Errorf("long names are %d and %d characters, want %d", len(a), len(b), maxName)
+	}
+	if a == b || !strings.HasPrefix(a, "ks.apps.aaa") {
+		t.Errorf("long names %q and %q: want distinct, prefixed by ks.apps.", a, b)
+	}
+	if again := AssignmentName("Kustomization", "apps", long); again != a {
+		t.Errorf("AssignmentName is not stable: %q then %q", a, again)
+	}
+}
+
+func TestOwnerLabels(t *testing.T) {
+	l := OwnerLabels("Kustomization", "apps", "web")
+	if len(l) != 3 || l[OwnerKindLabel] != "Kustomization" || l[OwnerNamespaceLabel] != "apps" || l[OwnerNameLabel] != "web" {
+		t.Errorf("OwnerLabels = %v", l)
+	}
+}

@@ -1,0 +1,48 @@
+package kustomize
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
+	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
+	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+)
+
+// TestDeploymentHandsOverTheSpec: what a Kustomization asks of the spokes reaches
+// the engine, dependencies named as their Assignments.
+func TestDeploymentHandsOverTheSpec(t *testing.T) {
+	ks := &deliveryv1.Kustomization{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "web"}}
+	ks.Spec = deliveryv1.KustomizationSpec{
+		ServiceAccountName: "deployer", TargetNamespace: "web", Prune: true,
+		ApplySettings: meta.ApplySettings{Wait: true, Decryption: &meta.Decryption{Provider: "sops"}},
+		DependsOn:     []deliveryv1.DependencyReference{{Name: "db"}, {Name: "certs", Namespace: "infra"}},
+		Placement:     deliveryv1.Placement{ClusterGroups: []string{"prod"}},
+		Rollout:       &deliveryv1.Rollout{},
+	}
+	ks.Status.Artifact = &meta.Artifact{URL: "https://hub/x.tar.gz", Digest: "sha256:x", Revision: "main@sha1:1"}
+
+	d := deployment(ks, "sig")
+	want := fleetv1.AssignmentSpec{
+		Artifact:           fleetv1.SignedArtifact{URL: "https://hub/x.tar.gz", Digest: "sha256:x", Signature: "sig", Revision: "main@sha1:1"},
+		ServiceAccountName: "deployer", TargetNamespace: "web", Prune: true,
+		ApplySettings: meta.ApplySettings{Wait: true, Decryption: &meta.Decryption{Provider: "sops"}},
+		DependsOn:     []string{"ks.apps.db", "ks.infra.certs"},
+	}
+	if diff := cmp.Diff(want, d.Spec); diff != "" {
+		t.Errorf("spec (-want +got):\n%s", diff)
+	}
+	if d.Owner != ks || d.Kind != deliveryv1.KustomizationKind || d.Rollout != ks.Spec.Rollout || d.RolloutStatus != &ks.Status.Rollout {
+		t.Errorf("deployment does not point at the Kustomization: %+v", d)
+	}
+	if diff := cmp.Diff(ks.Spec.Placement, d.Placement); diff != "" {
+		t.Errorf("placement (-want +got):\n%s", diff)
+	}
+	// The engine must not share the Kustomization's apply settings.
+	d.Spec.Decryption.Provider = "changed"
+	if ks.Spec.Decryption.Provider != "sops" {
+		t.Error("the deployment's spec aliases the Kustomization's")
+	}
+}

@@ -1,0 +1,58 @@
+package owners
+
+import (
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
+	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
+	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+)
+
+// Kind is one deployment kind.
+type Kind struct {
+	// Kind is the kind name, as in an Assignment's spec.owner.kind.
+	Kind string
+	// APIVersion is the group/version the hub serves the kind at.
+	APIVersion string
+	// New returns an empty object of the kind.
+	New func() client.Object
+	// NewList returns an empty list of the kind.
+	NewList func() client.ObjectList
+	// Artifact returns the artifact an object of the kind last built, or nil.
+	Artifact func(client.Object) *meta.Artifact
+}
+
+// Prefix starts the names of the kind's Assignments (fleetv1.AssignmentName).
+func (k Kind) Prefix() string { return fleetv1.AssignmentPrefix(k.Kind) }
+
+// Reference names one object of the kind as an Assignment's owner.
+func (k Kind) Reference(o client.Object) fleetv1.DeploymentReference {
+	return fleetv1.DeploymentReference{
+		APIVersion: k.APIVersion, Kind: k.Kind,
+		Namespace: o.GetNamespace(), Name: o.GetName(), UID: string(o.GetUID()),
+	}
+}
+
+// kinds is the registry: a new deployment kind adds one entry here.
+var kinds = []Kind{
+	{
+		Kind:       deliveryv1.KustomizationKind,
+		APIVersion: deliveryv1.GroupVersion.String(),
+		New:        func() client.Object { return &deliveryv1.Kustomization{} },
+		NewList:    func() client.ObjectList { return &deliveryv1.KustomizationList{} },
+		Artifact:   func(o client.Object) *meta.Artifact { return o.(*deliveryv1.Kustomization).Status.Artifact },
+	},
+}
+
+// All returns every registered deployment kind.
+func All() []Kind { return append([]Kind(nil), kinds...) }
+
+// Lookup returns the registered kind of that name.
+func Lookup(kind string) (Kind, bool) {
+	for _, k := range kinds {
+		if k.Kind == kind {
+			return k, true
+		}
+	}
+	return Kind{}, false
+}
