@@ -79,6 +79,10 @@ func Owners(namespace string, tenants []tenancyv1.Tenant) []*tenancyv1.Tenant {
 	return out
 }
 
+// AnyNamespace, as a platform namespace, makes every namespace no Tenant owns a
+// platform namespace: for local development and tests only.
+const AnyNamespace = "*"
+
 // Decide applies the tenancy rules to a deployment: a namespace owned by one Tenant
 // makes it that tenant's, held to its namespaces and identity; a namespace no Tenant
 // owns is allowed only when it is a platform namespace.
@@ -92,7 +96,7 @@ func Decide(d Deployment, tenants []tenancyv1.Tenant, platformNamespaces []strin
 		}
 		return refuse(tenancyv1.NamespaceConflictReason, "namespace %s is claimed by Tenants %s; nothing in it is deployed until only one claims it", d.Namespace, strings.Join(names, ", "))
 	case len(owners) == 0:
-		if !slices.Contains(platformNamespaces, d.Namespace) {
+		if !slices.Contains(platformNamespaces, d.Namespace) && !slices.Contains(platformNamespaces, AnyNamespace) {
 			return refuse(tenancyv1.NamespaceNotAllowedReason, "namespace %s belongs to no Tenant and is not a platform namespace (%s)", d.Namespace, strings.Join(platformNamespaces, ", "))
 		}
 		return Decision{ServiceAccountName: d.ServiceAccountName}

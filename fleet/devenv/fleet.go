@@ -45,6 +45,10 @@ func DefaultClusterLabels(i int) map[string]string {
 }
 
 // Options configures a local fleet.
+// DefaultPlatformNamespaces are where a local fleet takes deployments no Tenant owns:
+// the system namespace and default, so the quick start needs no Tenant.
+var DefaultPlatformNamespaces = []string{fleetv1.SystemNamespace, "default"}
+
 type Options struct {
 	// Spokes is the number of spoke clusters, named spoke-1 … spoke-N.
 	Spokes int
@@ -69,6 +73,9 @@ type Options struct {
 	// defaults when zero. Tests shorten them to see a stale cluster quickly.
 	HeartbeatInterval time.Duration
 	HeartbeatGrace    time.Duration
+	// PlatformNamespaces may hold deployments no Tenant owns; DefaultPlatformNamespaces
+	// when nil.
+	PlatformNamespaces []string
 	// NoAgents registers the Clusters but starts no agent; StartAgent starts one.
 	NoAgents bool
 	// AdminAgents gives each agent an admin client certificate for the hub and lets
@@ -250,14 +257,18 @@ func (f *Fleet) startHub(ctx context.Context) error {
 		storage = filepath.Join(f.dir, "artifacts")
 	}
 	opts := manager.Options{
-		Config:         f.hubCP.Config(),
-		StorageDir:     storage,
-		ArtifactAddr:   "127.0.0.1:0",
-		MetricsAddr:    "0",
-		HealthAddr:     "0",
-		HeartbeatGrace: f.opts.HeartbeatGrace,
+		Config:             f.hubCP.Config(),
+		StorageDir:         storage,
+		ArtifactAddr:       "127.0.0.1:0",
+		MetricsAddr:        "0",
+		HealthAddr:         "0",
+		HeartbeatGrace:     f.opts.HeartbeatGrace,
+		PlatformNamespaces: f.opts.PlatformNamespaces,
 		// Token-registered agents send their credential; admin ones have none to send.
 		AnonymousArtifacts: f.opts.AdminAgents,
+	}
+	if opts.PlatformNamespaces == nil {
+		opts.PlatformNamespaces = DefaultPlatformNamespaces
 	}
 	if f.opts.Hub != nil {
 		f.opts.Hub(&opts)

@@ -61,6 +61,9 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 	if opts.SystemNamespace == "" {
 		opts.SystemNamespace = DefaultSystemNamespace
 	}
+	if opts.PlatformNamespaces == nil {
+		opts.PlatformNamespaces = []string{opts.SystemNamespace}
+	}
 	if opts.StorageDir == "" {
 		return nil, errors.New("a storage directory is required")
 	}
@@ -178,14 +181,15 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 }
 
 func setupControllers(mgr ctrl.Manager, store *storage.Store, keyring *signing.Keyring, opts Options) error {
-	sign := keyring.Sign
+	sign := keyring.SignStatement
 	for _, c := range []interface{ SetupWithManager(ctrl.Manager) error }{
 		&signing.Controller{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Keyring: keyring,
 			Namespace: opts.SystemNamespace, Recorder: mgr.GetEventRecorder("flotilla-signing")},
 		&git.Reconciler{Client: mgr.GetClient(), Store: store, Recorder: mgr.GetEventRecorder("flotilla-source")},
 		&oci.Reconciler{Client: mgr.GetClient(), Store: store, Recorder: mgr.GetEventRecorder("flotilla-source")},
 		&helm.Reconciler{Client: mgr.GetClient(), Store: store, Recorder: mgr.GetEventRecorder("flotilla-source")},
-		&kustomize.Reconciler{Client: mgr.GetClient(), Store: store, Sign: sign, Recorder: mgr.GetEventRecorder("flotilla-delivery")},
+		&kustomize.Reconciler{Client: mgr.GetClient(), Store: store, Sign: sign, Recorder: mgr.GetEventRecorder("flotilla-delivery"),
+			PlatformNamespaces: opts.PlatformNamespaces},
 		&hubfleet.ClusterReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("flotilla-fleet"), HeartbeatGrace: opts.HeartbeatGrace},
 		&hubfleet.ClusterGroupReconciler{Client: mgr.GetClient()},
 		&hubfleet.AssignmentReconciler{Client: mgr.GetClient()},

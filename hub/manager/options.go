@@ -42,6 +42,9 @@ type Options struct {
 	AgentImage string
 	// HeartbeatGrace is how old an agent's heartbeat may be before its Cluster is not Ready.
 	HeartbeatGrace time.Duration
+	// PlatformNamespaces may hold deployments that no Tenant owns; the system
+	// namespace when nil. "*" makes every unowned namespace one (development only).
+	PlatformNamespaces []string
 	// GCInterval is how often unreferenced artifacts are deleted from StorageDir
 	// (hub/gc); 10m when zero, never when negative.
 	GCInterval time.Duration

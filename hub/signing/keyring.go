@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
+
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/flotilla-dev/flotilla/api/artifact"
@@ -178,11 +180,12 @@ func (k *Keyring) state() *State {
 	return k.st
 }
 
-// Sign signs a digest with the active key. ed25519 is deterministic, so signing the
-// same digest again gives the same signature and rewrites nothing.
-func (k *Keyring) Sign(digest string) string {
+// SignStatement signs an Assignment's apply statement for cluster with the active
+// key. ed25519 is deterministic, so signing the same statement again gives the same
+// signature and rewrites nothing.
+func (k *Keyring) SignStatement(cluster string, a *fleetv1.Assignment) (string, error) {
 	st := k.state()
-	return artifact.Sign(st.Keys[st.Active], digest)
+	return artifact.SignStatement(st.Keys[st.Active], cluster, a)
 }
 
 // ActiveID is the ID of the key that signs.

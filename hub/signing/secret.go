@@ -158,11 +158,11 @@ func SignedOnlyBy(ctx context.Context, c client.Reader, st *State, id string) ([
 	}
 	var out []string
 	for _, a := range list.Items {
-		art := a.Spec.Artifact
-		if artifact.VerifyDigest(art.Digest, art.Signature, []ed25519.PublicKey{key.Public().(ed25519.PublicKey)}) != nil {
+		cluster := a.Labels[fleetv1.ClusterLabel]
+		if artifact.VerifyStatement(cluster, &a, []ed25519.PublicKey{key.Public().(ed25519.PublicKey)}) != nil {
 			continue
 		}
-		if len(others) > 0 && artifact.VerifyDigest(art.Digest, art.Signature, others) == nil {
+		if len(others) > 0 && artifact.VerifyStatement(cluster, &a, others) == nil {
 			continue
 		}
 		out = append(out, a.Namespace+"/"+a.Name)

@@ -135,11 +135,16 @@ func TestTrustDataIsSignedByEveryKeyAndStable(t *testing.T) {
 		t.Fatalf("old key's agent: %v by %s, bundle %+v", err, by, b)
 	}
 	// The signing key is the active one.
-	sig := k.Sign("sha256:00")
-	if artifact.VerifyDigest("sha256:00", sig, []ed25519.PublicKey{oldPub}) == nil {
+	a := &fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{Namespace: "flotilla-cluster-a", Name: "x"}}
+	sig, err := k.SignStatement("a", a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Spec.Artifact.Signature = sig
+	if artifact.VerifyStatement("a", a, []ed25519.PublicKey{oldPub}) == nil {
 		t.Fatal("signed with the old key after rotation")
 	}
-	if err := artifact.VerifyDigest("sha256:00", sig, k.PublicKeys()[:1]); err != nil {
+	if err := artifact.VerifyStatement("a", a, k.PublicKeys()[:1]); err != nil {
 		t.Fatalf("PublicKeys()[0] is not the active key: %v", err)
 	}
 }
@@ -150,15 +155,17 @@ func TestSignedOnlyBy(t *testing.T) {
 	st, _ := Load(ctx, c, ns)
 	first := st.Active
 	d := "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-	old := &fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{Namespace: "flotilla-cluster-a", Name: "old"},
-		Spec: fleetv1.AssignmentSpec{Artifact: fleetv1.SignedArtifact{Digest: d, Signature: artifact.Sign(st.Keys[first], d)}}}
+	old := &fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{Namespace: "flotilla-cluster-a", Name: "old", Labels: map[string]string{fleetv1.ClusterLabel: "a"}},
+		Spec: fleetv1.AssignmentSpec{Artifact: fleetv1.SignedArtifact{Digest: d}}}
+	old.Spec.Artifact.Signature, _ = artifact.SignStatement(st.Keys[first], "a", old)
 	if err := c.Create(ctx, old); err != nil {
 		t.Fatal(err)
 	}
 	second, _ := Rotate(ctx, c, ns)
 	st, _ = Read(ctx, c, ns)
-	fresh := &fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{Namespace: "flotilla-cluster-a", Name: "new"},
-		Spec: fleetv1.AssignmentSpec{Artifact: fleetv1.SignedArtifact{Digest: d, Signature: artifact.Sign(st.Keys[second], d)}}}
+	fresh := &fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{Namespace: "flotilla-cluster-a", Name: "new", Labels: map[string]string{fleetv1.ClusterLabel: "a"}},
+		Spec: fleetv1.AssignmentSpec{Artifact: fleetv1.SignedArtifact{Digest: d}}}
+	fresh.Spec.Artifact.Signature, _ = artifact.SignStatement(st.Keys[second], "a", fresh)
 	if err := c.Create(ctx, fresh); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package fetch
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -21,7 +24,7 @@ import (
 type fixture struct {
 	files   map[string][]byte
 	data    []byte
-	art     fleetv1.SignedArtifact
+	art     *fleetv1.Assignment
 	key     ed25519.PrivateKey
 	keys    []ed25519.PublicKey
 	hits    atomic.Int32
@@ -53,14 +56,30 @@ func newFixture(t *testing.T) *fixture {
 	}))
 	t.Cleanup(srv.Close)
 	digest := artifact.Digest(f.data)
-	f.art = fleetv1.SignedArtifact{URL: srv.URL + "/a.tar.gz", Digest: digest, Signature: artifact.Sign(key, digest), Revision: "main@sha1:0123"}
+	f.art = &fleetv1.Assignment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: fleetv1.ClusterNamespace(testCluster), Name: "ks.apps.web"},
+		Spec:       fleetv1.AssignmentSpec{Artifact: fleetv1.SignedArtifact{URL: srv.URL + "/a.tar.gz", Digest: digest, Revision: "main@sha1:0123"}},
+	}
+	sign(t, f.art, key)
 	f.keys = []ed25519.PublicKey{key.Public().(ed25519.PublicKey)}
 	return f
 }
 
+const testCluster = "c1"
+
+// sign signs a's apply statement for testCluster with key, as the hub does.
+func sign(t *testing.T, a *fleetv1.Assignment, key ed25519.PrivateKey) {
+	t.Helper()
+	sig, err := artifact.SignStatement(key, testCluster, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Spec.Artifact.Signature = sig
+}
+
 func (f *fixture) fetcher(t *testing.T, dir string) *Fetcher {
 	t.Helper()
-	fe, err := New(Options{Dir: dir, TrustedKeys: f.keys, RetryMax: 2, RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond, Timeout: 5 * time.Second})
+	fe, err := New(Options{Cluster: testCluster, Dir: dir, TrustedKeys: f.keys, RetryMax: 2, RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +105,7 @@ func TestFetchVerifiesAndCaches(t *testing.T) {
 		t.Errorf("%d downloads, want 1", n)
 	}
 	// A damaged cache file costs a download, not a failure.
-	cached := filepath.Join(dir, strings.TrimPrefix(f.art.Digest, "sha256:")+".tar.gz")
+	cached := filepath.Join(dir, strings.TrimPrefix(f.art.Spec.Artifact.Digest, "sha256:")+".tar.gz")
 	if err := os.WriteFile(cached, []byte("rotten"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -101,8 +120,8 @@ func TestFetchVerifiesAndCaches(t *testing.T) {
 func TestFetchRefusesBadSignatureWithoutDownloading(t *testing.T) {
 	f := newFixture(t)
 	other, _ := artifact.GenerateKey()
-	art := f.art
-	art.Signature = artifact.Sign(other, art.Digest)
+	art := f.art.DeepCopy()
+	sign(t, art, other)
 	_, err := f.fetcher(t, "").Fetch(context.Background(), art)
 	if !IsVerificationError(err) || !strings.Contains(err.Error(), "signature does not verify against any trusted key") {
 		t.Fatalf("error %v, want a verification error about the signature", err)
@@ -127,9 +146,9 @@ func TestFetchRefusesDigestMismatch(t *testing.T) {
 
 func TestFetchRefusesMalformedDigest(t *testing.T) {
 	f := newFixture(t)
-	art := f.art
-	art.Digest = "sha256:../../etc/passwd"
-	art.Signature = artifact.Sign(f.key, art.Digest)
+	art := f.art.DeepCopy()
+	art.Spec.Artifact.Digest = "sha256:../../etc/passwd"
+	sign(t, art, f.key)
 	if _, err := f.fetcher(t, t.TempDir()).Fetch(context.Background(), art); !IsVerificationError(err) {
 		t.Fatalf("error %v, want a verification error", err)
 	}
@@ -158,12 +177,71 @@ func TestFetchRetries(t *testing.T) {
 
 func TestFetchSizeLimit(t *testing.T) {
 	f := newFixture(t)
-	fe, err := New(Options{TrustedKeys: f.keys, MaxSize: 10})
+	fe, err := New(Options{Cluster: testCluster, TrustedKeys: f.keys, MaxSize: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := fe.Fetch(context.Background(), f.art); err == nil || !strings.Contains(err.Error(), "limit") {
 		t.Fatalf("error %v, want one about the size limit", err)
+	}
+}
+
+// An Assignment edited, copied to another cluster or pointing elsewhere than the
+// registered artifact server applies nothing and downloads nothing.
+func TestFetchRefusesWhatTheHubDidNotSign(t *testing.T) {
+	f := newFixture(t)
+	for name, edit := range map[string]func(a *fleetv1.Assignment){
+		"service account":   func(a *fleetv1.Assignment) { a.Spec.ServiceAccountName = "flotilla-agent" },
+		"target namespace":  func(a *fleetv1.Assignment) { a.Spec.TargetNamespace = "kube-system" },
+		"other cluster":     func(a *fleetv1.Assignment) { a.Namespace = fleetv1.ClusterNamespace("c2") },
+		"url on other host": func(a *fleetv1.Assignment) { a.Spec.Artifact.URL = "http://203.0.113.9/a.tar.gz" },
+	} {
+		a := f.art.DeepCopy()
+		edit(a)
+		if _, err := f.fetcher(t, "").Fetch(context.Background(), a); !IsVerificationError(err) || !errors.Is(err, artifact.ErrSignature) {
+			t.Errorf("%s: error %v, want a signature verification error", name, err)
+		}
+	}
+	// The same Assignment verifies for its own cluster only.
+	fe, err := New(Options{Cluster: "c2", TrustedKeys: f.keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fe.Fetch(context.Background(), f.art); !IsVerificationError(err) {
+		t.Errorf("another cluster's agent accepted the Assignment: %v", err)
+	}
+	// A URL the hub signed but that is not on the registered artifact server.
+	pinned, err := New(Options{Cluster: testCluster, TrustedKeys: f.keys, ArtifactURL: "https://hub.example:9090"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pinned.Fetch(context.Background(), f.art); !IsVerificationError(err) || !strings.Contains(err.Error(), "not on the hub artifact server") {
+		t.Errorf("error %v, want a refusal of the URL", err)
+	}
+	if n := f.hits.Load(); n != 0 {
+		t.Errorf("%d downloads of refused Assignments", n)
+	}
+}
+
+func TestAllowedURL(t *testing.T) {
+	base := "https://hub.example:9090"
+	for url, ok := range map[string]bool{
+		"https://hub.example:9090/artifacts/sha256:00.tar.gz": true,
+		"http://hub.example:9090/artifacts/x":                 false,
+		"https://hub.example:9091/artifacts/x":                false,
+		"https://evil.example/artifacts/x":                    false,
+		"https://user@hub.example:9090/artifacts/x":           false,
+		"https://hub.example:9090.evil.example/x":             false,
+	} {
+		if err := AllowedURL(base, url); (err == nil) != ok {
+			t.Errorf("AllowedURL(%s) = %v, want allowed=%v", url, err, ok)
+		}
+	}
+	if err := AllowedURL("https://hub.example/prefix", "https://hub.example/prefixed/x"); err == nil {
+		t.Error("a path that only starts like the base was allowed")
+	}
+	if err := AllowedURL("", "http://anything/x"); err != nil {
+		t.Errorf("no registered URL must allow any: %v", err)
 	}
 }
 

@@ -14,7 +14,7 @@ func TestKeysAreReadAtEachFetch(t *testing.T) {
 	f := newFixture(t)
 	var current atomic.Value
 	current.Store(f.keys)
-	fe, err := New(Options{Dir: t.TempDir(), Keys: func() []ed25519.PublicKey { return current.Load().([]ed25519.PublicKey) },
+	fe, err := New(Options{Cluster: testCluster, Dir: t.TempDir(), Keys: func() []ed25519.PublicKey { return current.Load().([]ed25519.PublicKey) },
 		RetryMax: -1, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)

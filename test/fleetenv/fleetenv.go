@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flotilla-dev/flotilla/fleet/devenv"
+	"github.com/flotilla-dev/flotilla/tenancy"
 	"github.com/flotilla-dev/flotilla/test/env"
 )
 
@@ -53,6 +54,8 @@ func StartFleet(t testing.TB, spokes int, opts ...Option) *Fleet {
 		BinaryDir: env.Binaries(t),
 		Dir:       t.TempDir(),
 		Log:       env.Log(),
+		// Tests deploy from namespaces of their own; the tenancy tests narrow this.
+		PlatformNamespaces: []string{tenancy.AnyNamespace},
 	}
 	for _, opt := range opts {
 		opt(&o)

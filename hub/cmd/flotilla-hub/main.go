@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -24,6 +25,14 @@ func main() {
 	flag.StringVar(&opts.MetricsAddr, "metrics-addr", ":8080", "Prometheus metrics address; 0 turns metrics off")
 	flag.StringVar(&opts.HealthAddr, "health-addr", ":8081", "health probe address; 0 turns probes off")
 	flag.DurationVar(&opts.HeartbeatGrace, "heartbeat-grace", 40*time.Second, "how old an agent heartbeat may be before its Cluster is not Ready")
+	flag.Func("platform-namespaces", "comma-separated hub namespaces that may hold deployments no Tenant owns (default: the system namespace)", func(v string) error {
+		for _, ns := range strings.Split(v, ",") {
+			if ns = strings.TrimSpace(ns); ns != "" {
+				opts.PlatformNamespaces = append(opts.PlatformNamespaces, ns)
+			}
+		}
+		return nil
+	})
 	zopts := zap.Options{}
 	zopts.BindFlags(flag.CommandLine)
 	showVersion := flag.Bool("version", false, "print the version and exit")

@@ -20,10 +20,12 @@ import (
 	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+	tenancyv1 "github.com/flotilla-dev/flotilla/api/tenancy/v1alpha1"
 	"github.com/flotilla-dev/flotilla/hub/delivery/owners"
 	"github.com/flotilla-dev/flotilla/hub/delivery/placement"
 	"github.com/flotilla-dev/flotilla/hub/delivery/rollout"
 	"github.com/flotilla-dev/flotilla/hub/delivery/rollup"
+	"github.com/flotilla-dev/flotilla/tenancy"
 )
 
 // Reasons the engine gives when it cannot finish a deployment.
@@ -50,6 +52,10 @@ type Deployment struct {
 	// targetNamespace, prune, apply settings and dependsOn (Assignment names). The
 	// engine sets spec.owner.
 	Spec fleetv1.AssignmentSpec
+	// Tenant owns the deployment; nil for a platform deployment. The placement is
+	// intersected with the clusters the tenant reaches, and every Assignment waits
+	// for the tenant's own set-up Assignment on its cluster.
+	Tenant *tenancyv1.Tenant
 	// Placement chooses the clusters.
 	Placement deliveryv1.Placement
 	// Rollout paces a new revision; nil hands it to every cluster at once.
@@ -71,7 +77,16 @@ type Result struct {
 type Engine struct {
 	Client   client.Client
 	Recorder events.EventRecorder
+	// PlatformNamespaces may hold deployments though no Tenant owns them
+	// (flotilla-hub --platform-namespaces); tenancy.AnyNamespace allows every one.
+	PlatformNamespaces []string
+	// Sign signs an Assignment's apply statement for a cluster (artifact.Statement);
+	// the signature goes into spec.artifact.signature.
+	Sign Signer
 }
+
+// Signer signs an Assignment's apply statement for a cluster.
+type Signer func(cluster string, a *fleetv1.Assignment) (string, error)
 
 // fleet is what one Deploy reads from the API, once: every other step shares it.
 type fleet struct {
@@ -129,7 +144,12 @@ func (e *Engine) place(ctx context.Context, d Deployment) (*fleet, error) {
 	if len(res.MissingGroups) > 0 {
 		e.event(d.Owner, corev1.EventTypeWarning, "ClusterGroupNotFound", "cluster groups not found: "+strings.Join(res.MissingGroups, ", "))
 	}
-	return &fleet{clusters: clusters.Items, groups: groups.Items, targets: res.Clusters}, nil
+	// A cluster outside the tenant's reach is never targeted, whatever the placement.
+	targets, err := tenancy.Intersect(d.Tenant, res.Clusters)
+	if err != nil {
+		return nil, err
+	}
+	return &fleet{clusters: clusters.Items, groups: groups.Items, targets: targets}, nil
 }
 
 // assign writes the Assignments the rollout lets through now, and deletes those of
@@ -150,16 +170,31 @@ func (e *Engine) assign(ctx context.Context, d Deployment, kind owners.Kind, f *
 	}
 	base := *d.Spec.DeepCopy()
 	base.Owner = kind.Reference(owner)
+	if d.Tenant != nil {
+		base.Tenant = d.Tenant.Name
+		base.DependsOn = append(base.DependsOn, fleetv1.AssignmentName(tenancyv1.TenantKind, "", d.Tenant.Name))
+	}
+	name := fleetv1.AssignmentName(kind.Kind, owner.GetNamespace(), owner.GetName())
 	desired := map[string]fleetv1.AssignmentSpec{}
 	for i := range f.targets {
-		desired[f.targets[i].Name] = AssignmentSpecFor(base, &f.targets[i])
+		c := &f.targets[i]
+		spec := AssignmentSpecFor(base, c)
+		if c.Status.Namespace != "" {
+			// The signature binds the whole spec to this cluster and this Assignment.
+			a := &fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: c.Status.Namespace}, Spec: spec}
+			sig, err := e.Sign(c.Name, a)
+			if err != nil {
+				return rollout.Plan{}, fmt.Errorf("signing the Assignment for cluster %s: %w", c.Name, err)
+			}
+			spec.Artifact.Signature = sig
+		}
+		desired[c.Name] = spec
 	}
 	plan, err := e.plan(d, f, existing, desired)
 	if err != nil {
 		return rollout.Plan{}, err
 	}
 
-	name := fleetv1.AssignmentName(kind.Kind, owner.GetNamespace(), owner.GetName())
 	var errs []error
 	targeted := map[string]bool{}
 	for i := range f.targets {

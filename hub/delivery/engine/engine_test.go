@@ -56,7 +56,7 @@ func newEngine(objs ...client.Object) (*Engine, client.Client, *events.FakeRecor
 	c := fake.NewClientBuilder().WithScheme(api.NewScheme()).
 		WithStatusSubresource(&fleetv1.Assignment{}, &fleetv1.Cluster{}).WithObjects(objs...).Build()
 	rec := events.NewFakeRecorder(16)
-	return &Engine{Client: c, Recorder: rec}, c, rec
+	return &Engine{Client: c, Recorder: rec, Sign: testSign}, c, rec
 }
 
 func drain(rec *events.FakeRecorder) []string {
@@ -107,7 +107,7 @@ func TestDeployAssignsAndUnassigns(t *testing.T) {
 		want := fleetv1.AssignmentSpec{
 			Owner: fleetv1.DeploymentReference{APIVersion: deliveryv1.GroupVersion.String(), Kind: deliveryv1.KustomizationKind,
 				Namespace: "apps", Name: "web", UID: "uid-web"},
-			Artifact: fleetv1.SignedArtifact{URL: "https://hub/a.tar.gz", Digest: testDigest, Signature: "sig", Revision: testRevision},
+			Artifact: fleetv1.SignedArtifact{URL: "https://hub/a.tar.gz", Digest: testDigest, Signature: "signed-for:" + cluster + ":" + fleetv1.ClusterNamespace(cluster) + "/ks.apps.web", Revision: testRevision},
 			Prune:    true,
 			ApplySettings: meta.ApplySettings{PostBuild: &meta.PostBuild{Substitute: map[string]string{
 				"tier": "web", "region": region, meta.ClusterNameVariable: cluster}}},
@@ -264,4 +264,10 @@ func TestDeployFailures(t *testing.T) {
 	if r := conditions.Get(ks, meta.ReadyCondition); r == nil || r.Reason != AssignmentFailedReason {
 		t.Errorf("Ready = %+v, want %s", r, AssignmentFailedReason)
 	}
+}
+
+// testSign stands for the hub's keyring: a signature that names what it covers, so a
+// test sees that each cluster's Assignment is signed for that cluster.
+func testSign(cluster string, a *fleetv1.Assignment) (string, error) {
+	return "signed-for:" + cluster + ":" + a.Namespace + "/" + a.Name, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/flotilla-dev/flotilla/api/conditions"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+	tenancyv1 "github.com/flotilla-dev/flotilla/api/tenancy/v1alpha1"
 	"github.com/flotilla-dev/flotilla/hub/delivery/owners"
 )
 
@@ -44,6 +45,8 @@ func Watch(b *builder.Builder, c client.Reader, kind owners.Kind) *builder.Build
 		Watches(&fleetv1.Cluster{}, all, builder.WithPredicates(predicate.Or(
 			predicate.LabelChangedPredicate{}, predicate.GenerationChangedPredicate{}, readyChanged{}))).
 		Watches(&fleetv1.ClusterGroup{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Tenants are few and change rarely: any change re-admits every deployment.
+		Watches(&tenancyv1.Tenant{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&fleetv1.Assignment{}, handler.EnqueueRequestsFromMapFunc(ownerOf(kind.Kind)))
 }
 

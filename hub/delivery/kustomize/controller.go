@@ -31,6 +31,7 @@ import (
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
 	"github.com/flotilla-dev/flotilla/hub/delivery/engine"
 	"github.com/flotilla-dev/flotilla/hub/delivery/owners"
+	"github.com/flotilla-dev/flotilla/tenancy"
 )
 
 // Store is the part of the artifact store the controller uses.
@@ -44,10 +45,12 @@ type Store interface {
 // Reconciler reconciles Kustomizations: it builds and signs, then hands over to the
 // deployment engine.
 type Reconciler struct {
-	Client   client.Client
-	Store    Store
-	Sign     func(digest string) string
-	Recorder events.EventRecorder
+	Client client.Client
+	Store  Store
+	Sign   engine.Signer
+	// PlatformNamespaces may hold Kustomizations no Tenant owns.
+	PlatformNamespaces []string
+	Recorder           events.EventRecorder
 
 	engine *engine.Engine
 	builds *buildCache
@@ -89,7 +92,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 // defaults makes what the zero Reconciler lacks; SetupWithManager calls it.
 func (r *Reconciler) defaults() {
 	if r.engine == nil {
-		r.engine = &engine.Engine{Client: r.Client, Recorder: r.Recorder}
+		r.engine = &engine.Engine{Client: r.Client, Recorder: r.Recorder, Sign: r.Sign, PlatformNamespaces: r.PlatformNamespaces}
 	}
 	if r.builds == nil {
 		r.builds = newBuildCache(buildCacheSize)
@@ -165,6 +168,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 		}
 	}()
 
+	// Tenancy first: a source, dependency or identity the deployment may not name is
+	// never read or used.
+	dec, err := r.engine.Admit(ctx, &ks, admission(&ks))
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if dec.Refused() {
+		return ctrl.Result{}, nil
+	}
+
 	src, err := r.source(ctx, &ks)
 	if err != nil {
 		return r.waitForSource(&ks, err)
@@ -189,7 +202,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	ks.Status.Artifact = art
 	ks.Status.LastAppliedRevision = revision
 
-	res, err := r.engine.Deploy(ctx, deployment(&ks, r.Sign(art.Digest)))
+	res, err := r.engine.Deploy(ctx, deployment(&ks, dec))
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -204,17 +217,32 @@ func (r *Reconciler) event(ks *deliveryv1.Kustomization, typ, reason, msg string
 	}
 }
 
-// deployment is what the engine needs of a built Kustomization.
-func deployment(ks *deliveryv1.Kustomization, signature string) engine.Deployment {
+// admission is what the tenancy rules look at in a Kustomization.
+func admission(ks *deliveryv1.Kustomization) tenancy.Deployment {
+	d := tenancy.Deployment{
+		Namespace: ks.Namespace, ServiceAccountName: ks.Spec.ServiceAccountName, TargetNamespace: ks.Spec.TargetNamespace,
+		References: []tenancy.Reference{{Kind: tenancy.SourceRef, Namespace: ks.Spec.SourceRef.Namespace, Name: ks.Spec.SourceRef.Name}},
+	}
+	for _, dep := range ks.Spec.DependsOn {
+		d.References = append(d.References, tenancy.Reference{Kind: tenancy.DependencyRef, Namespace: dep.Namespace, Name: dep.Name})
+	}
+	return d
+}
+
+// deployment is what the engine needs of a built and admitted Kustomization: the
+// identity comes from the tenancy decision (the tenant's, or the spec's for the
+// platform), never from the spec alone.
+func deployment(ks *deliveryv1.Kustomization, dec tenancy.Decision) engine.Deployment {
 	spec := fleetv1.AssignmentSpec{
 		Artifact: fleetv1.SignedArtifact{
 			URL: ks.Status.Artifact.URL, Digest: ks.Status.Artifact.Digest,
-			Signature: signature, Revision: ks.Status.Artifact.Revision,
+			Revision: ks.Status.Artifact.Revision,
 		},
-		ServiceAccountName: ks.Spec.ServiceAccountName,
-		TargetNamespace:    ks.Spec.TargetNamespace,
-		Prune:              ks.Spec.Prune,
-		ApplySettings:      *ks.Spec.ApplySettings.DeepCopy(),
+		ServiceAccountName:      dec.ServiceAccountName,
+		ServiceAccountNamespace: dec.ServiceAccountNamespace,
+		TargetNamespace:         ks.Spec.TargetNamespace,
+		Prune:                   ks.Spec.Prune,
+		ApplySettings:           *ks.Spec.ApplySettings.DeepCopy(),
 	}
 	for _, d := range ks.Spec.DependsOn {
 		ns := d.Namespace
@@ -224,7 +252,7 @@ func deployment(ks *deliveryv1.Kustomization, signature string) engine.Deploymen
 		spec.DependsOn = append(spec.DependsOn, fleetv1.AssignmentName(deliveryv1.KustomizationKind, ns, d.Name))
 	}
 	return engine.Deployment{
-		Owner: ks, Kind: deliveryv1.KustomizationKind, Spec: spec,
+		Owner: ks, Kind: deliveryv1.KustomizationKind, Spec: spec, Tenant: dec.Tenant,
 		Placement: ks.Spec.Placement, Rollout: ks.Spec.Rollout, RolloutStatus: &ks.Status.Rollout,
 	}
 }

@@ -9,6 +9,7 @@ import (
 	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+	"github.com/flotilla-dev/flotilla/tenancy"
 )
 
 // TestDeploymentHandsOverTheSpec: what a Kustomization asks of the spokes reaches
@@ -24,9 +25,9 @@ func TestDeploymentHandsOverTheSpec(t *testing.T) {
 	}
 	ks.Status.Artifact = &meta.Artifact{URL: "https://hub/x.tar.gz", Digest: "sha256:x", Revision: "main@sha1:1"}
 
-	d := deployment(ks, "sig")
+	d := deployment(ks, tenancy.Decision{ServiceAccountName: "deployer"})
 	want := fleetv1.AssignmentSpec{
-		Artifact:           fleetv1.SignedArtifact{URL: "https://hub/x.tar.gz", Digest: "sha256:x", Signature: "sig", Revision: "main@sha1:1"},
+		Artifact:           fleetv1.SignedArtifact{URL: "https://hub/x.tar.gz", Digest: "sha256:x", Revision: "main@sha1:1"},
 		ServiceAccountName: "deployer", TargetNamespace: "web", Prune: true,
 		ApplySettings: meta.ApplySettings{Wait: true, Decryption: &meta.Decryption{Provider: "sops"}},
 		DependsOn:     []string{"ks.apps.db", "ks.infra.certs"},
