@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"time"
 
+	hubtenancy "github.com/flotilla-dev/flotilla/hub/tenancy"
+
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -190,6 +192,7 @@ func setupControllers(mgr ctrl.Manager, store *storage.Store, keyring *signing.K
 		&helm.Reconciler{Client: mgr.GetClient(), Store: store, Recorder: mgr.GetEventRecorder("flotilla-source")},
 		&kustomize.Reconciler{Client: mgr.GetClient(), Store: store, Sign: sign, Recorder: mgr.GetEventRecorder("flotilla-delivery"),
 			PlatformNamespaces: opts.PlatformNamespaces},
+		&hubtenancy.Reconciler{Client: mgr.GetClient(), Store: store, Sign: sign, Recorder: mgr.GetEventRecorder("flotilla-tenancy")},
 		&hubfleet.ClusterReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("flotilla-fleet"), HeartbeatGrace: opts.HeartbeatGrace},
 		&hubfleet.ClusterGroupReconciler{Client: mgr.GetClient()},
 		&hubfleet.AssignmentReconciler{Client: mgr.GetClient()},

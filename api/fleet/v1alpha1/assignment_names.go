@@ -26,9 +26,13 @@ func AssignmentPrefix(kind string) string {
 const maxName = 253
 
 // AssignmentName is the name of a deployment's Assignment in each cluster namespace:
-// <prefix>.<namespace>.<name>, shortened with a hash when longer than a name may be.
+// <prefix>.<namespace>.<name> (<prefix>.<name> for a cluster-scoped owner, a Tenant),
+// shortened with a hash when longer than a name may be.
 func AssignmentName(kind, namespace, name string) string {
 	n := AssignmentPrefix(kind) + "." + namespace + "." + name
+	if namespace == "" {
+		n = AssignmentPrefix(kind) + "." + name
+	}
 	if len(n) <= maxName {
 		return n
 	}

@@ -2,6 +2,8 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 )
 
 // TenantKind is the kind name.
@@ -76,6 +78,14 @@ type TenantStatus struct {
 	// Clusters counts the clusters the tenant reaches and those where it is set up.
 	// +optional
 	Clusters TenantClusterCounts `json:"clusters,omitempty"`
+	// Artifact holds what sets the tenant up on each cluster (its namespaces,
+	// ServiceAccount and RoleBindings), as the hub signed and assigned it.
+	// +optional
+	Artifact *meta.Artifact `json:"artifact,omitempty"`
+	// Failures names clusters where the set-up failed, at most 32.
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	Failures []meta.ClusterFailure `json:"failures,omitempty"`
 }
 
 // Tenant is an application team on the hub: the hub namespaces it owns, the clusters

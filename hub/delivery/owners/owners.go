@@ -6,6 +6,7 @@ import (
 	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+	tenancyv1 "github.com/flotilla-dev/flotilla/api/tenancy/v1alpha1"
 )
 
 // Kind is one deployment kind.
@@ -41,6 +42,15 @@ var kinds = []Kind{
 		New:        func() client.Object { return &deliveryv1.Kustomization{} },
 		NewList:    func() client.ObjectList { return &deliveryv1.KustomizationList{} },
 		Artifact:   func(o client.Object) *meta.Artifact { return o.(*deliveryv1.Kustomization).Status.Artifact },
+	},
+	{
+		// A Tenant deploys its own set-up (namespaces, identity, bindings) to the
+		// clusters it reaches, through the same engine.
+		Kind:       tenancyv1.TenantKind,
+		APIVersion: tenancyv1.GroupVersion.String(),
+		New:        func() client.Object { return &tenancyv1.Tenant{} },
+		NewList:    func() client.ObjectList { return &tenancyv1.TenantList{} },
+		Artifact:   func(o client.Object) *meta.Artifact { return o.(*tenancyv1.Tenant).Status.Artifact },
 	},
 }
 
