@@ -144,6 +144,10 @@ func (r *reconciler) sync(ctx context.Context, a *fleetv1.Assignment, rec applie
 	art := a.Spec.Artifact
 	rev := revisionOf(art)
 	owner := a.Namespace + "/" + a.Name
+	if why := r.identityProblem(a); why != "" {
+		r.stall(a, meta.VerificationFailedReason, fmt.Sprintf("revision %s not applied: %s", rev, why))
+		return ctrl.Result{RequeueAfter: min(stalledRetry, r.resync)}, nil
+	}
 
 	files, err := r.fetcher.Fetch(ctx, a)
 	if err != nil {
@@ -419,4 +423,25 @@ func (r *reconciler) forget(key types.NamespacedName) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.applied, key.String())
+}
+
+// identityProblem says why a tenant's Assignment may not be applied as it names its
+// identity: the agent's own identity never applies a tenant's objects, whatever the
+// Assignment says (the hub signs the statement, and checks the same rule; this is the
+// wall on the spoke's side).
+func (r *reconciler) identityProblem(a *fleetv1.Assignment) string {
+	if a.Spec.Tenant == "" {
+		return ""
+	}
+	ns := a.Spec.ServiceAccountNamespace
+	if ns == "" {
+		ns = a.Spec.TargetNamespace
+	}
+	switch {
+	case a.Spec.ServiceAccountName == "":
+		return fmt.Sprintf("it belongs to Tenant %s but names no service account, and the agent never applies a tenant's objects as itself", a.Spec.Tenant)
+	case ns == r.namespace:
+		return fmt.Sprintf("it belongs to Tenant %s but its service account is in the agent's namespace %s", a.Spec.Tenant, r.namespace)
+	}
+	return ""
 }

@@ -11,6 +11,9 @@ import (
 	"sort"
 	"strings"
 
+	tenancyv1 "github.com/flotilla-dev/flotilla/api/tenancy/v1alpha1"
+	"github.com/flotilla-dev/flotilla/tenancy"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -113,6 +116,9 @@ func (r *reconciler) decryptionKeys(ctx context.Context, asg *fleetv1.Assignment
 	var s corev1.Secret
 	if err := r.spoke.own.Get(ctx, key, &s); err != nil {
 		return nil, fmt.Errorf("decryption keys: reading Secret %s on the spoke: %w", key, err)
+	}
+	if !tenancy.KeyServes(s.Annotations, asg.Spec.Tenant) {
+		return nil, fmt.Errorf("decryption keys: Secret %s does not serve Tenant %s (annotation %s)", key, asg.Spec.Tenant, tenancyv1.DecryptionTenantsAnnotation)
 	}
 	keys, err := sops.ParseKeys(s.Data)
 	if err != nil {
