@@ -3,9 +3,11 @@ package kustomize
 import (
 	"bytes"
 	"fmt"
+	neturl "net/url"
 	"path"
 	"sort"
 	"strings"
+	"time"
 
 	"sigs.k8s.io/kustomize/api/konfig"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -17,11 +19,46 @@ import (
 // ManifestsFile is the one file of a built artifact.
 const ManifestsFile = "manifests.yaml"
 
+// Limits of one build: a tenant's source may not hold the hub's only build worker
+// or its memory.
+var (
+	// BuildTimeout bounds one kustomize build.
+	BuildTimeout = time.Minute
+	// MaxOutputSize bounds the YAML one build may produce.
+	MaxOutputSize = 64 << 20
+)
+
 // Build runs kustomize over files (a source artifact's content) at dir and returns the
 // multi-document YAML. The build runs on an in-memory copy of the source, so it can
-// read nothing outside it, and refuses remote bases up front. When dir has no
-// kustomization file, one is made that lists every YAML file below dir.
+// read nothing outside it, refuses remote bases and any URL up front, and gives up
+// after BuildTimeout or past MaxOutputSize bytes. When dir has no kustomization file,
+// one is made that lists every YAML file below dir.
 func Build(files map[string][]byte, dir string) ([]byte, error) {
+	type result struct {
+		out []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := build(files, dir)
+		done <- result{out, err}
+	}()
+	timer := time.NewTimer(BuildTimeout)
+	defer timer.Stop()
+	select {
+	case r := <-done:
+		if r.err == nil && len(r.out) > MaxOutputSize {
+			return nil, fmt.Errorf("the build produced %d bytes, more than the %d allowed", len(r.out), MaxOutputSize)
+		}
+		return r.out, r.err
+	case <-timer.C:
+		// krusty cannot be interrupted: the goroutine finishes (or not) on its own,
+		// with no network to wait on, while the worker moves on.
+		return nil, fmt.Errorf("the build took longer than %s", BuildTimeout)
+	}
+}
+
+func build(files map[string][]byte, dir string) ([]byte, error) {
 	dir = path.Clean("/" + strings.TrimPrefix(dir, "./"))
 	fs := filesys.MakeFsInMemory()
 	for name, data := range files {
@@ -132,6 +169,9 @@ func refuseRemote(fs filesys.FileSystem, dir string, seen map[string]bool) error
 	if err := yaml.Unmarshal(data, &k); err != nil {
 		return fmt.Errorf("%s: %w", strings.TrimPrefix(file, "/"), err)
 	}
+	if len(k.HelmCharts) > 0 || len(k.HelmChartInflationGenerator) > 0 || k.HelmGlobals != nil {
+		return fmt.Errorf("%s: helmCharts are not built by a Kustomization; use a HelmRelease", strings.TrimPrefix(file, "/"))
+	}
 	refs := append(append(append([]string{}, k.Resources...), k.Components...), k.Bases...) //nolint:staticcheck // Bases is deprecated but still read by kustomize
 	for _, r := range refs {
 		if strings.Contains(r, "://") || strings.HasPrefix(r, "git@") {
@@ -147,5 +187,95 @@ func refuseRemote(fs filesys.FileSystem, dir string, seen map[string]bool) error
 			}
 		}
 	}
+	// Every field that kustomize loads as a path also loads http(s) URLs: refuse any
+	// URL wherever it stands, so a build never reaches the hub's network.
+	if err := refuseURLs(file, data); err != nil {
+		return err
+	}
+	// Generator, transformer and validator configs are files of their own with paths
+	// in them (a PatchTransformer's path, for instance).
+	for _, c := range append(append(append([]string{}, k.Generators...), k.Transformers...), k.Validators...) {
+		p := path.Clean(path.Join(dir, c))
+		if fs.Exists(p) && !fs.IsDir(p) {
+			cfg, err := fs.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			if err := refuseURLs(p, cfg); err != nil {
+				return err
+			}
+		} else if strings.Contains(c, "\n") {
+			// An inline plugin configuration.
+			if err := refuseURLs(file, []byte(c)); err != nil {
+				return err
+			}
+		} else if strings.Contains(c, "://") {
+			return fmt.Errorf("%s: remote plugin configuration %q is not allowed", strings.TrimPrefix(file, "/"), c)
+		}
+	}
 	return nil
+}
+
+// dataKeys hold values kustomize writes into objects and never loads: a URL there is
+// data (an annotation linking to docs), not a fetch.
+var dataKeys = map[string]bool{
+	"literals": true, "commonAnnotations": true, "commonLabels": true, "labels": true,
+	"pairs": true, "annotations": true, "patch": true, "value": true, "description": true,
+}
+
+// refuseURLs fails on the first string in a YAML file (every document) that names a
+// remote location: scheme://host, alone or after "key=" as generator files may be.
+func refuseURLs(file string, data []byte) error {
+	for _, doc := range bytes.Split(data, []byte("\n---")) {
+		var v any
+		if err := yaml.Unmarshal(doc, &v); err != nil {
+			continue // kustomize reports unreadable files itself
+		}
+		if where, url := findURL(v, ""); url != "" {
+			return fmt.Errorf("%s: %s names the remote location %q; the hub builds from the source alone, vendor it", strings.TrimPrefix(file, "/"), where, url)
+		}
+	}
+	return nil
+}
+
+func findURL(v any, at string) (where, url string) {
+	switch t := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(t))
+		for k := range t {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if dataKeys[k] {
+				continue
+			}
+			if w, u := findURL(t[k], strings.TrimPrefix(at+"."+k, ".")); u != "" {
+				return w, u
+			}
+		}
+	case []any:
+		for i, e := range t {
+			if w, u := findURL(e, fmt.Sprintf("%s[%d]", at, i)); u != "" {
+				return w, u
+			}
+		}
+	case string:
+		if isRemote(t) {
+			return at, t
+		}
+		if _, after, ok := strings.Cut(t, "="); ok && isRemote(after) {
+			return at, t
+		}
+	}
+	return "", ""
+}
+
+func isRemote(s string) bool {
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, "git@") || strings.HasPrefix(s, "//") {
+		return true
+	}
+	u, err := neturl.Parse(s)
+	return err == nil && u.Scheme != "" && u.Host != ""
 }

@@ -1,7 +1,10 @@
 package kustomize
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -100,5 +103,62 @@ func TestBuildKeepsKeyOrderAndQuotes(t *testing.T) {
 	}
 	if strings.Index(s, "zeta") > strings.Index(s, "alpha") {
 		t.Fatalf("keys reordered:\n%s", s)
+	}
+}
+
+// TestBuildNeverReachesTheNetwork: every field kustomize loads as a path also loads
+// URLs; a server counting requests shows that none is made, and each build says which
+// field named the URL.
+func TestBuildNeverReachesTheNetwork(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Write([]byte(strings.Replace(cm, "%s", "fetched", 1)))
+	}))
+	defer srv.Close()
+	u := srv.URL + "/x.yaml"
+	res := "resources: [cm.yaml]\n"
+	base := map[string][]byte{"cm.yaml": []byte(strings.Replace(cm, "%s", "app", 1))}
+	for name, tc := range map[string]struct{ kustomization, where string }{
+		"configMapGenerator files":    {res + "configMapGenerator:\n- name: g\n  files: [" + u + "]\n", "configMapGenerator[0].files[0]"},
+		"configMapGenerator key=file": {res + "configMapGenerator:\n- name: g\n  files: [k=" + u + "]\n", "configMapGenerator[0].files[0]"},
+		"secretGenerator envs":        {res + "secretGenerator:\n- name: g\n  envs: [" + u + "]\n", "secretGenerator[0].envs[0]"},
+		"patches path":                {res + "patches:\n- path: " + u + "\n", "patches[0].path"},
+		"patchesStrategicMerge":       {res + "patchesStrategicMerge:\n- " + u + "\n", "patchesStrategicMerge[0]"},
+		"transformers":                {res + "transformers:\n- " + u + "\n", "transformers[0]"},
+		"transformer config file":     {res + "transformers: [t.yaml]\n", "path"},
+		"inline transformer":          {res + "transformers:\n- |\n  apiVersion: builtin\n  kind: PatchTransformer\n  metadata: {name: p}\n  path: " + u + "\n", "path"},
+		"openapi path":                {res + "openapi:\n  path: " + u + "\n", "openapi.path"},
+		"replacements path":           {res + "replacements:\n- path: " + u + "\n", "replacements[0].path"},
+		"crds":                        {res + "crds: [" + u + "]\n", "crds[0]"},
+		"components (ssh)":            {res + "configurations: [ssh://git@example.com/x.yaml]\n", "configurations[0]"},
+	} {
+		files := map[string][]byte{"kustomization.yaml": []byte(tc.kustomization),
+			"t.yaml": []byte("apiVersion: builtin\nkind: PatchTransformer\nmetadata: {name: p}\npath: " + u + "\n")}
+		for k, v := range base {
+			files[k] = v
+		}
+		_, err := Build(files, ".")
+		if err == nil || !strings.Contains(err.Error(), tc.where) || !strings.Contains(err.Error(), "remote location") {
+			t.Errorf("%s: error %v, want one naming %s", name, err, tc.where)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the builds made %d requests", n)
+	}
+	// A URL that is data (an annotation, a literal) is not a fetch.
+	files := map[string][]byte{"cm.yaml": base["cm.yaml"], "kustomization.yaml": []byte(res +
+		"commonAnnotations:\n  docs: " + u + "\nconfigMapGenerator:\n- name: g\n  literals: [url=" + u + "]\n")}
+	if _, err := Build(files, "."); err != nil {
+		t.Fatalf("URLs as data: %v", err)
+	}
+}
+
+func TestBuildOutputLimit(t *testing.T) {
+	defer func(n int) { MaxOutputSize = n }(MaxOutputSize)
+	MaxOutputSize = 10
+	_, err := Build(map[string][]byte{"cm.yaml": []byte(strings.Replace(cm, "%s", "app", 1)), "kustomization.yaml": []byte("resources: [cm.yaml]\n")}, ".")
+	if err == nil || !strings.Contains(err.Error(), "more than the 10 allowed") {
+		t.Fatalf("error %v, want the output limit", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -85,6 +86,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&sourcev1.OCIRepository{}, handler.EnqueueRequestsFromMapFunc(r.forSource(sourcev1.OCIRepositoryKind)),
 			builder.WithPredicates(artifactChanged{}))
 	return engine.Watch(b, r.Client, kind).
+		// Several workers, so that one slow build (bounded by BuildTimeout) never
+		// holds every other tenant's deployments.
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Named("kustomization").
 		Complete(r)
 }
