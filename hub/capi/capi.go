@@ -56,6 +56,11 @@ type Reconciler struct {
 	Recorder events.EventRecorder
 	// WorkloadClient builds a client for a workload cluster; from its kubeconfig when nil.
 	WorkloadClient func(*rest.Config) (client.Client, error)
+	// LabelKeys are the CAPI Cluster label keys copied to the fleet Cluster (a key
+	// ending in "*" allows every key with that prefix). Placement and Tenants select
+	// on fleet labels, so whoever provisions a CAPI cluster must not choose them: none
+	// is copied unless an admin allows it.
+	LabelKeys []string
 }
 
 // AddToScheme adds the CAPI types the Reconciler reads.
@@ -141,7 +146,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{RequeueAfter: kubeconfigWait}, nil
 	}
 
-	vals, err := registration.PrepareCluster(ctx, r.Client, r.SystemNamespace, name, labelsFor(&cc), r.TokenTTL)
+	vals, err := registration.PrepareCluster(ctx, r.Client, r.SystemNamespace, name, r.labelsFor(&cc), r.TokenTTL)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -181,10 +186,12 @@ func provisioned(cc *clusterv1.Cluster) bool {
 		apimeta.IsStatusConditionTrue(cc.Status.Conditions, clusterv1.ClusterAvailableCondition)
 }
 
-func labelsFor(cc *clusterv1.Cluster) map[string]string {
+func (r *Reconciler) labelsFor(cc *clusterv1.Cluster) map[string]string {
 	l := map[string]string{}
 	for k, v := range cc.Labels {
-		l[k] = v
+		if AllowedLabel(r.LabelKeys, k) {
+			l[k] = v
+		}
 	}
 	l[NamespaceLabel] = cc.Namespace
 	l[NameLabel] = cc.Name
@@ -194,7 +201,7 @@ func labelsFor(cc *clusterv1.Cluster) map[string]string {
 // syncLabels copies the CAPI Cluster's labels onto the fleet Cluster, so placement
 // follows relabelling in Cluster API. Labels set on the fleet Cluster only are kept.
 func (r *Reconciler) syncLabels(ctx context.Context, cc *clusterv1.Cluster, fc *fleetv1.Cluster) error {
-	want := labelsFor(cc)
+	want := r.labelsFor(cc)
 	before := fc.DeepCopy()
 	changed := false
 	if fc.Labels == nil {
@@ -252,4 +259,15 @@ func (r *Reconciler) event(obj runtime.Object, typ, reason, msg string) {
 	if r.Recorder != nil {
 		r.Recorder.Eventf(obj, nil, typ, reason, "Register", "%s", msg)
 	}
+}
+
+// AllowedLabel reports whether key is one of allowed, or starts with the prefix of
+// an allowed entry ending in "*".
+func AllowedLabel(allowed []string, key string) bool {
+	for _, a := range allowed {
+		if p, ok := strings.CutSuffix(a, "*"); ok && strings.HasPrefix(key, p) || a == key {
+			return true
+		}
+	}
+	return false
 }

@@ -32,3 +32,18 @@ func TestFleetClusterName(t *testing.T) {
 		t.Error("not stable")
 	}
 }
+
+func TestAllowedLabel(t *testing.T) {
+	allowed := []string{"env", "fleet.example.com/*"}
+	for key, want := range map[string]bool{
+		"env": true, "fleet.example.com/region": true, "fleet.example.com/": true,
+		"tier": false, "environment": false, "evil.fleet.example.com/x": false,
+	} {
+		if got := AllowedLabel(allowed, key); got != want {
+			t.Errorf("AllowedLabel(%q) = %v, want %v", key, got, want)
+		}
+	}
+	if AllowedLabel(nil, "env") {
+		t.Error("no allowed keys must copy no label")
+	}
+}

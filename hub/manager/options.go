@@ -42,6 +42,9 @@ type Options struct {
 	AgentImage string
 	// HeartbeatGrace is how old an agent's heartbeat may be before its Cluster is not Ready.
 	HeartbeatGrace time.Duration
+	// CAPILabelKeys are the Cluster API Cluster label keys copied to fleet Clusters
+	// ("prefix*" allows a prefix); none when empty.
+	CAPILabelKeys []string
 	// PlatformNamespaces may hold deployments that no Tenant owns; the system
 	// namespace when nil. "*" makes every unowned namespace one (development only).
 	PlatformNamespaces []string

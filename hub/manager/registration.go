@@ -91,6 +91,7 @@ func setupClusterAPI(mgr ctrl.Manager, opts Options) error {
 		Reader:          mgr.GetAPIReader(),
 		SystemNamespace: opts.SystemNamespace,
 		Image:           image,
+		LabelKeys:       opts.CAPILabelKeys,
 		Recorder:        mgr.GetEventRecorder("flotilla-capi"),
 	}).SetupWithManager(mgr)
 }

@@ -33,6 +33,14 @@ func main() {
 		}
 		return nil
 	})
+	flag.Func("capi-label-keys", "comma-separated Cluster API Cluster label keys copied to fleet Clusters (\"prefix*\" allows a prefix); none by default", func(v string) error {
+		for _, k := range strings.Split(v, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				opts.CAPILabelKeys = append(opts.CAPILabelKeys, k)
+			}
+		}
+		return nil
+	})
 	zopts := zap.Options{}
 	zopts.BindFlags(flag.CommandLine)
 	showVersion := flag.Bool("version", false, "print the version and exit")
