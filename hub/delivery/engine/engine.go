@@ -149,6 +149,10 @@ func (e *Engine) place(ctx context.Context, d Deployment) (*fleet, error) {
 	if err != nil {
 		return nil, err
 	}
+	if n := len(res.Clusters) - len(targets); n > 0 {
+		e.event(d.Owner, corev1.EventTypeWarning, "OutsideTenant",
+			fmt.Sprintf("the placement matches %d cluster(s) outside Tenant %s's clusterSelector; they are not targeted", n, d.Tenant.Name))
+	}
 	return &fleet{clusters: clusters.Items, groups: groups.Items, targets: targets}, nil
 }
 

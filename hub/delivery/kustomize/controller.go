@@ -198,7 +198,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 		r.event(&ks, corev1.EventTypeWarning, meta.BuildFailedReason, err.Error())
 		logger.Info("build failed", "revision", revision, "error", err.Error())
 		// Nothing changes until the source does, and a new source revision triggers us.
-		return ctrl.Result{RequeueAfter: ks.Spec.Interval.Duration}, nil
+		return ctrl.Result{RequeueAfter: interval(&ks)}, nil
 	}
 	if ks.Status.Artifact == nil || ks.Status.Artifact.Digest != art.Digest {
 		r.event(&ks, corev1.EventTypeNormal, "NewArtifact", fmt.Sprintf("built revision %s as %s", revision, art.Digest))
@@ -212,13 +212,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	}
 	ks.Status.Clusters, ks.Status.Failures = res.Clusters, res.Failures
 	ks.Status.ObservedGeneration = ks.Generation
-	return ctrl.Result{RequeueAfter: ks.Spec.Interval.Duration}, nil
+	return ctrl.Result{RequeueAfter: interval(&ks)}, nil
 }
 
 func (r *Reconciler) event(ks *deliveryv1.Kustomization, typ, reason, msg string) {
 	if r.Recorder != nil {
 		r.Recorder.Eventf(ks, nil, typ, reason, "Reconcile", "%s", msg)
 	}
+}
+
+// MinInterval is the shortest interval the hub honours: a tenant asking for a
+// rebuild every second would otherwise take the build workers from everyone else.
+const MinInterval = 10 * time.Second
+
+func interval(ks *deliveryv1.Kustomization) time.Duration {
+	return max(ks.Spec.Interval.Duration, MinInterval)
 }
 
 // admission is what the tenancy rules look at in a Kustomization.
