@@ -76,7 +76,12 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	var res ctrl.Result
 	var syncErr error
 	rec := r.last(req.NamespacedName)
-	if waiting := r.dependenciesNotReady(ctx, a); waiting != "" {
+	// Before anything else, not even a dependency check: is this what the hub signed,
+	// for this cluster, in this place?
+	if err := r.fetcher.Verify(a); err != nil {
+		r.stall(a, meta.VerificationFailedReason, fmt.Sprintf("revision %s not applied: %v", revisionOf(a.Spec.Artifact), err))
+		res = ctrl.Result{RequeueAfter: min(stalledRetry, r.resync)}
+	} else if waiting := r.dependenciesNotReady(ctx, a); waiting != "" {
 		// Nothing is applied, nor corrected, until what this builds on is in place.
 		conditions.MarkReconciling(a, meta.DependencyNotReadyReason, waiting)
 		a.Status.Message = waiting

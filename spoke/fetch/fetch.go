@@ -93,6 +93,23 @@ func IsVerificationError(err error) bool {
 	return errors.As(err, &v)
 }
 
+// Verify checks, without any request, that asg is what the hub signed for this
+// cluster and place, with a well-formed digest and an artifact URL on the registered
+// artifact server. Its errors are *VerificationError.
+func (f *Fetcher) Verify(asg *fleetv1.Assignment) error {
+	a := asg.Spec.Artifact
+	if !meta.ValidDigest(a.Digest) {
+		return &VerificationError{Digest: a.Digest, Err: errors.New("digest is not sha256:<64 hex>")}
+	}
+	if err := artifact.VerifyStatement(f.opts.Cluster, asg, f.trusted()); err != nil {
+		return &VerificationError{Digest: a.Digest, Err: err}
+	}
+	if err := AllowedURL(f.opts.ArtifactURL, a.URL); err != nil {
+		return &VerificationError{Digest: a.Digest, Err: err}
+	}
+	return nil
+}
+
 // AllowedURL checks that url lies below base, the hub artifact server the agent
 // registered with, over HTTPS unless base itself is plain HTTP (a test server with no
 // credential). An empty base allows any URL.
@@ -173,14 +190,8 @@ func New(opts Options) (*Fetcher, error) {
 // retrying.
 func (f *Fetcher) Fetch(ctx context.Context, asg *fleetv1.Assignment) (map[string][]byte, error) {
 	a := asg.Spec.Artifact
-	if !meta.ValidDigest(a.Digest) {
-		return nil, &VerificationError{Digest: a.Digest, Err: errors.New("digest is not sha256:<64 hex>")}
-	}
-	if err := artifact.VerifyStatement(f.opts.Cluster, asg, f.trusted()); err != nil {
-		return nil, &VerificationError{Digest: a.Digest, Err: err}
-	}
-	if err := AllowedURL(f.opts.ArtifactURL, a.URL); err != nil {
-		return nil, &VerificationError{Digest: a.Digest, Err: err}
+	if err := f.Verify(asg); err != nil {
+		return nil, err
 	}
 
 	if data := f.cached(a.Digest); data != nil {

@@ -1,0 +1,348 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
+	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
+	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
+	tenancyv1 "github.com/flotilla-dev/flotilla/api/tenancy/v1alpha1"
+	"github.com/flotilla-dev/flotilla/fleet/devenv"
+	"github.com/flotilla-dev/flotilla/spoke/apply"
+	"github.com/flotilla-dev/flotilla/test/env"
+	"github.com/flotilla-dev/flotilla/test/fleetenv"
+	"github.com/flotilla-dev/flotilla/test/gitserver"
+)
+
+// tenantRole stands for the admin ClusterRole: the test spokes run no
+// kube-controller-manager, which is what fills the aggregated admin role on a real
+// cluster.
+const tenantRole = "flotilla-test-tenant"
+
+// TestTenantEscapes runs a catalogue of escape attempts as a tenant on a real hub and
+// two spokes, with the hub's default platform namespaces. Each attempt must apply
+// nothing on any spoke and explain itself on the hub; the tenant's own deployment must
+// still land on its clusters, in its namespaces.
+func TestTenantEscapes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	fleet := fleetenv.StartFleet(t, 2, fleetenv.With(func(o *devenv.Options) {
+		o.PlatformNamespaces = []string{fleetv1.SystemNamespace}
+	}))
+	hub := fleet.HubClient()
+	spokes := map[string]client.Client{"spoke-1": fleet.SpokeClient("spoke-1"), "spoke-2": fleet.SpokeClient("spoke-2")}
+	for _, c := range spokes {
+		role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: tenantRole}, Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"configmaps", "secrets"}, Verbs: []string{"*"}}}}
+		if err := c.Create(ctx, role); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A server that counts what anyone asks of it: the builds and the agents must not.
+	var outside atomic.Int32
+	remote := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		outside.Add(1)
+		fmt.Fprint(w, configMap("app-a", "fetched", "x"))
+	}))
+	t.Cleanup(remote.Close)
+
+	// team-a owns hub namespace team-a, reaches the dev cluster (spoke-1) and writes
+	// to app-a there; team-b owns team-b and reaches both.
+	for _, ns := range []string{"team-a", "team-b", "unowned"} {
+		if err := hub.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tn := range []*tenancyv1.Tenant{
+		{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}, Spec: tenancyv1.TenantSpec{Namespaces: []string{"team-a"},
+			ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "dev"}}, TargetNamespaces: []string{"app-a"}, Role: tenantRole}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "team-b"}, Spec: tenancyv1.TenantSpec{Namespaces: []string{"team-b"},
+			ClusterSelector: &metav1.LabelSelector{}, TargetNamespaces: []string{"app-b"}, Role: tenantRole}},
+	} {
+		if err := hub.Create(ctx, tn); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// team-b's SOPS key sits on spoke-1 and serves team-b alone.
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := spokes["spoke-1"].Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fleetv1.SystemNamespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	if err := spokes["spoke-1"].Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: fleetv1.SystemNamespace, Name: "key-b",
+			Annotations: map[string]string{tenancyv1.DecryptionTenantsAnnotation: "team-b"}},
+		StringData: map[string]string{"identity.agekey": id.String()},
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	git := gitserver.New(t)
+	repo := git.CreateRepo("tenant")
+	url := remote.URL + "/cm.yaml"
+	repo.Write(map[string]string{
+		"good/kustomization.yaml":      kustomization("cm.yaml"),
+		"good/cm.yaml":                 "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: good\ndata:\n  value: \"ok\"\n",
+		"outside/kustomization.yaml":   kustomization("cm.yaml"),
+		"outside/cm.yaml":              "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: outside\ndata:\n  value: \"x\"\n",
+		"takeover/kustomization.yaml":  kustomization("cm.yaml"),
+		"takeover/cm.yaml":             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: good\ndata:\n  value: \"taken\"\n",
+		"crb/kustomization.yaml":       kustomization("crb.yaml"),
+		"crb/crb.yaml":                 "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: escape\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: cluster-admin\nsubjects:\n- kind: ServiceAccount\n  name: team-a\n  namespace: app-a\n",
+		"kube-system/kustomization.yaml": kustomization("cm.yaml"),
+		"kube-system/cm.yaml":            configMap("kube-system", "escape", "x"),
+		"other-tenant/kustomization.yaml": kustomization("cm.yaml"),
+		"other-tenant/cm.yaml":            configMap("app-b", "escape", "x"),
+		"default-ns/kustomization.yaml":   kustomization("cm.yaml"),
+		"default-ns/cm.yaml":              configMap("default", "escape", "x"),
+		"sops/kustomization.yaml":         kustomization("secret.yaml"),
+		"sops/secret.yaml":                sopsEncrypt(t, "apiVersion: v1\nkind: Secret\nmetadata:\n  name: stolen\nstringData:\n  password: hunter2\ntype: Opaque\n", id.Recipient().String()),
+		"url-generator/kustomization.yaml":   "resources: [cm.yaml]\nconfigMapGenerator:\n- name: escape\n  files: [" + url + "]\n",
+		"url-generator/cm.yaml":              configMap("app-a", "unused", "x"),
+		"url-patch/kustomization.yaml":       "resources: [cm.yaml]\npatches:\n- path: " + url + "\n",
+		"url-patch/cm.yaml":                  configMap("app-a", "unused", "x"),
+		"url-transformer/kustomization.yaml": "resources: [cm.yaml]\ntransformers:\n- " + url + "\n",
+		"url-transformer/cm.yaml":            configMap("app-a", "unused", "x"),
+	})
+	for _, ns := range []string{"team-a", "team-b", "unowned"} {
+		src := &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tenant"},
+			Spec: sourcev1.GitRepositorySpec{URL: repo.URL(), Ref: &sourcev1.GitRepositoryRef{Branch: "main"}, Interval: metav1.Duration{Duration: time.Hour}}}
+		if err := hub.Create(ctx, src); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dev := deliveryv1.Placement{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "dev"}}}
+	deploy := func(ns, name, path string, edit func(*deliveryv1.KustomizationSpec)) *deliveryv1.Kustomization {
+		ks := &deliveryv1.Kustomization{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: deliveryv1.KustomizationSpec{
+				SourceRef: deliveryv1.SourceReference{Kind: sourcev1.GitRepositoryKind, Name: "tenant"},
+				Path:      path, Prune: true, Interval: metav1.Duration{Duration: time.Hour}, Placement: dev,
+			}}
+		if edit != nil {
+			edit(&ks.Spec)
+		}
+		if err := hub.Create(ctx, ks); err != nil {
+			t.Fatal(err)
+		}
+		return ks
+	}
+
+	// The tenant's own deployment lands on its cluster, in its namespace, as itself.
+	good := deploy("team-a", "good", "good", func(s *deliveryv1.KustomizationSpec) { s.TargetNamespace = "app-a" })
+	spokeTarget(fleet, "spoke-1", "app-a").wantValue(t, "good", "ok")
+	env.WaitReady(t, hub, good)
+	var cm corev1.ConfigMap
+	if err := spokes["spoke-1"].Get(ctx, types.NamespacedName{Namespace: "app-a", Name: "good"}, &cm); err != nil {
+		t.Fatal(err)
+	}
+	if !hasManager(cm.ManagedFields, "flotilla/"+fleetv1.AssignmentName(deliveryv1.KustomizationKind, "team-a", "good")) {
+		t.Errorf("ConfigMap good is not managed by its deployment's own field manager: %+v", cm.ManagedFields)
+	}
+	goodAsg := assignmentOf("spoke-1", "team-a", "good")
+	if err := hub.Get(ctx, client.ObjectKeyFromObject(goodAsg), goodAsg); err != nil {
+		t.Fatal(err)
+	}
+	if goodAsg.Spec.Tenant != "team-a" || goodAsg.Spec.ServiceAccountName != "team-a" || goodAsg.Spec.ServiceAccountNamespace != "app-a" {
+		t.Errorf("Assignment identity %q %s/%s, want team-a's", goodAsg.Spec.Tenant, goodAsg.Spec.ServiceAccountNamespace, goodAsg.Spec.ServiceAccountName)
+	}
+	// The set-up reached team-a's cluster only.
+	if err := spokes["spoke-2"].Get(ctx, types.NamespacedName{Name: "app-a"}, &corev1.Namespace{}); !apierrors.IsNotFound(err) {
+		t.Errorf("team-a's namespace exists on spoke-2, outside its selector (err=%v)", err)
+	}
+
+	type attempt struct {
+		name  string
+		ks    *deliveryv1.Kustomization
+		check func(t *testing.T, ks *deliveryv1.Kustomization) // the hub explains
+		gone  func() error                                     // nothing applied anywhere
+	}
+	absent := func(ns, kind, name string) func() error {
+		return func() error {
+			for spoke, c := range spokes {
+				var err error
+				switch kind {
+				case "ConfigMap":
+					err = c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &corev1.ConfigMap{})
+				case "Secret":
+					err = c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &corev1.Secret{})
+				case "ClusterRoleBinding":
+					err = c.Get(ctx, types.NamespacedName{Name: name}, &rbacv1.ClusterRoleBinding{})
+				}
+				if !apierrors.IsNotFound(err) {
+					return fmt.Errorf("%s %s/%s exists on %s (err=%v)", kind, ns, name, spoke, err)
+				}
+			}
+			return nil
+		}
+	}
+	refusedOnHub := func(reason string) func(*testing.T, *deliveryv1.Kustomization) {
+		return func(t *testing.T, ks *deliveryv1.Kustomization) {
+			env.WaitFor(t, hub, ks, func(k *deliveryv1.Kustomization) error {
+				st := apimeta.FindStatusCondition(k.Status.Conditions, meta.StalledCondition)
+				ready := apimeta.FindStatusCondition(k.Status.Conditions, meta.ReadyCondition)
+				if st == nil || st.Status != metav1.ConditionTrue || st.Reason != reason || ready == nil || ready.Status != metav1.ConditionFalse {
+					return fmt.Errorf("conditions %+v, want Stalled and not Ready with %s", k.Status.Conditions, reason)
+				}
+				var list fleetv1.AssignmentList
+				if err := hub.List(ctx, &list, client.MatchingLabels(fleetv1.OwnerLabels(deliveryv1.KustomizationKind, k.Namespace, k.Name))); err != nil {
+					return err
+				}
+				if len(list.Items) > 0 {
+					return fmt.Errorf("%d Assignments were written", len(list.Items))
+				}
+				return nil
+			})
+		}
+	}
+	failedWith := func(reason, words string) func(*testing.T, *deliveryv1.Kustomization) {
+		return func(t *testing.T, ks *deliveryv1.Kustomization) {
+			env.WaitFor(t, hub, ks, func(k *deliveryv1.Kustomization) error {
+				ready := apimeta.FindStatusCondition(k.Status.Conditions, meta.ReadyCondition)
+				if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != reason || !strings.Contains(ready.Message, words) {
+					return fmt.Errorf("Ready %+v, want False with %s naming %q", ready, reason, words)
+				}
+				return nil
+			})
+		}
+	}
+	attempts := []attempt{
+		{name: "cluster-scoped object", ks: deploy("team-a", "crb", "crb", nil),
+			check: failedWith(meta.ClustersFailedReason, "forbidden"), gone: absent("", "ClusterRoleBinding", "escape")},
+		{name: "write into kube-system", ks: deploy("team-a", "kube-system", "kube-system", nil),
+			check: failedWith(meta.ClustersFailedReason, "forbidden"), gone: absent("kube-system", "ConfigMap", "escape")},
+		{name: "targetNamespace kube-system", ks: deploy("team-a", "target-kube-system", "good", func(s *deliveryv1.KustomizationSpec) { s.TargetNamespace = "kube-system" }),
+			check: refusedOnHub(tenancyv1.TargetNamespaceNotAllowedReason), gone: absent("kube-system", "ConfigMap", "good")},
+		{name: "write into another tenant's namespace", ks: deploy("team-a", "other-tenant", "other-tenant", nil),
+			check: failedWith(meta.ClustersFailedReason, "forbidden"), gone: absent("app-b", "ConfigMap", "escape")},
+		{name: "targetNamespace of another tenant", ks: deploy("team-a", "target-app-b", "good", func(s *deliveryv1.KustomizationSpec) { s.TargetNamespace = "app-b" }),
+			check: refusedOnHub(tenancyv1.TargetNamespaceNotAllowedReason), gone: absent("app-b", "ConfigMap", "good")},
+		{name: "write into default", ks: deploy("team-a", "default-ns", "default-ns", nil),
+			check: failedWith(meta.ClustersFailedReason, "forbidden"), gone: absent("default", "ConfigMap", "escape")},
+		{name: "the agent's service account", ks: deploy("team-a", "agent-sa", "other-tenant", func(s *deliveryv1.KustomizationSpec) { s.ServiceAccountName = "flotilla-agent" }),
+			check: refusedOnHub(tenancyv1.ServiceAccountNotAllowedReason), gone: absent("app-b", "ConfigMap", "escape")},
+		{name: "a cluster outside the tenant's selector", ks: deploy("team-a", "outside", "outside", func(s *deliveryv1.KustomizationSpec) {
+			s.TargetNamespace = "app-a"
+			s.Placement = deliveryv1.Placement{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}}}
+		}), check: func(t *testing.T, ks *deliveryv1.Kustomization) {
+			env.WaitFor(t, hub, ks, func(k *deliveryv1.Kustomization) error {
+				if !apimeta.IsStatusConditionTrue(k.Status.Conditions, meta.ReadyCondition) || k.Status.Clusters.Targeted != 0 ||
+					!strings.Contains(apimeta.FindStatusCondition(k.Status.Conditions, meta.ReadyCondition).Message, "no cluster") {
+					return fmt.Errorf("status %+v %+v, want ready on no cluster", k.Status.Clusters, k.Status.Conditions)
+				}
+				return nil
+			})
+		}, gone: absent("app-a", "ConfigMap", "outside")},
+		{name: "another tenant's source", ks: deploy("team-a", "other-source", "good", func(s *deliveryv1.KustomizationSpec) { s.SourceRef.Namespace = "team-b" }),
+			check: refusedOnHub(tenancyv1.SourceNotAllowedReason), gone: absent("app-b", "ConfigMap", "good")},
+		{name: "another tenant's dependency", ks: deploy("team-a", "other-dependency", "good", func(s *deliveryv1.KustomizationSpec) {
+			s.DependsOn = []deliveryv1.DependencyReference{{Namespace: "team-b", Name: "base"}}
+		}), check: refusedOnHub(tenancyv1.DependencyNotAllowedReason), gone: absent("app-b", "ConfigMap", "good")},
+		{name: "another tenant's key Secret", ks: deploy("team-a", "other-key", "sops", func(s *deliveryv1.KustomizationSpec) {
+			s.TargetNamespace = "app-a"
+			s.Decryption = &meta.Decryption{Provider: "sops", SecretRef: &meta.LocalObjectReference{Name: "key-b"}}
+		}), check: failedWith(meta.ClustersFailedReason, "does not serve Tenant team-a"), gone: absent("app-a", "Secret", "stolen")},
+		{name: "URL in configMapGenerator", ks: deploy("team-a", "url-generator", "url-generator", nil),
+			check: failedWith(meta.BuildFailedReason, "configMapGenerator[0].files[0]"), gone: absent("app-a", "ConfigMap", "unused")},
+		{name: "URL in patches", ks: deploy("team-a", "url-patch", "url-patch", nil),
+			check: failedWith(meta.BuildFailedReason, "patches[0].path"), gone: absent("app-a", "ConfigMap", "unused")},
+		{name: "URL in transformers", ks: deploy("team-a", "url-transformer", "url-transformer", nil),
+			check: failedWith(meta.BuildFailedReason, "transformers[0]"), gone: absent("app-a", "ConfigMap", "unused")},
+		{name: "a deployment in a namespace no Tenant owns", ks: deploy("unowned", "platform-pretender", "good", nil),
+			check: refusedOnHub(tenancyv1.NamespaceNotAllowedReason), gone: absent("default", "ConfigMap", "good")},
+		{name: "a takeover of another deployment's object", ks: deploy("team-a", "takeover", "takeover", func(s *deliveryv1.KustomizationSpec) { s.TargetNamespace = "app-a" }),
+			check: failedWith(meta.ClustersFailedReason, "not taken over"), gone: func() error {
+				v, err := spokeTarget(fleet, "spoke-1", "app-a").value("good")
+				if err != nil || v != "ok" {
+					return fmt.Errorf("ConfigMap good is %q (err=%v), want the first deployment's ok", v, err)
+				}
+				return nil
+			}},
+	}
+
+	// Forged Assignments: a hub user who may write Assignments but not the signing
+	// key. Each names the agent's identity and another tenant's namespace.
+	forge := func(cluster, name string, edit func(a *fleetv1.Assignment)) *fleetv1.Assignment {
+		a := &fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{Namespace: fleetv1.ClusterNamespace(cluster), Name: name}, Spec: *goodAsg.Spec.DeepCopy()}
+		a.Spec.Tenant, a.Spec.ServiceAccountName, a.Spec.ServiceAccountNamespace, a.Spec.TargetNamespace = "", "", "", "app-b"
+		edit(a)
+		if err := hub.Create(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	verificationFailed := func(t *testing.T, a *fleetv1.Assignment) {
+		env.WaitFor(t, hub, a, func(a *fleetv1.Assignment) error {
+			c := apimeta.FindStatusCondition(a.Status.Conditions, meta.ReadyCondition)
+			if c == nil || c.Reason != meta.VerificationFailedReason {
+				return fmt.Errorf("Ready %+v, want VerificationFailed", c)
+			}
+			return nil
+		})
+	}
+	forged := []struct {
+		name string
+		a    *fleetv1.Assignment
+	}{
+		{"an edited Assignment", forge("spoke-1", "forged-edit", func(*fleetv1.Assignment) {})},
+		{"an Assignment copied to another cluster's namespace", forge("spoke-2", goodAsg.Name, func(a *fleetv1.Assignment) { a.Spec = *goodAsg.Spec.DeepCopy() })},
+		{"an artifact URL on another host", forge("spoke-1", "forged-url", func(a *fleetv1.Assignment) {
+			a.Spec = *goodAsg.Spec.DeepCopy()
+			a.Spec.Artifact.URL = remote.URL + "/artifacts/" + a.Spec.Artifact.Digest
+		})},
+	}
+
+	var made, refused int
+	for _, at := range attempts {
+		made++
+		t.Run(at.name, func(t *testing.T) {
+			at.check(t, at.ks)
+			if err := at.gone(); err != nil {
+				t.Fatal(err)
+			}
+			refused++
+		})
+	}
+	for _, f := range forged {
+		made++
+		t.Run(f.name, func(t *testing.T) {
+			verificationFailed(t, f.a)
+			if err := absent("app-b", "ConfigMap", "good")(); err != nil {
+				t.Fatal(err)
+			}
+			refused++
+		})
+	}
+	if n := outside.Load(); n != 0 {
+		t.Errorf("the remote server was asked %d times", n)
+	}
+	// The first deployment still runs untouched after all of it.
+	spokeTarget(fleet, "spoke-1", "app-a").wantValue(t, "good", "ok")
+	if err := spokes["spoke-1"].Get(ctx, types.NamespacedName{Namespace: "app-a", Name: "good"}, &cm); err != nil || cm.Annotations[apply.AssignmentAnnotation] != goodAsg.Namespace+"/"+goodAsg.Name {
+		t.Errorf("ConfigMap good's owner is %q (err=%v)", cm.Annotations[apply.AssignmentAnnotation], err)
+	}
+	t.Logf("tenancy: %d escape attempts, %d refused", made, refused)
+	fmt.Printf("tenancy: %d escape attempts, %d refused\n", made, refused)
+	if refused != made {
+		t.Errorf("%d of %d escape attempts were not refused", made-refused, made)
+	}
+}
