@@ -79,9 +79,9 @@ func Run(ctx context.Context, opts Options) error {
 		Cluster:     opts.ClusterName,
 		ArtifactURL: opts.ArtifactURL,
 		Dir:         filepath.Join(opts.StateDir, "artifacts"),
-		Keys:      keys.set.Keys,
-		Logger:    log.WithName("fetch"),
-		Transport: transport,
+		Keys:        keys.set.Keys,
+		Logger:      log.WithName("fetch"),
+		Transport:   transport,
 	})
 	if err != nil {
 		return err
