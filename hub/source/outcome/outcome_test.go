@@ -8,6 +8,7 @@ import (
 )
 
 func TestClassify(t *testing.T) {
+	t.Parallel()
 	cause := errors.New("boom")
 	for _, tc := range []struct {
 		name   string
