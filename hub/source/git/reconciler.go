@@ -9,9 +9,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flotilla-dev/flotilla/api/artifact"
 	"github.com/flotilla-dev/flotilla/api/conditions"
@@ -20,49 +18,30 @@ import (
 	"github.com/flotilla-dev/flotilla/hub/source/credentials"
 	"github.com/flotilla-dev/flotilla/hub/source/outcome"
 	"github.com/flotilla-dev/flotilla/hub/source/reconcile"
-	"github.com/flotilla-dev/flotilla/hub/storage"
 )
 
 // ControllerName names the controller, its logger and its events.
 const ControllerName = "gitrepository"
 
-// Defaults for a spec that leaves them out (the CRD defaults them too).
-const (
-	DefaultInterval = time.Minute
-	DefaultTimeout  = 60 * time.Second
-)
+// DefaultInterval applies when the spec leaves spec.interval out (the CRD defaults
+// it too).
+const DefaultInterval = time.Minute
 
-// Reconciler fetches GitRepositories into artifacts; hub/source/reconcile runs the
-// loop around its Fetch.
-type Reconciler struct {
-	// Client reads GitRepositories and writes their status; mgr.GetClient() when nil.
-	Client client.Client
-	// APIReader reads Secrets straight from the API server, so that the hub neither
-	// caches every Secret nor needs to watch them; mgr.GetAPIReader() when nil.
-	APIReader client.Reader
-	// Store keeps the artifacts.
-	Store *storage.Store
-	// Recorder emits Events; mgr.GetEventRecorder(ControllerName) when nil.
-	Recorder events.EventRecorder
-	// Now is the clock, time.Now when nil.
-	Now func() time.Time
+// Reconciler is the GitRepository controller: the dependencies every source kind is
+// given (see reconcile.Deps; Transport is not used) and Fetch, around which hub/source/reconcile
+// runs the loop.
+type Reconciler reconcile.Deps
+
+// kind is what the loop needs to know about GitRepositories besides Fetch.
+var kind = reconcile.Kind[*sourcev1.GitRepository]{
+	Name:            sourcev1.GitRepositoryKind,
+	DefaultInterval: DefaultInterval,
+	FailureReason:   meta.GitOperationFailedReason,
 }
 
 // SetupWithManager registers the controller.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if r.APIReader == nil {
-		r.APIReader = mgr.GetAPIReader()
-	}
-	return (&reconcile.Reconciler[*sourcev1.GitRepository]{
-		Client: r.Client, Store: r.Store, Recorder: r.Recorder, Now: r.Now, Fetcher: r,
-		Kind: reconcile.Kind[*sourcev1.GitRepository]{
-			Name:            sourcev1.GitRepositoryKind,
-			New:             func() *sourcev1.GitRepository { return &sourcev1.GitRepository{} },
-			DefaultInterval: DefaultInterval,
-			DefaultTimeout:  DefaultTimeout,
-			FailureReason:   meta.GitOperationFailedReason,
-		},
-	}).SetupWithManager(mgr, ControllerName)
+	return reconcile.Setup(mgr, ControllerName, (*reconcile.Deps)(r), kind, r)
 }
 
 // Fetch clones the repository, verifies it when asked, packs the files and stores

@@ -6,8 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -27,26 +25,14 @@ import (
 	"github.com/flotilla-dev/flotilla/test/sourceenv"
 )
 
-// indexOf downloads the artifact and returns its index.yaml.
+// indexOf downloads the artifact and returns its index.yaml, its only file.
 func indexOf(t *testing.T, a *meta.Artifact) []byte {
 	t.Helper()
-	resp, err := http.Get(a.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if d := artifact.Digest(data); d != a.Digest {
-		t.Fatalf("downloaded digest %s, status says %s", d, a.Digest)
-	}
-	files, err := artifact.Unpack(bytes.NewReader(data), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := sourceenv.Download(t, a)
 	if len(files) != 1 {
 		t.Fatalf("artifact files %v, want only index.yaml", files)
 	}
-	return files[helm.IndexFile]
+	return []byte(files[helm.IndexFile])
 }
 
 // TestHelmRepository runs every scenario against one control plane with the

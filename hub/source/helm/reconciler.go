@@ -3,7 +3,6 @@ package helm
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -11,9 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flotilla-dev/flotilla/api/artifact"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
@@ -21,7 +18,6 @@ import (
 	"github.com/flotilla-dev/flotilla/hub/source/credentials"
 	"github.com/flotilla-dev/flotilla/hub/source/outcome"
 	"github.com/flotilla-dev/flotilla/hub/source/reconcile"
-	"github.com/flotilla-dev/flotilla/hub/storage"
 )
 
 // ControllerName names the controller, its logger and its events.
@@ -33,47 +29,28 @@ const (
 	TypeOCI     = "oci"
 )
 
-// Defaults for a spec that leaves them out (the CRD defaults them too).
-const (
-	DefaultInterval = 10 * time.Minute
-	DefaultTimeout  = 60 * time.Second
-)
+// DefaultInterval applies when the spec leaves spec.interval out (the CRD defaults
+// it too).
+const DefaultInterval = 10 * time.Minute
 
-// Reconciler fetches HelmRepository indexes into artifacts; hub/source/reconcile runs
-// the loop around its Fetch.
-type Reconciler struct {
-	// Client reads HelmRepositories and writes their status; mgr.GetClient() when nil.
-	Client client.Client
-	// APIReader reads Secrets straight from the API server; mgr.GetAPIReader() when nil.
-	APIReader client.Reader
-	// Store keeps the artifacts.
-	Store *storage.Store
-	// Recorder emits Events; mgr.GetEventRecorder(ControllerName) when nil.
-	Recorder events.EventRecorder
-	// Transport is the HTTP transport to repositories; http.DefaultTransport when nil.
-	Transport http.RoundTripper
-	// Now is the clock, time.Now when nil.
-	Now func() time.Time
+// Reconciler is the HelmRepository controller: the dependencies every source kind is
+// given (see reconcile.Deps) and Fetch, around which hub/source/reconcile
+// runs the loop.
+type Reconciler reconcile.Deps
+
+// kind is what the loop needs to know about HelmRepositories besides Fetch.
+var kind = reconcile.Kind[*sourcev1.HelmRepository]{
+	Name:            sourcev1.HelmRepositoryKind,
+	DefaultInterval: DefaultInterval,
+	FailureReason:   sourcev1.IndexationFailedReason,
+	Noun:            "index",
+	// An OCI repository has no index: charts come one by one.
+	KeepsArtifact: func(o *sourcev1.HelmRepository) bool { return o.Spec.Type != TypeOCI },
 }
 
 // SetupWithManager registers the controller.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if r.APIReader == nil {
-		r.APIReader = mgr.GetAPIReader()
-	}
-	return (&reconcile.Reconciler[*sourcev1.HelmRepository]{
-		Client: r.Client, Store: r.Store, Recorder: r.Recorder, Now: r.Now, Fetcher: r,
-		Kind: reconcile.Kind[*sourcev1.HelmRepository]{
-			Name:            sourcev1.HelmRepositoryKind,
-			New:             func() *sourcev1.HelmRepository { return &sourcev1.HelmRepository{} },
-			DefaultInterval: DefaultInterval,
-			DefaultTimeout:  DefaultTimeout,
-			FailureReason:   sourcev1.IndexationFailedReason,
-			Noun:            "index",
-			// An OCI repository has no index: charts come one by one.
-			KeepsArtifact: func(o *sourcev1.HelmRepository) bool { return o.Spec.Type != TypeOCI },
-		},
-	}).SetupWithManager(mgr, ControllerName)
+	return reconcile.Setup(mgr, ControllerName, (*reconcile.Deps)(r), kind, r)
 }
 
 // Fetch downloads and stores the index of a default repository, or checks that an

@@ -3,65 +3,44 @@ package oci
 import (
 	"context"
 	"errors"
-	"net/http"
 	"time"
 
-	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
 	"github.com/flotilla-dev/flotilla/hub/source/credentials"
 	"github.com/flotilla-dev/flotilla/hub/source/outcome"
 	"github.com/flotilla-dev/flotilla/hub/source/reconcile"
-	"github.com/flotilla-dev/flotilla/hub/storage"
 )
 
 // ControllerName names the controller, its logger and its events.
 const ControllerName = "ocirepository"
 
-// Defaults for a spec that leaves them out (the CRD defaults them too).
 const (
+	// DefaultInterval applies when the spec leaves spec.interval out (the CRD
+	// defaults it too).
 	DefaultInterval = 5 * time.Minute
-	DefaultTimeout  = 60 * time.Second
 	// MaxArtifactSize bounds what one layer may unpack to, so that a hostile or
 	// mistaken artifact cannot fill the hub's memory.
 	MaxArtifactSize = 256 << 20
 )
 
-// Reconciler pulls OCIRepositories into artifacts; hub/source/reconcile runs the
-// loop around its Fetch.
-type Reconciler struct {
-	// Client reads OCIRepositories and writes their status; mgr.GetClient() when nil.
-	Client client.Client
-	// APIReader reads Secrets straight from the API server; mgr.GetAPIReader() when nil.
-	APIReader client.Reader
-	// Store keeps the artifacts.
-	Store *storage.Store
-	// Recorder emits Events; mgr.GetEventRecorder(ControllerName) when nil.
-	Recorder events.EventRecorder
-	// Transport is the HTTP transport to registries; http.DefaultTransport when nil.
-	Transport http.RoundTripper
-	// Now is the clock, time.Now when nil.
-	Now func() time.Time
+// Reconciler is the OCIRepository controller: the dependencies every source kind is
+// given (see reconcile.Deps) and Fetch, around which hub/source/reconcile
+// runs the loop.
+type Reconciler reconcile.Deps
+
+// kind is what the loop needs to know about OCIRepositories besides Fetch.
+var kind = reconcile.Kind[*sourcev1.OCIRepository]{
+	Name:            sourcev1.OCIRepositoryKind,
+	DefaultInterval: DefaultInterval,
+	FailureReason:   sourcev1.OCIPullFailedReason,
 }
 
 // SetupWithManager registers the controller.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if r.APIReader == nil {
-		r.APIReader = mgr.GetAPIReader()
-	}
-	return (&reconcile.Reconciler[*sourcev1.OCIRepository]{
-		Client: r.Client, Store: r.Store, Recorder: r.Recorder, Now: r.Now, Fetcher: r,
-		Kind: reconcile.Kind[*sourcev1.OCIRepository]{
-			Name:            sourcev1.OCIRepositoryKind,
-			New:             func() *sourcev1.OCIRepository { return &sourcev1.OCIRepository{} },
-			DefaultInterval: DefaultInterval,
-			DefaultTimeout:  DefaultTimeout,
-			FailureReason:   sourcev1.OCIPullFailedReason,
-		},
-	}).SetupWithManager(mgr, ControllerName)
+	return reconcile.Setup(mgr, ControllerName, (*reconcile.Deps)(r), kind, r)
 }
 
 // Fetch pulls the artifact and stores it.

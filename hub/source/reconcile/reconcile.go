@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"reflect"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -28,6 +30,10 @@ const (
 	// NewArtifactReason: a new revision or new content was stored.
 	NewArtifactReason = "NewArtifact"
 )
+
+// DefaultTimeout bounds a fetch whose spec leaves spec.timeout out and whose Kind
+// names no other default (the CRDs default it too).
+const DefaultTimeout = 60 * time.Second
 
 // Object is a source object: GitRepository, OCIRepository and HelmRepository are
 // (see api/source/v1alpha1/source.go).
@@ -66,10 +72,9 @@ type Fetcher[T Object] interface {
 type Kind[T Object] struct {
 	// Name is the kind, such as sourcev1.GitRepositoryKind: metric label, log value.
 	Name string
-	// New returns an empty object of the kind to read into.
-	New func() T
 	// DefaultInterval and DefaultTimeout apply when the spec leaves them out (the
-	// CRDs default them too, but an object may predate a default).
+	// CRDs default them too, but an object may predate a default); DefaultTimeout
+	// is the package's when zero.
 	DefaultInterval, DefaultTimeout time.Duration
 	// FailureReason is the reason of a failure Fetch gives none.
 	FailureReason string
@@ -80,50 +85,63 @@ type Kind[T Object] struct {
 	KeepsArtifact func(obj T) bool
 }
 
-// Reconciler is the reconcile loop of one source kind.
-type Reconciler[T Object] struct {
+// Deps is what every source kind's controller is given. Each kind's Reconciler is
+// a Deps of its own type (type Reconciler reconcile.Deps), so that they are filled
+// alike and their Fetch methods see the same Store and readers as the loop.
+type Deps struct {
 	// Client reads the objects and writes their status; mgr.GetClient() when nil.
 	Client client.Client
-	// Store keeps the artifacts; the loop asks it whether an artifact is still there.
+	// APIReader reads Secrets straight from the API server, so that the hub neither
+	// caches every Secret nor needs to watch them; mgr.GetAPIReader() when nil.
+	APIReader client.Reader
+	// Store keeps the artifacts; the loop also asks it whether one is still there.
 	Store *storage.Store
-	// Recorder emits Events; mgr.GetEventRecorder(name) when nil.
+	// Recorder emits Events; mgr.GetEventRecorder(controller name) when nil.
 	Recorder events.EventRecorder
+	// Transport is the HTTP transport to servers, http.DefaultTransport when nil.
+	// Git does not use it: go-git keeps its own.
+	Transport http.RoundTripper
 	// Now is the clock of artifact update times, time.Now when nil.
 	Now func() time.Time
-	// Kind and Fetcher are what the kind gives.
+}
+
+// Reconciler is the reconcile loop of one source kind.
+type Reconciler[T Object] struct {
+	Deps
 	Kind    Kind[T]
 	Fetcher Fetcher[T]
 }
 
-// SetupWithManager registers the controller as name. It wakes up on spec changes and
-// on a new reconcile-requested-at annotation only: its own status patches change
-// neither, so it does not wake itself, and Secrets are not watched (see
-// hub/source/credentials), spec.interval covers them.
-func (r *Reconciler[T]) SetupWithManager(mgr ctrl.Manager, name string) error {
-	if r.Store == nil {
+// Setup completes deps from mgr where they are empty (deps is the kind's own
+// Reconciler, so its Fetch sees the same) and registers the controller name for
+// kind with fetcher. The controller wakes up on spec changes and on a new
+// reconcile-requested-at annotation only: its own status patches change neither, so
+// it does not wake itself, and Secrets are not watched; spec.interval covers them.
+func Setup[T Object](mgr ctrl.Manager, name string, deps *Deps, kind Kind[T], fetcher Fetcher[T]) error {
+	if deps.Store == nil {
 		return fmt.Errorf("%s controller needs a Store", name)
 	}
-	if r.Kind.New == nil || r.Fetcher == nil {
-		return fmt.Errorf("%s controller needs Kind.New and a Fetcher", name)
+	if deps.Client == nil {
+		deps.Client = mgr.GetClient()
 	}
-	if r.Client == nil {
-		r.Client = mgr.GetClient()
+	if deps.APIReader == nil {
+		deps.APIReader = mgr.GetAPIReader()
 	}
-	if r.Recorder == nil {
-		r.Recorder = mgr.GetEventRecorder(name)
+	if deps.Recorder == nil {
+		deps.Recorder = mgr.GetEventRecorder(name)
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(name).
-		For(r.Kind.New(), builder.WithPredicates(
+		For(newObject[T](), builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, ReconcileRequestedPredicate{}),
 		)).
-		Complete(r)
+		Complete(&Reconciler[T]{Deps: *deps, Kind: kind, Fetcher: fetcher})
 }
 
 // Reconcile fetches one source object and records the outcome in its status.
 func (r *Reconciler[T]) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	log := ctrl.LoggerFrom(ctx)
-	obj := r.Kind.New()
+	obj := newObject[T]()
 	if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			sourcemetrics.DeleteArtifactSize(r.Kind.Name, req.Namespace, req.Name)
@@ -152,7 +170,7 @@ func (r *Reconciler[T]) Reconcile(ctx context.Context, req ctrl.Request) (result
 	}()
 
 	interval := orDefault(obj.GetInterval(), r.Kind.DefaultInterval)
-	timeout := orDefault(obj.GetTimeout(), r.Kind.DefaultTimeout)
+	timeout := orDefault(obj.GetTimeout(), orDefault(r.Kind.DefaultTimeout, DefaultTimeout))
 	fetchCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
@@ -283,6 +301,12 @@ func (r *Reconciler[T]) now() time.Time {
 		return r.Now()
 	}
 	return time.Now()
+}
+
+// newObject returns a new, empty T; T is a pointer to an API type, as every
+// client.Object is, so the kinds need not each give a constructor.
+func newObject[T Object]() T {
+	return reflect.New(reflect.TypeFor[T]().Elem()).Interface().(T)
 }
 
 func orDefault(d, def time.Duration) time.Duration {

@@ -73,11 +73,10 @@ func newFixture(t *testing.T, change func(*sourcev1.GitRepository), fetch fetchF
 	}
 	f.c = fake.NewClientBuilder().WithScheme(api.NewScheme()).WithObjects(obj).WithStatusSubresource(obj).Build()
 	f.r = &Reconciler[*sourcev1.GitRepository]{
-		Client: f.c, Store: store, Recorder: f.events,
-		Now: func() time.Time { return time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC) },
+		Deps: Deps{Client: f.c, Store: store, Recorder: f.events,
+			Now: func() time.Time { return time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC) }},
 		Kind: Kind[*sourcev1.GitRepository]{
-			Name: "Test", New: func() *sourcev1.GitRepository { return &sourcev1.GitRepository{} },
-			DefaultInterval: time.Hour, DefaultTimeout: time.Minute, FailureReason: kindReason,
+			Name: "Test", DefaultInterval: time.Hour, FailureReason: kindReason,
 		},
 		Fetcher: fetchFunc(func(ctx context.Context, obj *sourcev1.GitRepository) (Fetched, error) {
 			f.calls++
