@@ -48,6 +48,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 // the artifact. Verification comes before anything is stored, so an unverified
 // revision is never served. It keeps SourceVerified up to date.
 func (r *Reconciler) Fetch(ctx context.Context, obj *sourcev1.GitRepository) (reconcile.Fetched, error) {
+	if obj.Spec.Verify == nil {
+		// Without spec.verify there is nothing to say about signatures.
+		conditions.Remove(obj, meta.SourceVerifiedCondition)
+	}
 	rm, err := r.remote(ctx, obj)
 	if err != nil {
 		return reconcile.Fetched{}, err
@@ -61,8 +65,6 @@ func (r *Reconciler) Fetch(ctx context.Context, obj *sourcev1.GitRepository) (re
 		if keys, err = r.verificationKeys(ctx, obj); err != nil {
 			return reconcile.Fetched{}, err
 		}
-	} else {
-		conditions.Remove(obj, meta.SourceVerifiedCondition)
 	}
 
 	dir, err := os.MkdirTemp("", "flotilla-gitrepository-")
@@ -107,18 +109,15 @@ func (r *Reconciler) Fetch(ctx context.Context, obj *sourcev1.GitRepository) (re
 		return reconcile.Fetched{}, outcome.Fail(outcome.Transient, meta.StorageOperationFailedReason, err)
 	}
 	files, err := artifact.ReadDir(dir, skip)
+	var data []byte
 	if err == nil {
-		var data []byte
-		if data, err = artifact.Pack(files); err == nil {
-			return r.store(data, revision)
-		}
+		data, err = artifact.Pack(files)
 	}
-	// The commit's content is at fault (a link out of the repository, say): only a
-	// new commit helps, and the next interval looks for one.
-	return reconcile.Fetched{}, outcome.Fail(outcome.Waiting, meta.StorageOperationFailedReason, fmt.Errorf("revision %s: %w", revision, err))
-}
-
-func (r *Reconciler) store(data []byte, revision string) (reconcile.Fetched, error) {
+	if err != nil {
+		// The commit's content is at fault (a link out of the repository, say): only
+		// a new commit helps, and the next interval looks for one.
+		return reconcile.Fetched{}, outcome.Fail(outcome.Waiting, meta.StorageOperationFailedReason, fmt.Errorf("revision %s: %w", revision, err))
+	}
 	digest, err := r.Store.Put(data)
 	if err != nil {
 		return reconcile.Fetched{}, outcome.Fail(outcome.Transient, meta.StorageOperationFailedReason, err)
@@ -138,12 +137,14 @@ func notVerified(obj *sourcev1.GitRepository, class outcome.Class, reason string
 func (r *Reconciler) verificationKeys(ctx context.Context, obj *sourcev1.GitRepository) (keyRing, error) {
 	name := obj.Spec.Verify.SecretRef.Name
 	data, err := credentials.Read(ctx, r.APIReader, obj.Namespace, name)
+	var missing *outcome.Failure
+	if errors.As(err, &missing) {
+		// No keys, nothing can be verified.
+		return keyRing{}, notVerified(obj, missing.Class, missing.Reason, err)
+	}
 	if err != nil {
-		var f *outcome.Failure
-		if errors.As(err, &f) {
-			return keyRing{}, notVerified(obj, f.Class, f.Reason, err)
-		}
-		return keyRing{}, notVerified(obj, outcome.Transient, meta.VerificationFailedReason, err)
+		// The API server's trouble says nothing about signatures.
+		return keyRing{}, outcome.Fail(outcome.Transient, meta.VerificationFailedReason, err)
 	}
 	kr, err := newKeyRing(data)
 	if err != nil {

@@ -77,18 +77,19 @@ func (r *Reconciler) Fetch(ctx context.Context, obj *sourcev1.HelmRepository) (r
 		return reconcile.Fetched{}, outcome.Fail(outcome.Waiting, sourcev1.InvalidArtifactReason, err)
 	}
 	packed, err := artifact.Pack(map[string][]byte{IndexFile: index})
+	var digest string
 	if err == nil {
-		var digest string
-		if digest, err = r.Store.Put(packed); err == nil {
-			size := int64(len(packed))
-			revision := indexRevision(index)
-			return reconcile.Fetched{
-				Artifact: &meta.Artifact{URL: r.Store.URL(digest), Revision: revision, Digest: digest, Size: &size},
-				Message:  fmt.Sprintf("stored index revision %s with %d charts", revision, len(idx.Entries)),
-			}, nil
-		}
+		digest, err = r.Store.Put(packed)
 	}
-	return reconcile.Fetched{}, outcome.Fail(outcome.Transient, meta.StorageOperationFailedReason, err)
+	if err != nil {
+		return reconcile.Fetched{}, outcome.Fail(outcome.Transient, meta.StorageOperationFailedReason, err)
+	}
+	size := int64(len(packed))
+	revision := indexRevision(index)
+	return reconcile.Fetched{
+		Artifact: &meta.Artifact{URL: r.Store.URL(digest), Revision: revision, Digest: digest, Size: &size},
+		Message:  fmt.Sprintf("stored index revision %s with %d charts", revision, len(idx.Entries)),
+	}, nil
 }
 
 // checkOCI checks the URL and, where the registry hands out tokens, the credentials.
