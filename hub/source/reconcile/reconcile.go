@@ -231,11 +231,11 @@ func (r *Reconciler[T]) succeeded(ctx context.Context, obj T, f Fetched, interva
 		}
 		return ctrl.Result{RequeueAfter: interval}
 	}
-	next, isNew := NextArtifact(obj.GetArtifact(), *f.Artifact, metav1.NewTime(r.now()))
+	next, isNew := nextArtifact(obj.GetArtifact(), *f.Artifact, metav1.NewTime(r.now()))
 	obj.SetArtifact(next)
 	msg := f.Message
 	if msg == "" {
-		msg = ReadyMessage(next.Revision)
+		msg = readyMessage(next.Revision)
 	}
 	conditions.MarkReady(obj, meta.SucceededReason, msg)
 	r.markArtifactInStorage(obj)
@@ -264,7 +264,7 @@ func (r *Reconciler[T]) markArtifactInStorage(obj T) {
 	if noun == "" {
 		noun = "artifact"
 	}
-	MarkArtifactInStorage(obj, a, a != nil && r.Store.Has(a.Digest), noun)
+	setArtifactInStorage(obj, a, a != nil && r.Store.Has(a.Digest), noun)
 }
 
 // patchStatus writes what this reconcile changed in status, in one merge patch; it

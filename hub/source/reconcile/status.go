@@ -9,10 +9,10 @@ import (
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 )
 
-// NextArtifact returns the artifact to record and whether it is new. Only a new
+// nextArtifact returns the artifact to record and whether it is new. Only a new
 // revision or new content is new; an unchanged fetch keeps prev's update time, with
 // the URL and size refreshed (the hub's address may have moved).
-func NextArtifact(prev *meta.Artifact, a meta.Artifact, now metav1.Time) (*meta.Artifact, bool) {
+func nextArtifact(prev *meta.Artifact, a meta.Artifact, now metav1.Time) (*meta.Artifact, bool) {
 	if prev != nil && prev.Revision == a.Revision && prev.Digest == a.Digest {
 		out := prev.DeepCopy()
 		out.URL = a.URL
@@ -26,14 +26,14 @@ func NextArtifact(prev *meta.Artifact, a meta.Artifact, now metav1.Time) (*meta.
 	return out, true
 }
 
-// ReadyMessage is the Ready condition's message after a successful fetch.
-func ReadyMessage(revision string) string {
+// readyMessage is the Ready condition's message after a successful fetch.
+func readyMessage(revision string) string {
 	return "stored artifact for revision " + revision
 }
 
-// MarkArtifactInStorage says whether art, the artifact in obj's status, can be
+// setArtifactInStorage says whether art, the artifact in obj's status, can be
 // downloaded; noun names it for people ("artifact", "index").
-func MarkArtifactInStorage(obj conditions.Object, art *meta.Artifact, stored bool, noun string) {
+func setArtifactInStorage(obj conditions.Object, art *meta.Artifact, stored bool, noun string) {
 	switch {
 	case art == nil:
 		conditions.Set(obj, meta.ArtifactInStorageCondition, metav1.ConditionFalse, meta.ArtifactNotReadyReason, "no "+noun+" has been stored yet")

@@ -36,7 +36,7 @@ func TestNextArtifact(t *testing.T) {
 			&meta.Artifact{URL: "http://old/b", Revision: "main@sha1:1", Digest: "sha256:b", Size: &size, LastUpdateTime: t1}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, isNew := NextArtifact(tc.prev, tc.a, t1)
+			got, isNew := nextArtifact(tc.prev, tc.a, t1)
 			if isNew != tc.isNew {
 				t.Errorf("isNew %v", isNew)
 			}
@@ -46,7 +46,7 @@ func TestNextArtifact(t *testing.T) {
 		})
 	}
 	if prev.URL != "http://old/a" {
-		t.Fatal("NextArtifact changed its input")
+		t.Fatal("nextArtifact changed its input")
 	}
 }
 
@@ -64,7 +64,7 @@ func TestMarkArtifactInStorage(t *testing.T) {
 		{art, false, metav1.ConditionFalse, "index for revision v1@sha256:abc is missing from storage"},
 		{art, true, metav1.ConditionTrue, "stored index for revision v1@sha256:abc"},
 	} {
-		MarkArtifactInStorage(obj, tc.art, tc.stored, "index")
+		setArtifactInStorage(obj, tc.art, tc.stored, "index")
 		c := conditions.Get(obj, meta.ArtifactInStorageCondition)
 		if c == nil || c.Status != tc.status || c.Message != tc.msg {
 			t.Errorf("got %+v, want %s %q", c, tc.status, tc.msg)
