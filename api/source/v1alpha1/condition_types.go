@@ -12,4 +12,9 @@ const (
 	InvalidArtifactReason = "InvalidArtifact"
 	// IndexationFailedReason: the Helm repository index could not be fetched.
 	IndexationFailedReason = "IndexationFailed"
+	// SecretNotFoundReason: the Secret that spec.secretRef (or spec.verify.secretRef)
+	// names does not exist (yet); the source is fetched again at its interval.
+	SecretNotFoundReason = "SecretNotFound"
+	// InvalidSemVerReason: spec.ref.semver is not a semver range; only a spec change helps.
+	InvalidSemVerReason = "InvalidSemVer"
 )

@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
-	"sort"
 	"strings"
 
-	"github.com/Masterminds/semver/v3"
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -16,6 +13,7 @@ import (
 	"github.com/go-git/go-git/v5/storage/memory"
 
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
+	"github.com/flotilla-dev/flotilla/hub/source/versions"
 )
 
 // remote says where to fetch from and how to authenticate.
@@ -127,9 +125,9 @@ func checkoutCommit(ctx context.Context, dir string, opts *gogit.CloneOptions, b
 
 // newestTag lists the remote's tags and returns the highest version in the range.
 func newestTag(ctx context.Context, rm remote, rng string) (string, error) {
-	c, err := semver.NewConstraint(rng)
+	c, err := versions.Range(rng)
 	if err != nil {
-		return "", fmt.Errorf("invalid semver range %q: %w", rng, err)
+		return "", err
 	}
 	r := gogit.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: gogit.DefaultRemoteName, URLs: []string{rm.URL}})
 	refs, err := r.ListContext(ctx, &gogit.ListOptions{Auth: rm.Auth, CABundle: rm.CABundle})
@@ -142,30 +140,11 @@ func newestTag(ctx context.Context, rm remote, rng string) (string, error) {
 			names = append(names, ref.Name().Short())
 		}
 	}
-	tag, ok := pickTag(names, c)
+	tag, ok := versions.Newest(names, c)
 	if !ok {
 		return "", fmt.Errorf("%w %q (%d tags)", errNoMatchingTag, rng, len(names))
 	}
 	return tag, nil
-}
-
-// pickTag returns the tag with the highest version that satisfies c; of equal versions
-// (v1.0.0 and 1.0.0) the name that sorts last wins, so the choice is stable.
-func pickTag(tags []string, c *semver.Constraints) (string, bool) {
-	sorted := append([]string(nil), tags...)
-	sort.Strings(sorted)
-	var best string
-	var bestV *semver.Version
-	for _, t := range sorted {
-		v, err := semver.NewVersion(t)
-		if err != nil || !c.Check(v) {
-			continue
-		}
-		if bestV == nil || !v.LessThan(bestV) {
-			best, bestV = t, v
-		}
-	}
-	return best, bestV != nil
 }
 
 func describeRef(ref *sourcev1.GitRepositoryRef) string {
@@ -173,14 +152,4 @@ func describeRef(ref *sourcev1.GitRepositoryRef) string {
 		return "branch " + ref.Branch
 	}
 	return "default branch"
-}
-
-// redact drops credentials from a URL so that it may appear in conditions and events.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
-	}
-	u.User = nil
-	return u.String()
 }

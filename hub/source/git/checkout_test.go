@@ -31,6 +31,7 @@ func readFile(t *testing.T, dir, name string) string {
 }
 
 func TestCheckoutRefs(t *testing.T) {
+	t.Parallel()
 	srv := gitserver.New(t)
 	repo := srv.CreateRepo("refs")
 	first := repo.Write(map[string]string{"v": "1"})
@@ -77,6 +78,7 @@ func TestCheckoutRefs(t *testing.T) {
 }
 
 func TestCheckoutErrors(t *testing.T) {
+	t.Parallel()
 	srv := gitserver.New(t, gitserver.WithBasicAuth("git", "right"))
 	repo := srv.CreateRepo("private")
 	repo.Write(map[string]string{"a": "b"})
@@ -112,6 +114,7 @@ func TestCheckoutErrors(t *testing.T) {
 }
 
 func TestCheckoutTLSWithCABundle(t *testing.T) {
+	t.Parallel()
 	srv := gitserver.New(t, gitserver.WithTLS())
 	repo := srv.CreateRepo("tls")
 	sha := repo.Write(map[string]string{"a": "b"})

@@ -10,47 +10,36 @@ import (
 
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/flotilla-dev/flotilla/hub/source/credentials"
 )
 
 // defaultSSHUser is the user when the URL names none, as on every Git hosting service.
 const defaultSSHUser = "git"
 
-// sshRemote builds public-key authentication that only talks to hosts whose keys the
+// sshAuth builds public-key authentication that only talks to hosts whose keys the
 // Secret's known_hosts lists. There is deliberately no way to skip the host check:
 // a hub that trusts any host hands its deploy key and the fleet to whoever answers.
-func sshRemote(u *url.URL, data map[string][]byte) (remote, error) {
-	rm := remote{URL: u.String()}
-	identity, hasIdentity := data[keyIdentity]
-	knownHosts, hasKnownHosts := data[keyKnownHosts]
-	switch {
-	case !hasIdentity && !hasKnownHosts:
-		return rm, fmt.Errorf("ssh:// URLs need the keys %s (private key) and %s in the secret", keyIdentity, keyKnownHosts)
-	case !hasIdentity:
-		return rm, fmt.Errorf("secret has %s but no %s (private key)", keyKnownHosts, keyIdentity)
-	case !hasKnownHosts:
-		return rm, fmt.Errorf("secret has %s but no %s: the hub does not connect to a host whose key it cannot check", keyIdentity, keyKnownHosts)
-	}
+func sshAuth(u *url.URL, c credentials.Credentials) (*gitssh.PublicKeys, error) {
 	user := defaultSSHUser
 	if u.User != nil && u.User.Username() != "" {
 		user = u.User.Username()
 	}
-	auth, err := gitssh.NewPublicKeys(user, identity, "")
+	auth, err := gitssh.NewPublicKeys(user, c.Identity, "")
 	if err != nil {
 		var missing *ssh.PassphraseMissingError
 		if errors.As(err, &missing) {
-			return rm, fmt.Errorf("%s is protected by a passphrase; give a key without one", keyIdentity)
+			return nil, fmt.Errorf("%s is protected by a passphrase; give a key without one", credentials.IdentityKey)
 		}
-		return rm, fmt.Errorf("parsing %s: %w", keyIdentity, err)
+		return nil, fmt.Errorf("parsing %s: %w", credentials.IdentityKey, err)
 	}
-	hostPort := sshHostPort(u)
-	check, algorithms, err := knownHostsCheck(knownHosts, hostPort)
+	check, algorithms, err := knownHostsCheck(c.KnownHosts, sshHostPort(u))
 	if err != nil {
-		return rm, err
+		return nil, err
 	}
 	auth.HostKeyCallback = check
 	auth.HostKeyAlgorithms = algorithms
-	rm.Auth = auth
-	return rm, nil
+	return auth, nil
 }
 
 // sshHostPort is the address go-git dials and looks up in known_hosts.
@@ -67,7 +56,7 @@ func sshHostPort(u *url.URL) string {
 // offers one known_hosts can check.
 func knownHostsCheck(content []byte, hostPort string) (ssh.HostKeyCallback, []string, error) {
 	if strings.TrimSpace(string(content)) == "" {
-		return nil, nil, fmt.Errorf("%s is empty", keyKnownHosts)
+		return nil, nil, fmt.Errorf("%s is empty", credentials.KnownHostsKey)
 	}
 	// The knownhosts packages read files only; the file is read once, here.
 	f, err := os.CreateTemp("", "flotilla-known-hosts-")
@@ -84,31 +73,16 @@ func knownHostsCheck(content []byte, hostPort string) (ssh.HostKeyCallback, []st
 	}
 	db, err := gitssh.NewKnownHostsDb(f.Name())
 	if err != nil {
-		return nil, nil, fmt.Errorf("parsing %s: %w", keyKnownHosts, err)
+		return nil, nil, fmt.Errorf("parsing %s: %w", credentials.KnownHostsKey, err)
 	}
 	inner := db.HostKeyCallback()
 	check := func(hostname string, remote net.Addr, key ssh.PublicKey) error {
 		if err := inner(hostname, remote, key); err != nil {
 			// The library's "knownhosts: key is unknown" does not tell the user what to fix.
 			return fmt.Errorf("refusing to connect: host key %s %s of %s is not trusted by the secret's %s (%v)",
-				key.Type(), ssh.FingerprintSHA256(key), hostname, keyKnownHosts, err)
+				key.Type(), ssh.FingerprintSHA256(key), hostname, credentials.KnownHostsKey, err)
 		}
 		return nil
 	}
 	return check, db.HostKeyAlgorithms(hostPort), nil
-}
-
-// isHostKeyError: the server's key is not in known_hosts.
-func isHostKeyError(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "refusing to connect: host key")
-}
-
-// isAuthError: the server refused the credentials.
-func isAuthError(err error) bool {
-	if err == nil {
-		return false
-	}
-	msg := err.Error()
-	return strings.Contains(msg, "unable to authenticate") || strings.Contains(msg, "authentication required") ||
-		strings.Contains(msg, "authorization failed")
 }

@@ -6,11 +6,12 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -19,6 +20,8 @@ import (
 	"github.com/flotilla-dev/flotilla/api/artifact"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
+	"github.com/flotilla-dev/flotilla/hub/source/credentials"
+	"github.com/flotilla-dev/flotilla/hub/source/versions"
 	"github.com/flotilla-dev/flotilla/hub/storage"
 )
 
@@ -63,9 +66,9 @@ func (f *ChartFetcher) FetchChart(ctx context.Context, hr *sourcev1.HelmReposito
 	if err != nil {
 		return nil, err
 	}
-	cv, err := idx.Get(chart, versionRange)
+	cv, err := pickVersion(idx, chart, versionRange)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s %s: %v", ErrChartNotFound, chart, versionRange, err)
+		return nil, err
 	}
 	if len(cv.URLs) == 0 {
 		return nil, fmt.Errorf("%w: %s %s has no download URL", ErrChartNotFound, chart, cv.Version)
@@ -75,25 +78,15 @@ func (f *ChartFetcher) FetchChart(ctx context.Context, hr *sourcev1.HelmReposito
 		return nil, err
 	}
 
-	var creds credentials
-	if ref := hr.Spec.SecretRef; ref != nil {
-		secret := &corev1.Secret{}
-		if err := f.Reader.Get(ctx, client.ObjectKey{Namespace: hr.Namespace, Name: ref.Name}, secret); err != nil {
-			return nil, fmt.Errorf("reading secret %s: %w", ref.Name, err)
-		}
-		if creds, err = credentialsFrom(secret.Data); err != nil {
-			return nil, fmt.Errorf("secret %s: %w", ref.Name, err)
-		}
+	creds, err := credentials.Load(ctx, f.Reader, hr.Namespace, hr.Spec.SecretRef, credentials.Options{Scheme: schemeOf(hr.Spec.URL)})
+	if err != nil {
+		return nil, err
 	}
 	if !sameHost(hr.Spec.URL, chartURL) {
 		// As helm does by default: the repository's password is not sent to another host.
 		creds.Username, creds.Password = "", ""
 	}
-	hc, err := creds.client(f.Transport)
-	if err != nil {
-		return nil, err
-	}
-	tgz, err := creds.get(ctx, hc, chartURL, MaxChartSize)
+	tgz, err := get(ctx, creds, f.Transport, chartURL, MaxChartSize)
 	if err != nil {
 		return nil, err
 	}
@@ -116,6 +109,31 @@ func (f *ChartFetcher) FetchChart(ctx context.Context, hr *sourcev1.HelmReposito
 	}
 	size := int64(len(packed))
 	return &meta.Artifact{URL: f.Store.URL(digest), Revision: cv.Version, Digest: digest, Size: &size, LastUpdateTime: metav1.NewTime(time.Now())}, nil
+}
+
+// pickVersion returns the chart version that equals versionRange, else the newest in
+// it (the newest stable one for an empty range), by the rule every source kind uses.
+func pickVersion(idx *repo.IndexFile, chart, versionRange string) (*repo.ChartVersion, error) {
+	rng := versionRange
+	if rng == "" {
+		rng = "*"
+	}
+	c, err := versions.Range(rng)
+	if err != nil {
+		return nil, err
+	}
+	byVersion := map[string]*repo.ChartVersion{}
+	for _, cv := range idx.Entries[chart] {
+		if cv.Version == versionRange {
+			return cv, nil // a version that is not semver may still be asked for by name
+		}
+		byVersion[cv.Version] = cv
+	}
+	v, ok := versions.Newest(slices.Collect(maps.Keys(byVersion)), c)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s %s (%d versions)", ErrChartNotFound, chart, versionRange, len(byVersion))
+	}
+	return byVersion[v], nil
 }
 
 func sameHost(a, b string) bool {

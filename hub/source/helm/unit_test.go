@@ -1,11 +1,16 @@
 package helm
 
 import (
-	"strings"
+	"errors"
 	"testing"
+
+	"github.com/flotilla-dev/flotilla/hub/source/outcome"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/repo"
 )
 
 func TestIndexURL(t *testing.T) {
+	t.Parallel()
 	for raw, want := range map[string]string{
 		"https://charts.example.com":         "https://charts.example.com/index.yaml",
 		"https://charts.example.com/stable/": "https://charts.example.com/stable/index.yaml",
@@ -25,29 +30,46 @@ func TestIndexURL(t *testing.T) {
 	}
 }
 
-func TestCredentialsFrom(t *testing.T) {
-	b := func(s string) []byte { return []byte(s) }
-	c, err := credentialsFrom(map[string][]byte{"username": b("u"), "password": b("p")})
-	if err != nil || c.Username != "u" || c.Password != "p" {
-		t.Fatalf("%+v, %v", c, err)
-	}
-	for _, tc := range []struct {
-		data map[string][]byte
-		want string
-	}{
-		{map[string][]byte{"password": b("p")}, "both username and password"},
-		{map[string][]byte{"token": b("t")}, "keys: token"},
-	} {
-		if _, err := credentialsFrom(tc.data); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("credentialsFrom(%v) = %v, want %q", tc.data, err, tc.want)
+func TestPickVersion(t *testing.T) {
+	t.Parallel()
+	idx := repo.NewIndexFile()
+	for _, v := range []string{"6.5.0", "6.5.1", "6.6.0-rc.1", "7.0.0", "7.0.1+build.2"} {
+		if err := idx.MustAdd(&chart.Metadata{APIVersion: "v2", Name: "podinfo", Version: v}, "podinfo-"+v+".tgz", "https://charts.example.com", ""); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if _, err := (credentials{CA: b("not a PEM")}).client(nil); err == nil {
-		t.Fatal("a CA without certificates was accepted")
+	for _, tc := range []struct {
+		name, chart, rng, want string
+		err                    error
+	}{
+		{"empty range is the newest stable", "podinfo", "", "7.0.1+build.2", nil},
+		{"newest in range", "podinfo", "~6.5.0", "6.5.1", nil},
+		{"prerelease when asked for", "podinfo", ">=6.6.0-0 <7", "6.6.0-rc.1", nil},
+		{"a version by its name", "podinfo", "6.6.0-rc.1", "6.6.0-rc.1", nil},
+		{"nothing in range", "podinfo", ">=8", "", ErrChartNotFound},
+		{"no such chart", "other", "", "", ErrChartNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cv, err := pickVersion(idx, tc.chart, tc.rng)
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) {
+					t.Fatalf("error %v, want %v", err, tc.err)
+				}
+				return
+			}
+			if err != nil || cv.Version != tc.want {
+				t.Fatalf("pickVersion = %v, %v; want %s", cv, err, tc.want)
+			}
+		})
+	}
+	var f *outcome.Failure
+	if _, err := pickVersion(idx, "podinfo", "not a range!"); !errors.As(err, &f) || f.Class != outcome.Stalled {
+		t.Fatalf("an invalid range: %v, want a stalled failure", err)
 	}
 }
 
 func TestParseIndex(t *testing.T) {
+	t.Parallel()
 	if _, err := parseIndex([]byte("apiVersion: v1\nentries: {}\n")); err != nil {
 		t.Fatal(err)
 	}

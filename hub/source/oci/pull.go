@@ -2,29 +2,19 @@ package oci
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
 	"strings"
 
-	"github.com/Masterminds/semver/v3"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/flotilla-dev/flotilla/api/artifact"
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
-)
-
-// Secret keys read from spec.secretRef.
-const (
-	keyUsername = "username"
-	keyPassword = "password"
-	keyCACert   = "ca.crt"
+	"github.com/flotilla-dev/flotilla/hub/source/credentials"
+	"github.com/flotilla-dev/flotilla/hub/source/versions"
 )
 
 // DefaultTag is pulled when spec.ref names nothing, as docker pull does.
@@ -38,11 +28,21 @@ var (
 
 // pullOptions is what a pull needs besides the reference.
 type pullOptions struct {
-	Insecure bool
-	Auth     authn.Authenticator
-	CA       []byte
-	// Base is the transport under the registry client; http.DefaultTransport when nil.
-	Base http.RoundTripper
+	Auth authn.Authenticator
+	// Transport to the registry, trusting the Secret's ca.crt.
+	Transport http.RoundTripper
+}
+
+// pullOptionsFor turns the Secret's credentials into pull options over base
+// (http.DefaultTransport when nil).
+func pullOptionsFor(c credentials.Credentials, base http.RoundTripper) (pullOptions, error) {
+	o := pullOptions{Auth: authn.Anonymous}
+	if c.HasBasic() {
+		o.Auth = authn.FromConfig(authn.AuthConfig{Username: c.Username, Password: c.Password})
+	}
+	var err error
+	o.Transport, err = c.Transport(base)
+	return o, err
 }
 
 // repository parses spec.url (oci://host/path).
@@ -63,59 +63,8 @@ func repository(raw string, insecure bool) (name.Repository, error) {
 	return repo, nil
 }
 
-// credentials turns the Secret's data into pull options.
-func credentials(data map[string][]byte) (pullOptions, error) {
-	o := pullOptions{Auth: authn.Anonymous}
-	if data == nil {
-		return o, nil
-	}
-	user, hasUser := data[keyUsername]
-	pass, hasPass := data[keyPassword]
-	ca, hasCA := data[keyCACert]
-	switch {
-	case hasUser != hasPass:
-		return o, errors.New("secret needs both username and password")
-	case hasUser:
-		o.Auth = authn.FromConfig(authn.AuthConfig{Username: string(user), Password: string(pass)})
-	case !hasCA:
-		keys := make([]string, 0, len(data))
-		for k := range data {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		return o, fmt.Errorf("secret has none of username and password, or ca.crt (keys: %s)", strings.Join(keys, ", "))
-	}
-	if hasCA {
-		o.CA = ca
-	}
-	return o, nil
-}
-
-func (o pullOptions) remoteOptions(ctx context.Context) ([]remote.Option, error) {
-	base := o.Base
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	if len(o.CA) > 0 {
-		t, ok := base.(*http.Transport)
-		if !ok {
-			return nil, errors.New("ca.crt needs an *http.Transport")
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(o.CA) {
-			return nil, fmt.Errorf("%s holds no PEM certificate", keyCACert)
-		}
-		t = t.Clone()
-		if t.TLSClientConfig == nil {
-			t.TLSClientConfig = &tls.Config{}
-		}
-		t.TLSClientConfig.RootCAs = pool
-		base = t
-	}
-	return []remote.Option{remote.WithContext(ctx), remote.WithAuth(o.Auth), remote.WithTransport(base)}, nil
+func (o pullOptions) remoteOptions(ctx context.Context) []remote.Option {
+	return []remote.Option{remote.WithContext(ctx), remote.WithAuth(o.Auth), remote.WithTransport(o.Transport)}
 }
 
 // pulled is one OCI artifact's content, already in the hub's format.
@@ -127,10 +76,7 @@ type pulled struct {
 // pull resolves ref in repo, downloads the manifest and its first layer, and re-packs
 // the layer's files with artifact.Pack so that every hub artifact has one format.
 func pull(ctx context.Context, repo name.Repository, ref *sourcev1.OCIRepositoryRef, o pullOptions, maxSize int64) (pulled, error) {
-	ropts, err := o.remoteOptions(ctx)
-	if err != nil {
-		return pulled{}, err
-	}
+	ropts := o.remoteOptions(ctx)
 	if ref == nil {
 		ref = &sourcev1.OCIRepositoryRef{}
 	}
@@ -140,15 +86,15 @@ func pull(ctx context.Context, repo name.Repository, ref *sourcev1.OCIRepository
 	case ref.Digest != "":
 		r = repo.Digest(ref.Digest)
 	case ref.SemVer != "":
-		c, err := semver.NewConstraint(ref.SemVer)
+		c, err := versions.Range(ref.SemVer)
 		if err != nil {
-			return pulled{}, fmt.Errorf("%w: invalid semver range %q: %v", errInvalidURL, ref.SemVer, err)
+			return pulled{}, err
 		}
 		tags, err := remote.List(repo, ropts...)
 		if err != nil {
 			return pulled{}, fmt.Errorf("listing tags of %s: %w", repo, err)
 		}
-		t, ok := newestTag(tags, c)
+		t, ok := versions.Newest(tags, c)
 		if !ok {
 			return pulled{}, fmt.Errorf("%w %q (%d tags)", errNoMatchingTag, ref.SemVer, len(tags))
 		}
@@ -205,32 +151,4 @@ func pull(ctx context.Context, repo name.Repository, ref *sourcev1.OCIRepository
 		revision = tag + "@" + revision
 	}
 	return pulled{Revision: revision, Data: data}, nil
-}
-
-// newestTag returns the highest version in c; of equal versions the name that sorts
-// last wins, so the choice is stable.
-func newestTag(tags []string, c *semver.Constraints) (string, bool) {
-	sorted := append([]string(nil), tags...)
-	sort.Strings(sorted)
-	var best string
-	var bestV *semver.Version
-	for _, t := range sorted {
-		v, err := semver.NewVersion(t)
-		if err != nil || !c.Check(v) {
-			continue
-		}
-		if bestV == nil || !v.LessThan(bestV) {
-			best, bestV = t, v
-		}
-	}
-	return best, bestV != nil
-}
-
-// isAuthError: the registry refused the credentials.
-func isAuthError(err error) bool {
-	var te *transport.Error
-	if errors.As(err, &te) {
-		return te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden
-	}
-	return false
 }

@@ -1,14 +1,16 @@
 package oci
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 
-	"github.com/Masterminds/semver/v3"
+	"github.com/flotilla-dev/flotilla/hub/source/credentials"
 	"github.com/google/go-containerregistry/pkg/authn"
 )
 
 func TestRepository(t *testing.T) {
+	t.Parallel()
 	for raw, want := range map[string]string{
 		"oci://registry.example.com/team/app":  "registry.example.com/team/app",
 		"oci://localhost:5000/app/":            "localhost:5000/app",
@@ -29,40 +31,21 @@ func TestRepository(t *testing.T) {
 	}
 }
 
-func TestCredentials(t *testing.T) {
-	b := func(s string) []byte { return []byte(s) }
-	o, err := credentials(nil)
-	if err != nil || o.Auth != authn.Anonymous {
+func TestPullOptionsFor(t *testing.T) {
+	t.Parallel()
+	o, err := pullOptionsFor(credentials.Credentials{}, nil)
+	if err != nil || o.Auth != authn.Anonymous || o.Transport != http.DefaultTransport {
 		t.Fatalf("no secret: %+v, %v", o, err)
 	}
-	o, err = credentials(map[string][]byte{"username": b("u"), "password": b("p"), "ca.crt": b("PEM")})
-	if err != nil || string(o.CA) != "PEM" {
-		t.Fatalf("basic and ca: %+v, %v", o, err)
+	o, err = pullOptionsFor(credentials.Credentials{Username: "u", Password: "p"}, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
 	cfg, _ := o.Auth.Authorization()
 	if cfg.Username != "u" || cfg.Password != "p" {
 		t.Fatalf("auth %+v", cfg)
 	}
-	for _, tc := range []struct {
-		data map[string][]byte
-		want string
-	}{
-		{map[string][]byte{"username": b("u")}, "both username and password"},
-		{map[string][]byte{"token": b("t")}, "keys: token"},
-	} {
-		if _, err := credentials(tc.data); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("credentials(%v) = %v, want %q", tc.data, err, tc.want)
-		}
-	}
-}
-
-func TestNewestTag(t *testing.T) {
-	c, _ := semver.NewConstraint("^1.0.0")
-	got, ok := newestTag([]string{"latest", "1.0.0", "v1.4.0", "1.10.0-rc.1", "1.9.2", "2.0.0"}, c)
-	if !ok || got != "1.9.2" {
-		t.Fatalf("newestTag = %q, %v; want 1.9.2", got, ok)
-	}
-	if _, ok := newestTag([]string{"latest"}, c); ok {
-		t.Fatal("a match among no versions")
+	if _, err := pullOptionsFor(credentials.Credentials{CA: []byte("PEM")}, nil); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+		t.Fatalf("a ca.crt without certificates: %v", err)
 	}
 }

@@ -1,30 +1,46 @@
-// Package outcome owns what every source controller (git, oci, helm) records about
-// one fetch: how a failure is classified for retrying, when a fetched artifact counts
-// as new, and the ArtifactInStorage condition. Written once so the kinds behave alike.
+// Package outcome owns how every source kind (git, oci, helm) classifies a failed
+// fetch: transient, waiting or stalled, with the condition reason to show. The shared
+// fetch helpers (hub/source/credentials, hub/source/versions) return these classes
+// too, so one cause fails the same way whichever kind meets it.
 package outcome
 
 import (
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/flotilla-dev/flotilla/api/conditions"
-	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+	"errors"
+	"fmt"
 )
 
-// Kind says how a failed fetch is retried.
-type Kind int
+// Class says how a failed fetch is retried.
+type Class int
 
 const (
-	// Transient: return the error and let the controller back off.
-	Transient Kind = iota
-	// Waiting: try again at the next interval; retrying sooner would not help.
+	// Transient: return the error and let the controller back off; the next attempt
+	// may work without anyone changing anything (network, server, refused credentials
+	// being fixed in their Secret).
+	Transient Class = iota
+	// Waiting: try again at the next interval; retrying sooner would not help (no tag
+	// in the range yet, a Secret not created yet, content the server must fix).
 	Waiting
 	// Stalled: nothing changes until the user changes the spec.
 	Stalled
 )
 
-// Failure is a classified fetch error; its Reason becomes the condition reason.
+func (c Class) String() string {
+	switch c {
+	case Transient:
+		return "Transient"
+	case Waiting:
+		return "Waiting"
+	case Stalled:
+		return "Stalled"
+	}
+	return fmt.Sprintf("Class(%d)", int(c))
+}
+
+// Failure is a classified fetch error; its Reason becomes the condition reason. An
+// empty Reason leaves the choice to the kind (its default failure reason), so that
+// shared helpers can classify a cause without naming a kind's reason.
 type Failure struct {
-	Kind   Kind
+	Class  Class
 	Reason string
 	Err    error
 }
@@ -32,39 +48,26 @@ type Failure struct {
 func (f *Failure) Error() string { return f.Err.Error() }
 func (f *Failure) Unwrap() error { return f.Err }
 
-// NextArtifact returns the artifact to record and whether it is new. Only a new
-// revision or new content is new; an unchanged fetch keeps prev's update time, with
-// the URL and size refreshed (the hub's address may have moved).
-func NextArtifact(prev *meta.Artifact, a meta.Artifact, now metav1.Time) (*meta.Artifact, bool) {
-	if prev != nil && prev.Revision == a.Revision && prev.Digest == a.Digest {
-		out := prev.DeepCopy()
-		out.URL = a.URL
-		if a.Size != nil {
-			out.Size = a.Size
+// Fail returns err classified; nil stays nil.
+func Fail(class Class, reason string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &Failure{Class: class, Reason: reason, Err: err}
+}
+
+// Classify returns the classification of err: the outermost Failure in its chain,
+// else Transient (an error nobody classified may well go away). An empty reason
+// becomes defaultReason. The message is err's own, so wrapping a Failure with more
+// context keeps both the context and the class.
+func Classify(err error, defaultReason string) Failure {
+	out := Failure{Class: Transient, Reason: defaultReason, Err: err}
+	var f *Failure
+	if errors.As(err, &f) {
+		out.Class = f.Class
+		if f.Reason != "" {
+			out.Reason = f.Reason
 		}
-		return out, false
 	}
-	out := a.DeepCopy()
-	out.LastUpdateTime = now
-	return out, true
-}
-
-// ReadyMessage is the Ready condition's message after a successful fetch.
-func ReadyMessage(revision string) string {
-	return "stored artifact for revision " + revision
-}
-
-// MarkArtifactInStorage says whether art, the artifact in obj's status, can be
-// downloaded; noun names it for people ("artifact", "index").
-func MarkArtifactInStorage(obj conditions.Object, art *meta.Artifact, stored bool, noun string) {
-	switch {
-	case art == nil:
-		conditions.Set(obj, meta.ArtifactInStorageCondition, metav1.ConditionFalse, meta.ArtifactNotReadyReason, "no "+noun+" has been stored yet")
-	case !stored:
-		conditions.Set(obj, meta.ArtifactInStorageCondition, metav1.ConditionFalse, meta.StorageOperationFailedReason,
-			noun+" for revision "+art.Revision+" is missing from storage")
-	default:
-		conditions.Set(obj, meta.ArtifactInStorageCondition, metav1.ConditionTrue, meta.SucceededReason,
-			"stored "+noun+" for revision "+art.Revision)
-	}
+	return out
 }

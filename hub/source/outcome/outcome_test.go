@@ -1,52 +1,38 @@
 package outcome
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"testing"
-	"time"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/flotilla-dev/flotilla/api/conditions"
-	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
-	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
 )
 
-func TestNextArtifact(t *testing.T) {
-	then := metav1.NewTime(time.Unix(100, 0))
-	now := metav1.NewTime(time.Unix(200, 0))
-	size := int64(7)
-	prev := &meta.Artifact{URL: "http://old/x", Revision: "r1", Digest: "d1", LastUpdateTime: then}
-
-	same, isNew := NextArtifact(prev, meta.Artifact{URL: "https://new/x", Revision: "r1", Digest: "d1", Size: &size}, now)
-	if isNew || !same.LastUpdateTime.Equal(&then) || same.URL != "https://new/x" || *same.Size != 7 {
-		t.Fatalf("unchanged fetch: new=%v %+v", isNew, same)
-	}
-	next, isNew := NextArtifact(prev, meta.Artifact{URL: "https://new/x", Revision: "r2", Digest: "d2", Size: &size}, now)
-	if !isNew || !next.LastUpdateTime.Equal(&now) || next.Revision != "r2" {
-		t.Fatalf("new revision: new=%v %+v", isNew, next)
-	}
-	if first, isNew := NextArtifact(nil, meta.Artifact{Revision: "r1", Digest: "d1"}, now); !isNew || first.Revision != "r1" {
-		t.Fatalf("first fetch: new=%v %+v", isNew, first)
-	}
-}
-
-func TestMarkArtifactInStorage(t *testing.T) {
-	obj := &sourcev1.OCIRepository{}
-	art := &meta.Artifact{Revision: "v1@sha256:abc"}
+func TestClassify(t *testing.T) {
+	t.Parallel()
+	cause := errors.New("boom")
 	for _, tc := range []struct {
-		art    *meta.Artifact
-		stored bool
-		status metav1.ConditionStatus
+		name   string
+		err    error
+		class  Class
+		reason string
 		msg    string
 	}{
-		{nil, false, metav1.ConditionFalse, "no index has been stored yet"},
-		{art, false, metav1.ConditionFalse, "index for revision v1@sha256:abc is missing from storage"},
-		{art, true, metav1.ConditionTrue, "stored index for revision v1@sha256:abc"},
+		{"unclassified is transient with the kind's reason", cause, Transient, "KindFailed", "boom"},
+		{"context deadline is transient", context.DeadlineExceeded, Transient, "KindFailed", "context deadline exceeded"},
+		{"waiting keeps its reason", Fail(Waiting, "SecretNotFound", cause), Waiting, "SecretNotFound", "boom"},
+		{"stalled keeps its reason", Fail(Stalled, "InvalidURL", cause), Stalled, "InvalidURL", "boom"},
+		{"empty reason takes the kind's", Fail(Waiting, "", cause), Waiting, "KindFailed", "boom"},
+		{"wrapped keeps class and context", fmt.Errorf("revision r1: %w", Fail(Stalled, "InvalidSemVer", cause)), Stalled, "InvalidSemVer", "revision r1: boom"},
+		{"outermost wins", Fail(Waiting, "Outer", Fail(Stalled, "Inner", cause)), Waiting, "Outer", "boom"},
 	} {
-		MarkArtifactInStorage(obj, tc.art, tc.stored, "index")
-		c := conditions.Get(obj, meta.ArtifactInStorageCondition)
-		if c == nil || c.Status != tc.status || c.Message != tc.msg {
-			t.Errorf("got %+v, want %s %q", c, tc.status, tc.msg)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			f := Classify(tc.err, "KindFailed")
+			if f.Class != tc.class || f.Reason != tc.reason || f.Err.Error() != tc.msg {
+				t.Fatalf("Classify = %v/%s %q, want %v/%s %q", f.Class, f.Reason, f.Err, tc.class, tc.reason, tc.msg)
+			}
+		})
+	}
+	if Fail(Stalled, "X", nil) != nil {
+		t.Fatal("Fail(nil) is not nil")
 	}
 }
