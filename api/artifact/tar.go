@@ -70,7 +70,10 @@ func Pack(files map[string][]byte) ([]byte, error) {
 // ReadDir collects the regular files under dir, skipping what skip says to (skip gets
 // the slash-separated relative path and whether it is a directory). A symbolic link
 // is followed only when its target stays inside dir; one that leaves dir is an error.
+// More than MaxFiles files or DefaultMaxSize bytes is an error too: what is packed
+// must unpack on the other side.
 func ReadDir(dir string, skip func(rel string, isDir bool) bool) (map[string][]byte, error) {
+	var total int64
 	root, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -114,9 +117,15 @@ func ReadDir(dir string, skip func(rel string, isDir bool) bool) (map[string][]b
 		} else if !d.Type().IsRegular() {
 			return nil
 		}
+		if len(files) >= MaxFiles {
+			return fmt.Errorf("the source holds more than %d files", MaxFiles)
+		}
 		data, err := os.ReadFile(p)
 		if err != nil {
 			return err
+		}
+		if total += int64(len(data)); total > DefaultMaxSize {
+			return fmt.Errorf("the source is larger than %d bytes", DefaultMaxSize)
 		}
 		files[rel] = data
 		return nil
