@@ -39,8 +39,7 @@ import (
 func TestClusterAPIAutoRegistration(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	fleet := shared.Get(t) // its hub serves Cluster API's Cluster kind
-	ns, appNS := newTest(t, fleet.HubClient(), "capi")
+	fleet, ns, appNS := sharedFleet(t, "capi") // its hub serves Cluster API's Cluster kind
 	workload := env.StartControlPlane(t, ns+"-workload", false)
 
 	scheme := api.NewScheme()

@@ -70,9 +70,8 @@ func wantCounts(t *testing.T, c client.Client, ks *deliveryv1.Kustomization, wan
 func TestDeliveryAcrossFleet(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	fleet := shared.Get(t)
+	fleet, ns, appNS := sharedFleet(t, "delivery")
 	hub := fleet.HubClient()
-	ns, appNS := newTest(t, hub, "delivery")
 	// Placed by a label of this test's own: spoke-1 delivery=dev, spoke-2 delivery=prod.
 	relabel(t, hub, "spoke-1", "dev")
 	relabel(t, hub, "spoke-2", "prod")

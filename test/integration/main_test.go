@@ -69,6 +69,24 @@ func capiCRD(t testing.TB) string {
 	return filepath.Join(strings.TrimSpace(string(out)), "core", "config", "crd", "bases", "cluster.x-k8s.io_clusters.yaml")
 }
 
+// sharedFleet gives t the shared fleet, alongside other tests, and its names in it
+// (newTest).
+func sharedFleet(t *testing.T, name string) (f *fleetenv.Fleet, hubNS, appNS string) {
+	t.Helper()
+	f = shared.Get(t)
+	hubNS, appNS = newTest(t, f.HubClient(), name)
+	return f, hubNS, appNS
+}
+
+// exclusiveFleet gives t the shared fleet for itself (see fleetenv.Shared.Exclusive)
+// and its names in it (newTest).
+func exclusiveFleet(t *testing.T, name string) (f *fleetenv.Fleet, hubNS, appNS string) {
+	t.Helper()
+	f = shared.Exclusive(t)
+	hubNS, appNS = newTest(t, f.HubClient(), name)
+	return f, hubNS, appNS
+}
+
 var runs = struct {
 	sync.Mutex
 	n map[string]int

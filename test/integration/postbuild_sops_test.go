@@ -126,9 +126,8 @@ func waitAssignment(t *testing.T, c client.Client, cluster, ns, name string) *fl
 func TestPostBuildAndDecryption(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	fleet := shared.Get(t)
+	fleet, ns, pbNS := sharedFleet(t, "postbuild")
 	hub := fleet.HubClient()
-	ns, pbNS := newTest(t, hub, "postbuild")
 	wrongNS := pbNS + "-wrongkey"
 	keySecret := ns + "-sops-age"                       // the spokes' age identity, in the agents' namespace
 	storeDir := filepath.Join(fleet.Dir(), "artifacts") // the hub's artifacts (devenv.Options.StorageDir)

@@ -139,9 +139,8 @@ func reconcileNow(t *testing.T, c client.Client, ks *deliveryv1.Kustomization) {
 func TestRollout(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	fleet := shared.Exclusive(t)
+	fleet, ns, appNS := exclusiveFleet(t, "rollout")
 	hub := fleet.HubClient()
-	ns, appNS := newTest(t, hub, "rollout")
 	spokes := map[string]target{}
 	for _, s := range []string{"spoke-1", "spoke-2", "spoke-3"} {
 		spokes[s] = spokeTarget(fleet, s, appNS)
