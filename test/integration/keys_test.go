@@ -365,23 +365,29 @@ func trustState(ids []string, sequence int64) string {
 }
 
 // watchTrust records every state of an agent's trusted keys (trustState) from now
-// until the test ends; states returns those seen so far, in order.
+// until the test ends; states looks once more and returns those seen so far, in
+// order.
 func watchTrust(t *testing.T, path string) (states func() []string) {
 	var mu sync.Mutex
 	var seen []string
+	look := func() {
+		set, err := trust.Open(path, nil)
+		if err != nil {
+			return
+		}
+		s := trustState(set.IDs(), set.Sequence())
+		mu.Lock()
+		defer mu.Unlock()
+		if len(seen) == 0 || seen[len(seen)-1] != s {
+			seen = append(seen, s)
+		}
+	}
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for {
-			if set, err := trust.Open(path, nil); err == nil {
-				s := trustState(set.IDs(), set.Sequence())
-				mu.Lock()
-				if len(seen) == 0 || seen[len(seen)-1] != s {
-					seen = append(seen, s)
-				}
-				mu.Unlock()
-			}
+			look()
 			select {
 			case <-stop:
 				return
@@ -391,6 +397,7 @@ func watchTrust(t *testing.T, path string) (states func() []string) {
 	}()
 	t.Cleanup(func() { close(stop); <-done })
 	return func() []string {
+		look()
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.Clone(seen)
