@@ -364,9 +364,9 @@ func trustState(ids []string, sequence int64) string {
 	return fmt.Sprintf("%s@%d", strings.Join(ids, ","), sequence)
 }
 
-// watchTrust records every state of an agent's trusted keys (trustState) from now
-// until the test ends; states looks once more and returns those seen so far, in
-// order.
+// watchTrust records the states of an agent's trusted keys (trustState), looking
+// every 10ms from now until the test ends; states looks once more and returns those
+// seen so far, in order.
 func watchTrust(t *testing.T, path string) (states func() []string) {
 	var mu sync.Mutex
 	var seen []string
