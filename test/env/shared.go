@@ -189,6 +189,7 @@ type sharedTB struct {
 	failures []string
 }
 
+// atomicTB is the test starting a shared value, or nil.
 type atomicTB struct {
 	mu sync.Mutex
 	t  testing.TB
@@ -203,17 +204,10 @@ func (s *sharedTB) failure() string {
 	return strings.Join(s.failures, "; ")
 }
 
-func (s *sharedTB) report(fatal bool, msg string) {
-	s.mu.Lock()
-	s.failures = append(s.failures, msg)
-	s.mu.Unlock()
-	if t := s.starting.Load(); t != nil {
-		if fatal {
-			t.Fatal(msg)
-		}
-		t.Error(msg)
-		return
-	}
+// failed reports a failure once no test is starting the value: it prints it and
+// fails the package; fatal then ends the calling goroutine.
+func (s *sharedTB) failed(fatal bool, msg string) {
+	s.record(msg)
 	fmt.Fprintf(os.Stderr, "shared test fixture: %s\n", msg)
 	pkg.mu.Lock()
 	pkg.failed = true
@@ -221,6 +215,12 @@ func (s *sharedTB) report(fatal bool, msg string) {
 	if fatal {
 		runtime.Goexit()
 	}
+}
+
+func (s *sharedTB) record(msg string) {
+	s.mu.Lock()
+	s.failures = append(s.failures, msg)
+	s.mu.Unlock()
 }
 
 func (s *sharedTB) Cleanup(f func()) {
@@ -232,35 +232,94 @@ func (s *sharedTB) Cleanup(f func()) {
 func (s *sharedTB) TempDir() string {
 	dir, err := os.MkdirTemp("", "flotilla-shared-")
 	if err != nil {
-		s.report(true, err.Error())
+		s.Fatal(err)
 	}
 	s.Cleanup(func() { _ = os.RemoveAll(dir) })
 	return dir
 }
 
-func (s *sharedTB) Context() context.Context          { return pkg.ctx }
-func (s *sharedTB) Error(args ...any)                 { s.report(false, fmt.Sprint(args...)) }
-func (s *sharedTB) Errorf(format string, args ...any) { s.report(false, fmt.Sprintf(format, args...)) }
-func (s *sharedTB) Fail()                             { s.report(false, "failed") }
-func (s *sharedTB) FailNow()                          { s.report(true, "failed") }
-func (s *sharedTB) Fatal(args ...any)                 { s.report(true, fmt.Sprint(args...)) }
-func (s *sharedTB) Fatalf(format string, args ...any) { s.report(true, fmt.Sprintf(format, args...)) }
-func (s *sharedTB) Failed() bool                      { return s.failure() != "" }
-func (s *sharedTB) Setenv(string, string)             { panic("Setenv in a shared test fixture") }
-func (s *sharedTB) Chdir(string)                      { panic("Chdir in a shared test fixture") }
-func (s *sharedTB) Skip(args ...any)                  { s.report(true, "skipped: "+fmt.Sprint(args...)) }
-func (s *sharedTB) Skipf(format string, args ...any) {
-	s.report(true, "skipped: "+fmt.Sprintf(format, args...))
-}
-func (s *sharedTB) SkipNow()                        { s.report(true, "skipped") }
-func (s *sharedTB) Log(args ...any)                 { s.log(fmt.Sprint(args...)) }
-func (s *sharedTB) Logf(format string, args ...any) { s.log(fmt.Sprintf(format, args...)) }
-func (s *sharedTB) Helper()                         {}
-func (s *sharedTB) Attr(string, string)             {}
-func (s *sharedTB) log(msg string) {
+func (s *sharedTB) Context() context.Context { return pkg.ctx }
+
+// The methods below report to the starting test, marked as helpers so that its log
+// names the line in the shared value's start; afterwards, see failed and log.
+
+func (s *sharedTB) Error(args ...any) {
 	if t := s.starting.Load(); t != nil {
-		t.Log(msg)
-	} else if testing.Verbose() {
+		t.Helper()
+		s.record(fmt.Sprint(args...))
+		t.Error(args...)
+		return
+	}
+	s.failed(false, fmt.Sprint(args...))
+}
+
+func (s *sharedTB) Errorf(format string, args ...any) {
+	if t := s.starting.Load(); t != nil {
+		t.Helper()
+		s.record(fmt.Sprintf(format, args...))
+		t.Errorf(format, args...)
+		return
+	}
+	s.failed(false, fmt.Sprintf(format, args...))
+}
+
+func (s *sharedTB) Fatal(args ...any) {
+	if t := s.starting.Load(); t != nil {
+		t.Helper()
+		s.record(fmt.Sprint(args...))
+		t.Fatal(args...)
+	}
+	s.failed(true, fmt.Sprint(args...))
+}
+
+func (s *sharedTB) Fatalf(format string, args ...any) {
+	if t := s.starting.Load(); t != nil {
+		t.Helper()
+		s.record(fmt.Sprintf(format, args...))
+		t.Fatalf(format, args...)
+	}
+	s.failed(true, fmt.Sprintf(format, args...))
+}
+
+func (s *sharedTB) Fail()    { s.Error("failed") }
+func (s *sharedTB) FailNow() { s.Fatal("failed") }
+
+func (s *sharedTB) Skip(args ...any)                 { s.Fatal(append([]any{"skipped: "}, args...)...) }
+func (s *sharedTB) Skipf(format string, args ...any) { s.Fatalf("skipped: "+format, args...) }
+func (s *sharedTB) SkipNow()                         { s.Fatal("skipped") }
+
+func (s *sharedTB) Log(args ...any) {
+	if t := s.starting.Load(); t != nil {
+		t.Helper()
+		t.Log(args...)
+		return
+	}
+	s.log(fmt.Sprint(args...))
+}
+
+func (s *sharedTB) Logf(format string, args ...any) {
+	if t := s.starting.Load(); t != nil {
+		t.Helper()
+		t.Logf(format, args...)
+		return
+	}
+	s.log(fmt.Sprintf(format, args...))
+}
+
+func (s *sharedTB) Helper() {
+	if t := s.starting.Load(); t != nil {
+		t.Helper()
+	}
+}
+
+func (s *sharedTB) Failed() bool          { return s.failure() != "" }
+func (s *sharedTB) Setenv(string, string) { panic("Setenv in a shared test fixture") }
+func (s *sharedTB) Chdir(string)          { panic("Chdir in a shared test fixture") }
+func (s *sharedTB) Attr(string, string)   {}
+
+// log writes what the value logs once started to stderr, with go test -v.
+func (s *sharedTB) log(msg string) {
+	if testing.Verbose() {
 		fmt.Fprintf(os.Stderr, "shared test fixture: %s\n", msg)
 	}
 }
