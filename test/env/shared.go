@@ -91,7 +91,7 @@ type Shared[T any] struct {
 
 	use     sync.RWMutex
 	mu      sync.Mutex
-	holders map[string]bool // top-level tests holding use
+	holders map[string]bool // the tests holding use, by name
 }
 
 // NewShared returns a Shared that start starts. start receives a testing.TB whose
@@ -146,13 +146,20 @@ func (s *Shared[T]) get(t testing.TB, exclusive bool) T {
 	return s.val
 }
 
-// lock takes the read (or, exclusive, the write) side of use for t's top-level test
-// until that test ends; a test that holds it already (from a parent or an earlier
-// call) does not take it again.
+// lock takes the read (or, exclusive, the write) side of use for t until t ends,
+// unless t or a parent test holds it already.
 func (s *Shared[T]) lock(t testing.TB, exclusive bool) {
-	root, _, _ := strings.Cut(t.Name(), "/")
+	name := t.Name()
 	s.mu.Lock()
-	held := s.holders[root]
+	held := false
+	for prefix := name; prefix != "" && !held; {
+		held = s.holders[prefix]
+		i := strings.LastIndex(prefix, "/")
+		if i < 0 {
+			break
+		}
+		prefix = prefix[:i]
+	}
 	s.mu.Unlock()
 	if held {
 		return
@@ -163,11 +170,11 @@ func (s *Shared[T]) lock(t testing.TB, exclusive bool) {
 		s.use.RLock()
 	}
 	s.mu.Lock()
-	s.holders[root] = true
+	s.holders[name] = true
 	s.mu.Unlock()
 	t.Cleanup(func() {
 		s.mu.Lock()
-		delete(s.holders, root)
+		delete(s.holders, name)
 		s.mu.Unlock()
 		if exclusive {
 			s.use.Unlock()
