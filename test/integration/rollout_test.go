@@ -121,8 +121,6 @@ func artifactDigest(t *testing.T, c client.Client, ks *deliveryv1.Kustomization,
 	return digest
 }
 
-// TestRollout takes the shared fleet for itself: it stops spoke-1's agent to hold a
-// cluster unavailable.
 // reconcileNow asks the hub to reconcile ks and waits until it has: a barrier after
 // which what the hub did not do, it will not do without a change.
 func reconcileNow(t *testing.T, c client.Client, ks *deliveryv1.Kustomization) {
@@ -136,6 +134,8 @@ func reconcileNow(t *testing.T, c client.Client, ks *deliveryv1.Kustomization) {
 	})
 }
 
+// TestRollout takes the shared fleet for itself: it stops spoke-1's agent to hold a
+// cluster unavailable.
 func TestRollout(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
