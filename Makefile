@@ -10,6 +10,13 @@ CONTROLLER_GEN := $(TOOLS)/controller-gen-$(CONTROLLER_GEN_VERSION)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/flotilla-dev/flotilla/api/version.Version=$(VERSION)
 TEST_TIMEOUT ?= 25m
+# go test runs packages in the order named: those whose tests start API servers
+# (their test binaries link the control-plane harness) go first, the two longest
+# first; they mostly wait, and the other packages build and run meanwhile. -p 3, one
+# more package at a time than the 2 cores of CI, for the same reason. Expanded only
+# when make test runs.
+TEST_P ?= 3
+API_SERVER_TESTS = ./test/integration ./spoke/agent $(shell $(GO) list -test -f '{{if .ForTest}}{{.ForTest}} {{join .Deps " "}}{{end}}' ./... | awk '/(fleet\/devenv\/controlplane|controller-runtime\/pkg\/envtest)( |$$)/ {print $$1}' | sort -u)
 
 .PHONY: all build generate verify test unit integration bench demo control-plane fuzz clean
 
@@ -40,7 +47,7 @@ control-plane: ## Build (once) and cache kube-apiserver, kube-controller-manager
 	@bash hack/control-plane.sh >/dev/null
 
 test: control-plane ## Run every test, real control planes included.
-	FLOTILLA_CONTROL_PLANE="$$(bash hack/control-plane.sh)" $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	FLOTILLA_CONTROL_PLANE="$$(bash hack/control-plane.sh)" $(GO) test -count=1 -p $(TEST_P) -timeout $(TEST_TIMEOUT) $(API_SERVER_TESTS) ./...
 
 bench: control-plane build ## Print performance figures (long; not part of make test).
 	FLOTILLA_CONTROL_PLANE="$$(bash hack/control-plane.sh)" $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./test/bench/...

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -17,6 +18,9 @@ import (
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
+	"github.com/flotilla-dev/flotilla/fleet/devenv/controlplane"
+	"github.com/flotilla-dev/flotilla/hub/manager"
+	hubreg "github.com/flotilla-dev/flotilla/hub/registration"
 	"github.com/flotilla-dev/flotilla/test/env"
 )
 
@@ -38,15 +42,34 @@ func setReady(obj interface{ SetConditions([]metav1.Condition) }, status metav1.
 	obj.SetConditions(c)
 }
 
-// hub starts an API server with a Cluster, a GitRepository and a Kustomization whose
-// statuses are set as a hub would set them.
-func hub(t *testing.T) (client.Client, string) {
+func TestMain(m *testing.M) { env.Main(m) }
+
+// hubPlane is the hub API server the CLI's tests share (no hub runs on it): with a
+// Cluster, a GitRepository and a Kustomization whose statuses are set as a hub would
+// set them, and what a running hub publishes for registration.
+var hubPlane = env.NewShared(func(t testing.TB) hubAPI {
 	cp := env.StartControlPlane(t, "hub", true)
 	kubeconfig := filepath.Join(t.TempDir(), "hub.kubeconfig")
 	if err := cp.WriteKubeconfig(kubeconfig); err != nil {
 		t.Fatal(err)
 	}
-	c := cp.Client()
+	hubObjects(t, cp.Client())
+	ctx := context.Background()
+	if err := cp.Client().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: manager.DefaultSystemNamespace}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := hubreg.PublishHubInfo(ctx, cp.Client(), manager.DefaultSystemNamespace, hubreg.HubInfo{Server: cp.URL(), RegistrationURL: "http://127.0.0.1:1/register"}); err != nil {
+		t.Fatal(err)
+	}
+	return hubAPI{cp: cp, kubeconfig: kubeconfig}
+})
+
+type hubAPI struct {
+	cp         *controlplane.ControlPlane
+	kubeconfig string
+}
+
+func hubObjects(t testing.TB, c client.Client) {
 	ctx := context.Background()
 	must := func(err error) {
 		t.Helper()
@@ -91,13 +114,13 @@ func hub(t *testing.T) (client.Client, string) {
 	ks.Status.Failures = []meta.ClusterFailure{{Cluster: "spoke-2", Message: "apply failed: namespaces \"x\" not found"}}
 	setReady(ks, metav1.ConditionFalse, meta.ClustersFailedReason, "1 of 2 clusters failed")
 	must(c.Status().Update(ctx, ks))
-	return c, kubeconfig
 }
 
-// TestHubCommands shares one API server between the read commands and then the
-// commands that change objects, since starting one takes seconds.
+// TestHubCommands runs the read commands, and then the commands that change objects,
+// against the shared hub API server.
 func TestHubCommands(t *testing.T) {
-	c, kubeconfig := hub(t)
+	h := hubPlane.Get(t)
+	c, kubeconfig := h.cp.Client(), h.kubeconfig
 	t.Run("read", func(t *testing.T) { testReadCommands(t, kubeconfig) })
 	t.Run("reconcile, suspend, resume", func(t *testing.T) { testReconcileSuspendResume(t, c, kubeconfig) })
 }

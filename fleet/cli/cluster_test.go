@@ -9,7 +9,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
@@ -34,27 +33,17 @@ func runCluster(t *testing.T, args ...string) (string, string, error) {
 
 // TestClusterCommands: add prints or applies the agent install with a fresh token,
 // rotate replaces it, revoke drops it, remove deregisters the cluster and uninstalls the agent.
-// No hub runs here: the commands only talk to the API servers.
+// No hub runs here: the commands only talk to the API servers (the shared hub API
+// server, which has the hub's registration info, and a spoke of the test's own).
 func TestClusterCommands(t *testing.T) {
 	ctx := context.Background()
-	hubCP := env.StartControlPlane(t, "hub", true)
+	h := hubPlane.Get(t)
 	spokeCP := env.StartControlPlane(t, "edge-1", false)
-	dir := t.TempDir()
-	hubKC, spokeKC := filepath.Join(dir, "hub.kubeconfig"), filepath.Join(dir, "edge-1.kubeconfig")
-	if err := hubCP.WriteKubeconfig(hubKC); err != nil {
-		t.Fatal(err)
-	}
+	hubKC, spokeKC := h.kubeconfig, filepath.Join(t.TempDir(), "edge-1.kubeconfig")
 	if err := spokeCP.WriteKubeconfig(spokeKC); err != nil {
 		t.Fatal(err)
 	}
-	hub, spoke := hubCP.Client(), spokeCP.Client()
-	if err := hub.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: manager.DefaultSystemNamespace}}); err != nil {
-		t.Fatal(err)
-	}
-	// What a running hub publishes.
-	if err := hubreg.PublishHubInfo(ctx, hub, manager.DefaultSystemNamespace, hubreg.HubInfo{Server: hubCP.URL(), RegistrationURL: "http://127.0.0.1:1/register"}); err != nil {
-		t.Fatal(err)
-	}
+	hub, spoke := h.cp.Client(), spokeCP.Client()
 	tokenKey := client.ObjectKey{Namespace: manager.DefaultSystemNamespace, Name: hubreg.BootstrapTokenSecretName("edge-1")}
 
 	out, _, err := runCluster(t, "cluster", "add", "edge-1", "--label", "env=edge", "--hub-kubeconfig", hubKC, "--ttl", "10m")

@@ -1,7 +1,6 @@
 package devenv_test
 
 import (
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,14 +8,6 @@ import (
 	"testing"
 
 	"github.com/flotilla-dev/flotilla/fleet/devenv/controlplane"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/clientcmd"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/flotilla-dev/flotilla/api"
-	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
-	"github.com/flotilla-dev/flotilla/test/env"
 )
 
 func TestCRDs(t *testing.T) {
@@ -54,51 +45,5 @@ func TestFindBinaries(t *testing.T) {
 	_, err := controlplane.FindBinaries()
 	if !errors.Is(err, controlplane.ErrBinariesNotFound) || !strings.Contains(err.Error(), "make control-plane") {
 		t.Errorf("a folder without binaries: got %v, want an error naming make control-plane", err)
-	}
-}
-
-func TestControlPlaneKubeconfig(t *testing.T) {
-	cp := env.StartControlPlane(t, "test-plane", true)
-	path := filepath.Join(t.TempDir(), "kube", "config")
-	if err := cp.WriteKubeconfig(path); err != nil {
-		t.Fatal(err)
-	}
-	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("kubeconfig: %v, mode %v; want 0600", err, fi.Mode())
-	}
-	raw, err := clientcmd.LoadFromFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if raw.CurrentContext != "test-plane" {
-		t.Errorf("current context %q, want test-plane", raw.CurrentContext)
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: api.NewScheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A Flotilla kind, through the written kubeconfig: the CRDs are installed and the
-	// certificates work.
-	ctx := context.Background()
-	cl := &fleetv1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "a", Labels: map[string]string{"env": "dev"}}}
-	if err := c.Create(ctx, cl); err != nil {
-		t.Fatal(err)
-	}
-	var got fleetv1.Cluster
-	if err := cp.Client().Get(ctx, client.ObjectKey{Name: "a"}, &got); err != nil {
-		t.Fatal(err)
-	}
-	if got.Labels["env"] != "dev" {
-		t.Errorf("labels %v", got.Labels)
-	}
-	if err := cp.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	if err := cp.Stop(); err != nil {
-		t.Fatalf("second Stop: %v", err)
 	}
 }

@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/flotilla-dev/flotilla/api"
+	"github.com/flotilla-dev/flotilla/fleet/devenv/controlplane"
 	"github.com/flotilla-dev/flotilla/test/fleetenv"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -20,7 +24,9 @@ import (
 )
 
 // TestFleet starts two spokes and checks what `flotilla dev up` promises: kubeconfigs,
-// labelled Clusters that turn Ready, and agents that can be stopped and restarted.
+// labelled Clusters that turn Ready, and agents that can be stopped and restarted;
+// and, on the hub's, what a control plane promises: a working kubeconfig, and a Stop
+// that may be called again.
 func TestFleet(t *testing.T) {
 	f := fleetenv.StartFleet(t, 2, fleetenv.WithHeartbeat(time.Second, 3*time.Second))
 	ctx := context.Background()
@@ -58,6 +64,8 @@ func TestFleet(t *testing.T) {
 	f.StartAgent("spoke-1")
 	env.Eventually(t, "spoke-1 to be Ready again", ready(true))
 
+	t.Run("the hub's control plane writes a working kubeconfig", func(t *testing.T) { testKubeconfig(t, f.Hub()) })
+
 	dir := f.Dir()
 	if err := f.Stop(); err != nil {
 		t.Fatal(err)
@@ -65,7 +73,51 @@ func TestFleet(t *testing.T) {
 	if err := f.Stop(); err != nil {
 		t.Fatalf("second Stop: %v", err)
 	}
+	if err := f.Hub().Stop(); err != nil {
+		t.Fatalf("second Stop of the hub's control plane: %v", err)
+	}
 	if _, err := os.Stat(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		t.Fatal(err)
+	}
+}
+
+// testKubeconfig checks the kubeconfig a control plane writes: private, with a
+// context named after it, and enough to use the Flotilla kinds.
+func testKubeconfig(t *testing.T, cp *controlplane.ControlPlane) {
+	path := filepath.Join(t.TempDir(), "kube", "config")
+	if err := cp.WriteKubeconfig(path); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("kubeconfig: %v, mode %v; want 0600", err, fi.Mode())
+	}
+	raw, err := clientcmd.LoadFromFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw.CurrentContext != cp.Name() {
+		t.Errorf("current context %q, want %s", raw.CurrentContext, cp.Name())
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: api.NewScheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A Flotilla kind, through the written kubeconfig: the CRDs are installed and the
+	// certificates work.
+	ctx := context.Background()
+	cl := &fleetv1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "a", Labels: map[string]string{"env": "dev"}}}
+	if err := c.Create(ctx, cl); err != nil {
+		t.Fatal(err)
+	}
+	var got fleetv1.Cluster
+	if err := cp.Client().Get(ctx, client.ObjectKey{Name: "a"}, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Labels["env"] != "dev" {
+		t.Errorf("labels %v", got.Labels)
 	}
 }

@@ -3,12 +3,7 @@ package agent_test
 import (
 	"context"
 	"crypto/ed25519"
-	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -25,199 +20,139 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/flotilla-dev/flotilla/api"
 	"github.com/flotilla-dev/flotilla/api/artifact"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 	"github.com/flotilla-dev/flotilla/api/version"
+	"github.com/flotilla-dev/flotilla/fleet/devenv/controlplane"
 	"github.com/flotilla-dev/flotilla/spoke/agent"
 	"github.com/flotilla-dev/flotilla/spoke/apply"
+	"github.com/flotilla-dev/flotilla/test/artifactserver"
+	"github.com/flotilla-dev/flotilla/test/env"
 )
 
-const (
-	clusterName = "spoke-1"
-	hubNS       = fleetv1.ClusterNamespacePrefix + clusterName
-	appNS       = "demo"
-	timeout     = 20 * time.Second
-)
+// The agent's tests share one hub API server (with the Flotilla CRDs) and one spoke
+// API server that runs workloads (kube-controller-manager and kwok): each test plays
+// a cluster of its own, with its own hub namespace, target namespace and agent. No
+// hub runs: a test writes Assignments as the hub would, and the artifacts come from
+// a stand-in artifact server.
+func TestMain(m *testing.M) { env.Main(m) }
 
-// artifacts serves signed artifacts like the hub does, counting downloads.
-type artifacts struct {
-	t    *testing.T
-	key  ed25519.PrivateKey
-	srv  *httptest.Server
-	mu   sync.Mutex
-	data map[string][]byte
-	hits map[string]int
+type planes struct{ hub, spoke *controlplane.ControlPlane }
+
+var shared = env.NewShared(func(t testing.TB) planes {
+	cps := env.StartControlPlanes(t, env.Plane{Name: "hub", CRDs: true}, env.Plane{Name: "spoke"})
+	env.StartNodes(t, cps[1])
+	return planes{hub: cps[0], spoke: cps[1]}
+})
+
+// cluster is one test's share of the planes: what a cluster's agent sees.
+type cluster struct {
+	name  string // the agent's cluster name
+	hubNS string // its namespace on the hub, where its Assignments are
+	appNS string // where its Assignments apply on the spoke
+	hubCP *controlplane.ControlPlane
+	spoke *controlplane.ControlPlane
+	hub   client.Client
+	arts  *artifactserver.Server
 }
 
-func newArtifacts(t *testing.T) *artifacts {
-	key, err := artifact.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &artifacts{t: t, key: key, data: map[string][]byte{}, hits: map[string]int{}}
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		name := strings.TrimPrefix(r.URL.Path, "/")
-		s.hits[name]++
-		d, ok := s.data[name]
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		w.Write(d)
-	}))
-	t.Cleanup(s.srv.Close)
-	return s
-}
-
-// add packs and signs files and returns the artifact an Assignment points at.
-func (s *artifacts) add(revision string, files map[string]string) fleetv1.SignedArtifact {
-	in := map[string][]byte{}
-	for k, v := range files {
-		in[k] = []byte(v)
-	}
-	data, err := artifact.Pack(in)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	digest := artifact.Digest(data)
-	name := strings.TrimPrefix(digest, "sha256:") + ".tar.gz"
-	s.mu.Lock()
-	s.data[name] = data
-	s.mu.Unlock()
-	return fleetv1.SignedArtifact{URL: s.srv.URL + "/" + name, Digest: digest, Signature: artifact.Sign(s.key, digest), Revision: revision}
-}
-
-func (s *artifacts) downloads(a fleetv1.SignedArtifact) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.hits[strings.TrimPrefix(a.Digest, "sha256:")+".tar.gz"]
-}
-
-func controlPlane(t *testing.T) string {
-	dir := os.Getenv("FLOTILLA_CONTROL_PLANE")
-	if dir == "" {
-		dir = "../../.cache/control-plane/current"
-	}
-	for _, bin := range []string{"kube-apiserver", "etcd"} {
-		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
-			t.Fatalf("no %s in %s (set FLOTILLA_CONTROL_PLANE or run `make control-plane`): %v", bin, dir, err)
-		}
-	}
-	return dir
-}
-
-// startAPIServers starts the hub (with Flotilla's CRDs) and the spoke side by side.
-func startAPIServers(t *testing.T) (hub, spoke *rest.Config) {
-	dir := controlPlane(t)
-	envs := []*envtest.Environment{
-		{BinaryAssetsDirectory: dir, CRDDirectoryPaths: []string{"../../deploy/crds"}, ErrorIfCRDPathMissing: true, ControlPlaneStartTimeout: time.Minute},
-		{BinaryAssetsDirectory: dir, ControlPlaneStartTimeout: time.Minute},
-	}
-	cfgs := make([]*rest.Config, len(envs))
-	errs := make([]error, len(envs))
-	var wg sync.WaitGroup
-	for i, env := range envs {
-		wg.Go(func() { cfgs[i], errs[i] = env.Start() })
-	}
-	wg.Wait()
-	for i, env := range envs {
-		if cfgs[i] != nil {
-			t.Cleanup(func() { _ = env.Stop() })
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		t.Fatal(err)
-	}
-	return cfgs[0], cfgs[1]
-}
-
-func eventually(t *testing.T, what string, f func() error) {
+// newCluster takes a share of the planes for a cluster called name.
+func newCluster(t *testing.T, name string) *cluster {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if testing.Short() {
+		t.Skip("starts two API servers, kube-controller-manager and kwok")
 	}
+	p := shared.Get(t)
+	c := &cluster{name: name, hubNS: fleetv1.ClusterNamespace(name), appNS: name + "-demo",
+		hubCP: p.hub, spoke: p.spoke, hub: p.hub.Client(), arts: artifactserver.New(t)}
+	if err := c.hub.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: c.hubNS}}); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
-func TestAgent(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts two API servers")
-	}
-	hubCfg, spokeCfg := startAPIServers(t)
-	scheme := api.NewScheme()
-	hub, err := client.New(hubCfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	spoke, err := client.New(spokeCfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+// runAgent runs the cluster's agent until the test ends or stop is called; hubCfg
+// is how it reaches the hub.
+func (c *cluster) runAgent(t *testing.T, hubCfg *rest.Config, change func(*agent.Options)) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := hub.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: hubNS}}); err != nil {
-		t.Fatal(err)
-	}
-
-	arts := newArtifacts(t)
 	logs := &testWriter{t: t}
+	opts := agent.Options{
+		ClusterName:       c.name,
+		HubConfig:         hubCfg,
+		SpokeConfig:       c.spoke.Config(),
+		TrustedKeys:       []ed25519.PublicKey{c.arts.PublicKey()},
+		StateDir:          t.TempDir(),
+		HeartbeatInterval: time.Second,
+		ResyncInterval:    2 * time.Second,
+		PollInterval:      300 * time.Millisecond,
+		Logger:            zap.New(zap.UseDevMode(true), zap.WriteTo(logs)),
+	}
+	if change != nil {
+		change(&opts)
+	}
 	done := make(chan error, 1)
-	go func() {
-		done <- agent.Run(ctx, agent.Options{
-			ClusterName:       clusterName,
-			HubConfig:         hubCfg,
-			SpokeConfig:       spokeCfg,
-			TrustedKeys:       []ed25519.PublicKey{arts.key.Public().(ed25519.PublicKey)},
-			StateDir:          t.TempDir(),
-			HeartbeatInterval: time.Second,
-			ResyncInterval:    time.Hour,
-			Logger:            zap.New(zap.UseDevMode(true), zap.WriteTo(logs)),
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("agent.Run: %v", err)
+	go func() { done <- agent.Run(ctx, opts) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("agent.Run: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Error("agent.Run did not return after its context was cancelled")
 			}
-		case <-time.After(10 * time.Second):
-			t.Error("agent.Run did not return after its context was cancelled")
-		}
-		logs.stop()
-	})
+			logs.stop()
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
 
-	v1 := arts.add("main@sha1:1111111111111111111111111111111111111111", map[string]string{
-		"manifests.yaml": crd + namespace + configMap("settings", "one") + configMap("extra", "x") +
-			configMap("shared", "s") + service + widget,
-	})
-	key := types.NamespacedName{Namespace: hubNS, Name: "app"}
-	asg := &fleetv1.Assignment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: hubNS, Name: "app", Finalizers: []string{fleetv1.AssignmentFinalizer}},
+// newAssignment creates an Assignment of art in the cluster's hub namespace.
+func (c *cluster) newAssignment(t *testing.T, name string, art fleetv1.SignedArtifact, change func(*fleetv1.Assignment)) types.NamespacedName {
+	t.Helper()
+	a := &fleetv1.Assignment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: c.hubNS, Name: name, Finalizers: []string{fleetv1.AssignmentFinalizer}},
 		Spec: fleetv1.AssignmentSpec{
-			Owner:           fleetv1.DeploymentReference{APIVersion: "delivery.flotilla.dev/v1alpha1", Kind: "Kustomization", Namespace: "default", Name: "app"},
-			Artifact:        v1,
-			TargetNamespace: appNS,
+			Owner:           fleetv1.DeploymentReference{APIVersion: "delivery.flotilla.dev/v1alpha1", Kind: "Kustomization", Namespace: "default", Name: name},
+			Artifact:        art,
+			TargetNamespace: c.appNS,
 			Prune:           true,
 		},
 	}
-	if err := hub.Create(ctx, asg); err != nil {
+	if change != nil {
+		change(a)
+	}
+	if err := c.hub.Create(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
+	return client.ObjectKeyFromObject(a)
+}
+
+// namespace is the manifest of the cluster's target namespace.
+func (c *cluster) namespace() string {
+	return "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + c.appNS + "\n"
+}
+
+func TestAgent(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, "agent")
+	hub, spoke, arts, appNS, hubNS := c.hub, c.spoke.Client(), c.arts, c.appNS, c.hubNS
+	ctx := context.Background()
+	c.runAgent(t, c.hubCP.Config(), func(o *agent.Options) { o.ResyncInterval, o.PollInterval = time.Hour, 0 })
+
+	v1 := arts.Add("main@sha1:1111111111111111111111111111111111111111", map[string]string{
+		"manifests.yaml": crd + c.namespace() + configMap("settings", "one") + configMap("extra", "x") +
+			configMap("shared", "s") + service + widget,
+	})
+	key := c.newAssignment(t, "app", v1, nil)
 
 	t.Run("applies an artifact", func(t *testing.T) {
 		a := waitReady(t, hub, key, v1.Digest)
@@ -245,7 +180,7 @@ func TestAgent(t *testing.T) {
 				t.Errorf("%s has no server-side apply entry of %q: %v", ref, agent.FieldOwner, u.GetManagedFields())
 			}
 		}
-		expectEvent(t, hub, "app", corev1.EventTypeNormal, meta.SucceededReason)
+		c.expectEvent(t, "app", corev1.EventTypeNormal, meta.SucceededReason)
 	})
 
 	t.Run("a new revision prunes what it dropped, and only what is ours", func(t *testing.T) {
@@ -255,8 +190,8 @@ func TestAgent(t *testing.T) {
 		if err := spoke.Update(ctx, shared); err != nil {
 			t.Fatal(err)
 		}
-		v2 := arts.add("main@sha1:2222222222222222222222222222222222222222", map[string]string{
-			"manifests.yaml": crd + namespace + configMap("settings", "two") + service + widget,
+		v2 := arts.Add("main@sha1:2222222222222222222222222222222222222222", map[string]string{
+			"manifests.yaml": crd + c.namespace() + configMap("settings", "two") + service + widget,
 		})
 		setArtifact(t, hub, key, v2)
 		a := waitReady(t, hub, key, v2.Digest)
@@ -281,8 +216,8 @@ func TestAgent(t *testing.T) {
 
 	t.Run("a bad signature applies nothing", func(t *testing.T) {
 		other, _ := artifact.GenerateKey()
-		v3 := arts.add("main@sha1:3333333333333333333333333333333333333333", map[string]string{
-			"manifests.yaml": namespace + configMap("settings", "three"),
+		v3 := arts.Add("main@sha1:3333333333333333333333333333333333333333", map[string]string{
+			"manifests.yaml": c.namespace() + configMap("settings", "three"),
 		})
 		v3.Signature = artifact.Sign(other, v3.Digest)
 		setArtifact(t, hub, key, v3)
@@ -295,15 +230,15 @@ func TestAgent(t *testing.T) {
 			t.Errorf("not Stalled: %v", a.Status.Conditions)
 		}
 		keepsPrevious(t, a, applied)
-		if n := arts.downloads(v3); n != 0 {
+		if n := arts.Downloads(v3); n != 0 {
 			t.Errorf("an artifact whose signature does not verify was downloaded %d times", n)
 		}
-		expectConfigMapValue(t, spoke, "settings", "two")
-		expectEvent(t, hub, "app", corev1.EventTypeWarning, meta.VerificationFailedReason)
+		c.expectConfigMapValue(t, "settings", "two")
+		c.expectEvent(t, "app", corev1.EventTypeWarning, meta.VerificationFailedReason)
 	})
 
 	t.Run("broken manifests apply nothing", func(t *testing.T) {
-		v4 := arts.add("main@sha1:4444444444444444444444444444444444444444", map[string]string{
+		v4 := arts.Add("main@sha1:4444444444444444444444444444444444444444", map[string]string{
 			"manifests.yaml": configMap("settings", "four") + "---\nkind: [\n",
 		})
 		setArtifact(t, hub, key, v4)
@@ -312,12 +247,12 @@ func TestAgent(t *testing.T) {
 			t.Errorf("message %q does not name the file and document", a.Status.Message)
 		}
 		keepsPrevious(t, a, applied)
-		expectConfigMapValue(t, spoke, "settings", "two")
+		c.expectConfigMapValue(t, "settings", "two")
 	})
 
 	t.Run("an object the server refuses fails the apply and keeps the rest", func(t *testing.T) {
-		v5 := arts.add("main@sha1:5555555555555555555555555555555555555555", map[string]string{
-			"manifests.yaml": namespace + configMap("settings", "five") + configMap("added", "a") +
+		v5 := arts.Add("main@sha1:5555555555555555555555555555555555555555", map[string]string{
+			"manifests.yaml": c.namespace() + configMap("settings", "five") + configMap("added", "a") +
 				"---\napiVersion: v1\nkind: Service\nmetadata:\n  name: broken\nspec:\n  ports:\n  - port: 99999\n",
 		})
 		setArtifact(t, hub, key, v5)
@@ -332,11 +267,11 @@ func TestAgent(t *testing.T) {
 		if !hasEntry(a, appNS+"_added__ConfigMap") || !hasEntry(a, "_widgets.example.com_apiextensions.k8s.io_CustomResourceDefinition") {
 			t.Errorf("entries %v lost track of objects", a.Status.Entries)
 		}
-		expectConfigMapValue(t, spoke, "settings", "five")
+		c.expectConfigMapValue(t, "settings", "five")
 	})
 
 	t.Run("an impersonated service account without rights is told so", func(t *testing.T) {
-		v := arts.add("main@sha1:6666666666666666666666666666666666666666", map[string]string{
+		v := arts.Add("main@sha1:6666666666666666666666666666666666666666", map[string]string{
 			"manifests.yaml": configMap("tenant", "t"),
 		})
 		tenant := &fleetv1.Assignment{
@@ -352,15 +287,15 @@ func TestAgent(t *testing.T) {
 			t.Fatal(err)
 		}
 		a := waitCondition(t, hub, client.ObjectKeyFromObject(tenant), metav1.ConditionFalse, meta.ApplyFailedReason)
-		if !strings.Contains(a.Status.Message, "as system:serviceaccount:demo:deployer, which is not allowed") {
+		if !strings.Contains(a.Status.Message, "as system:serviceaccount:"+appNS+":deployer, which is not allowed") {
 			t.Errorf("message %q", a.Status.Message)
 		}
 	})
 
 	t.Run("the lease is renewed with the versions", func(t *testing.T) {
-		first := lease(t, hub)
-		if first.Spec.HolderIdentity == nil || *first.Spec.HolderIdentity != clusterName {
-			t.Errorf("holder %v, want %s", first.Spec.HolderIdentity, clusterName)
+		first := c.lease(t)
+		if first.Spec.HolderIdentity == nil || *first.Spec.HolderIdentity != c.name {
+			t.Errorf("holder %v, want %s", first.Spec.HolderIdentity, c.name)
 		}
 		if got := first.Annotations[fleetv1.AgentVersionAnnotation]; got != version.Version {
 			t.Errorf("agent version %q, want %q", got, version.Version)
@@ -368,8 +303,8 @@ func TestAgent(t *testing.T) {
 		if got := first.Annotations[fleetv1.KubernetesVersionAnnotation]; got == "" {
 			t.Errorf("no Kubernetes version on the lease: %v", first.Annotations)
 		}
-		eventually(t, "lease renewal", func() error {
-			l := lease(t, hub)
+		env.Eventually(t, "lease renewal", func() error {
+			l := c.lease(t)
 			if !l.Spec.RenewTime.After(first.Spec.RenewTime.Time) {
 				return fmt.Errorf("renewTime still %s", l.Spec.RenewTime)
 			}
@@ -395,7 +330,8 @@ func TestAgent(t *testing.T) {
 		if err := spoke.Get(ctx, types.NamespacedName{Namespace: appNS, Name: "shared"}, &corev1.ConfigMap{}); err != nil {
 			t.Errorf("ConfigMap shared, not ours, was deleted: %v", err)
 		}
-		// envtest runs no namespace controller, so a deleted Namespace stays Terminating.
+		// The spoke runs no namespace controller (env.StartNodes), so a deleted
+		// Namespace stays Terminating and what is left in it shows.
 		ns := &corev1.Namespace{}
 		if err := spoke.Get(ctx, types.NamespacedName{Name: appNS}, ns); err == nil && ns.DeletionTimestamp.IsZero() {
 			t.Errorf("Namespace %s was not deleted", appNS)
@@ -440,12 +376,6 @@ metadata:
 spec:
   size: 3
 `
-	namespace = `---
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: demo
-`
 	service = `---
 apiVersion: v1
 kind: Service
@@ -482,7 +412,7 @@ func setArtifact(t *testing.T, hub client.Client, key types.NamespacedName, art 
 func waitReady(t *testing.T, hub client.Client, key types.NamespacedName, digest string) *fleetv1.Assignment {
 	t.Helper()
 	var a *fleetv1.Assignment
-	eventually(t, "Ready=True for "+digest, func() error {
+	env.Eventually(t, "Ready=True for "+digest, func() error {
 		a = current(t, hub, key)
 		c := apimeta.FindStatusCondition(a.Status.Conditions, meta.ReadyCondition)
 		if a.Status.AppliedDigest != digest || c == nil || c.Status != metav1.ConditionTrue || c.ObservedGeneration != a.Generation {
@@ -496,7 +426,7 @@ func waitReady(t *testing.T, hub client.Client, key types.NamespacedName, digest
 func waitCondition(t *testing.T, hub client.Client, key types.NamespacedName, status metav1.ConditionStatus, reason string) *fleetv1.Assignment {
 	t.Helper()
 	var a *fleetv1.Assignment
-	eventually(t, fmt.Sprintf("Ready=%s reason %s", status, reason), func() error {
+	env.Eventually(t, fmt.Sprintf("Ready=%s reason %s", status, reason), func() error {
 		a = current(t, hub, key)
 		c := apimeta.FindStatusCondition(a.Status.Conditions, meta.ReadyCondition)
 		if c == nil || c.Status != status || c.Reason != reason || c.ObservedGeneration != a.Generation {
@@ -510,7 +440,7 @@ func waitCondition(t *testing.T, hub client.Client, key types.NamespacedName, st
 func waitReleased(t *testing.T, hub client.Client, key types.NamespacedName) *fleetv1.Assignment {
 	t.Helper()
 	var a *fleetv1.Assignment
-	eventually(t, "Released=True", func() error {
+	env.Eventually(t, "Released=True", func() error {
 		a = current(t, hub, key)
 		if !apimeta.IsStatusConditionTrue(a.Status.Conditions, meta.ReleasedCondition) {
 			return fmt.Errorf("conditions %+v", a.Status.Conditions)
@@ -564,19 +494,19 @@ func appliedBy(u *unstructured.Unstructured, manager string) bool {
 	return false
 }
 
-func expectConfigMapValue(t *testing.T, spoke client.Client, name, value string) {
+func (c *cluster) expectConfigMapValue(t *testing.T, name, value string) {
 	t.Helper()
 	cm := &corev1.ConfigMap{}
-	if err := spoke.Get(context.Background(), types.NamespacedName{Namespace: appNS, Name: name}, cm); err != nil || cm.Data["value"] != value {
+	if err := c.spoke.Client().Get(context.Background(), types.NamespacedName{Namespace: c.appNS, Name: name}, cm); err != nil || cm.Data["value"] != value {
 		t.Errorf("ConfigMap %s: %v, %v; want value %q", name, cm.Data, err, value)
 	}
 }
 
-func expectEvent(t *testing.T, hub client.Client, name, typ, reason string) {
+func (c *cluster) expectEvent(t *testing.T, name, typ, reason string) {
 	t.Helper()
-	eventually(t, fmt.Sprintf("%s event %s on %s", typ, reason, name), func() error {
+	env.Eventually(t, fmt.Sprintf("%s event %s on %s", typ, reason, name), func() error {
 		list := &eventsv1.EventList{}
-		if err := hub.List(context.Background(), list, client.InNamespace(hubNS)); err != nil {
+		if err := c.hub.List(context.Background(), list, client.InNamespace(c.hubNS)); err != nil {
 			return err
 		}
 		for _, e := range list.Items {
@@ -588,11 +518,11 @@ func expectEvent(t *testing.T, hub client.Client, name, typ, reason string) {
 	})
 }
 
-func lease(t *testing.T, hub client.Client) *coordinationv1.Lease {
+func (c *cluster) lease(t *testing.T) *coordinationv1.Lease {
 	t.Helper()
 	l := &coordinationv1.Lease{}
-	eventually(t, "agent lease", func() error {
-		return hub.Get(context.Background(), types.NamespacedName{Namespace: hubNS, Name: fleetv1.AgentLeaseName}, l)
+	env.Eventually(t, "agent lease", func() error {
+		return c.hub.Get(context.Background(), types.NamespacedName{Namespace: c.hubNS, Name: fleetv1.AgentLeaseName}, l)
 	})
 	return l
 }

@@ -2,11 +2,9 @@ package agent_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,77 +15,13 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/devenv"
 	"github.com/flotilla-dev/flotilla/spoke/agent"
 	"github.com/flotilla-dev/flotilla/test/env"
 )
-
-// runAgent runs an agent for spoke-1 until the test ends or stop is called.
-func runAgent(t *testing.T, hubCfg, spokeCfg *rest.Config, arts *artifacts, change func(*agent.Options)) (stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := &testWriter{t: t}
-	opts := agent.Options{
-		ClusterName:       clusterName,
-		HubConfig:         hubCfg,
-		SpokeConfig:       spokeCfg,
-		TrustedKeys:       []ed25519.PublicKey{arts.key.Public().(ed25519.PublicKey)},
-		StateDir:          t.TempDir(),
-		HeartbeatInterval: time.Second,
-		ResyncInterval:    2 * time.Second,
-		PollInterval:      300 * time.Millisecond,
-		Logger:            zap.New(zap.UseDevMode(true), zap.WriteTo(logs)),
-	}
-	if change != nil {
-		change(&opts)
-	}
-	done := make(chan error, 1)
-	go func() { done <- agent.Run(ctx, opts) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("agent.Run: %v", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Error("agent.Run did not return after its context was cancelled")
-			}
-			logs.stop()
-		})
-	}
-	t.Cleanup(stop)
-	return stop
-}
-
-// newAssignment creates an Assignment of art in the spoke's hub namespace.
-func newAssignment(t *testing.T, hub client.Client, name string, art fleetv1.SignedArtifact, change func(*fleetv1.Assignment)) types.NamespacedName {
-	t.Helper()
-	a := &fleetv1.Assignment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: hubNS, Name: name, Finalizers: []string{fleetv1.AssignmentFinalizer}},
-		Spec: fleetv1.AssignmentSpec{
-			Owner:           fleetv1.DeploymentReference{APIVersion: "delivery.flotilla.dev/v1alpha1", Kind: "Kustomization", Namespace: "default", Name: name},
-			Artifact:        art,
-			TargetNamespace: appNS,
-			Prune:           true,
-		},
-	}
-	if change != nil {
-		change(a)
-	}
-	if err := hub.Create(context.Background(), a); err != nil {
-		t.Fatal(err)
-	}
-	return client.ObjectKeyFromObject(a)
-}
 
 func readyCondition(a *fleetv1.Assignment) *metav1.Condition {
 	if c := apimeta.FindStatusCondition(a.Status.Conditions, meta.ReadyCondition); c != nil {
@@ -143,45 +77,29 @@ spec:
 // (kube-controller-manager and kwok), for health, drift, apply options, deletion
 // policies and dependencies.
 func TestApplyEngine(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts two API servers, kube-controller-manager and kwok")
-	}
-	hubCP := env.StartControlPlane(t, "hub", true)
-	spokeCP := env.StartControlPlane(t, clusterName, false)
-	stopNodes, err := devenv.StartNodes(context.Background(), spokeCP, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := stopNodes(); err != nil {
-			t.Error(err)
-		}
-	})
-	hub, spoke := hubCP.Client(), spokeCP.Client()
+	t.Parallel()
+	c := newCluster(t, "engine")
+	hub, spoke, arts, appNS := c.hub, c.spoke.Client(), c.arts, c.appNS
 	ctx := context.Background()
-	if err := hub.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: hubNS}}); err != nil {
-		t.Fatal(err)
-	}
-	arts := newArtifacts(t)
 	// The agent reaches the hub through a proxy that the offline test closes.
-	hubURL, err := url.Parse(hubCP.URL())
+	hubURL, err := url.Parse(c.hubCP.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	hubLink := newProxy(t, hubURL.Host)
-	agentHub := hubCP.Config()
+	agentHub := c.hubCP.Config()
 	agentHub.Host = "https://" + hubLink.addr
 	stateDir := t.TempDir()
-	stopAgent := runAgent(t, agentHub, spokeCP.Config(), arts, func(o *agent.Options) { o.StateDir = stateDir })
+	stopAgent := c.runAgent(t, agentHub, func(o *agent.Options) { o.StateDir = stateDir })
 
 	t.Run("wait: a Deployment that becomes Available makes Ready", func(t *testing.T) {
-		art := arts.add("web@1", map[string]string{"m.yaml": namespace + deployment("web", "")})
-		key := newAssignment(t, hub, "web", art, func(a *fleetv1.Assignment) { a.Spec.Wait = true })
+		art := arts.Add("web@1", map[string]string{"m.yaml": c.namespace() + deployment("web", "")})
+		key := c.newAssignment(t, "web", art, func(a *fleetv1.Assignment) { a.Spec.Wait = true })
 		sawWaiting := false
 		env.Eventually(t, "web Ready", func() error {
 			a := current(t, hub, key)
 			c := readyCondition(a)
-			if c.Status == metav1.ConditionUnknown && strings.HasPrefix(c.Message, "waiting for Deployment/demo/web: ") &&
+			if c.Status == metav1.ConditionUnknown && strings.HasPrefix(c.Message, "waiting for Deployment/"+appNS+"/web: ") &&
 				a.Status.AppliedDigest == art.Digest {
 				sawWaiting = true
 			}
@@ -191,7 +109,7 @@ func TestApplyEngine(t *testing.T) {
 			return nil
 		})
 		if !sawWaiting {
-			t.Error("never saw Ready=Unknown \"waiting for Deployment/demo/web: …\" with the artifact applied")
+			t.Errorf("never saw Ready=Unknown \"waiting for Deployment/%s/web: …\" with the artifact applied", appNS)
 		}
 		d := &appsv1.Deployment{}
 		if err := spoke.Get(ctx, types.NamespacedName{Namespace: appNS, Name: "web"}, d); err != nil || d.Status.AvailableReplicas != 1 {
@@ -200,8 +118,8 @@ func TestApplyEngine(t *testing.T) {
 	})
 
 	t.Run("wait: a Deployment that cannot schedule fails the health check after the timeout", func(t *testing.T) {
-		art := arts.add("stuck@1", map[string]string{"m.yaml": deployment("stuck", "pool: none")})
-		key := newAssignment(t, hub, "stuck", art, func(a *fleetv1.Assignment) {
+		art := arts.Add("stuck@1", map[string]string{"m.yaml": deployment("stuck", "pool: none")})
+		key := c.newAssignment(t, "stuck", art, func(a *fleetv1.Assignment) {
 			a.Spec.Wait = true
 			a.Spec.Timeout = &metav1.Duration{Duration: 10 * time.Second}
 		})
@@ -211,32 +129,32 @@ func TestApplyEngine(t *testing.T) {
 			t.Errorf("failed after %s, before the timeout", time.Since(began))
 		}
 		msg := readyCondition(a).Message
-		if !strings.Contains(msg, "Deployment/demo/stuck") || !strings.Contains(msg, "Available: 0/1") {
+		if !strings.Contains(msg, "Deployment/"+appNS+"/stuck") || !strings.Contains(msg, "Available: 0/1") {
 			t.Errorf("message %q does not name the Deployment and why", msg)
 		}
 		if a.Status.AppliedDigest != art.Digest {
 			t.Errorf("appliedDigest %q: applied is not ready, but it is applied", a.Status.AppliedDigest)
 		}
-		expectEvent(t, hub, "stuck", corev1.EventTypeWarning, meta.HealthCheckFailedReason)
+		c.expectEvent(t, "stuck", corev1.EventTypeWarning, meta.HealthCheckFailedReason)
 	})
 
 	t.Run("healthChecks: a named object must be healthy", func(t *testing.T) {
-		art := arts.add("hc@1", map[string]string{"m.yaml": configMap("hc", "v")})
-		key := newAssignment(t, hub, "hc", art, func(a *fleetv1.Assignment) {
+		art := arts.Add("hc@1", map[string]string{"m.yaml": configMap("hc", "v")})
+		key := c.newAssignment(t, "hc", art, func(a *fleetv1.Assignment) {
 			a.Spec.HealthChecks = []meta.ObjectReference{{APIVersion: "apps/v1", Kind: "Deployment", Namespace: appNS, Name: "stuck"}}
 			a.Spec.Timeout = &metav1.Duration{Duration: 3 * time.Second}
 		})
 		a := waitCondition(t, hub, key, metav1.ConditionFalse, meta.HealthCheckFailedReason)
-		if msg := readyCondition(a).Message; !strings.Contains(msg, "Deployment/demo/stuck") {
+		if msg := readyCondition(a).Message; !strings.Contains(msg, "Deployment/"+appNS+"/stuck") {
 			t.Errorf("message %q", msg)
 		}
 	})
 
 	t.Run("drift: a hand edit is restored and reported", func(t *testing.T) {
-		art := arts.add("cfg@1", map[string]string{"m.yaml": configMap("settings", "one") + configMap("gone", "g") +
+		art := arts.Add("cfg@1", map[string]string{"m.yaml": configMap("settings", "one") + configMap("gone", "g") +
 			"---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ignored\n  annotations: {fleet.flotilla.dev/reconcile: disabled}\ndata: {value: i}\n" +
 			"---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: seeded\n  annotations: {fleet.flotilla.dev/ssa: IfNotPresent}\ndata: {value: s}\n"})
-		key := newAssignment(t, hub, "cfg", art, nil)
+		key := c.newAssignment(t, "cfg", art, nil)
 		a := waitReady(t, hub, key, art.Digest)
 		if a.Status.Inventory != 3 {
 			t.Errorf("inventory %d, want 3 (the disabled object is not ours)", a.Status.Inventory)
@@ -267,13 +185,13 @@ func TestApplyEngine(t *testing.T) {
 		})
 		env.Eventually(t, "drift reported", func() error {
 			a := current(t, hub, key)
-			if d := a.Status.Drift; d == nil || d.Corrections < 1 || d.LastObject != "ConfigMap/demo/settings" || d.LastTime == nil {
+			if d := a.Status.Drift; d == nil || d.Corrections < 1 || d.LastObject != "ConfigMap/"+appNS+"/settings" || d.LastTime == nil {
 				return fmt.Errorf("drift %+v", a.Status.Drift)
 			}
 			return nil
 		})
-		expectEvent(t, hub, "cfg", corev1.EventTypeWarning, meta.DriftCorrectedReason)
-		expectConfigMapValue(t, spoke, "seeded", "by hand")
+		c.expectEvent(t, "cfg", corev1.EventTypeWarning, meta.DriftCorrectedReason)
+		c.expectConfigMapValue(t, "seeded", "by hand")
 
 		// Deleted by hand: it comes back.
 		if err := spoke.Delete(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: appNS, Name: "gone"}}); err != nil {
@@ -284,7 +202,7 @@ func TestApplyEngine(t *testing.T) {
 		})
 		env.Eventually(t, "deletion reported", func() error {
 			a := current(t, hub, key)
-			if d := a.Status.Drift; d == nil || d.LastObject != "ConfigMap/demo/gone" {
+			if d := a.Status.Drift; d == nil || d.LastObject != "ConfigMap/"+appNS+"/gone" {
 				return fmt.Errorf("drift %+v", a.Status.Drift)
 			}
 			return nil
@@ -292,8 +210,8 @@ func TestApplyEngine(t *testing.T) {
 	})
 
 	t.Run("drift: Warn reports and leaves the edit", func(t *testing.T) {
-		art := arts.add("warn@1", map[string]string{"m.yaml": configMap("warned", "one")})
-		key := newAssignment(t, hub, "warn", art, func(a *fleetv1.Assignment) {
+		art := arts.Add("warn@1", map[string]string{"m.yaml": configMap("warned", "one")})
+		key := c.newAssignment(t, "warn", art, func(a *fleetv1.Assignment) {
 			a.Spec.DriftDetection = &meta.DriftDetection{Mode: meta.DriftWarn}
 		})
 		waitReady(t, hub, key, art.Digest)
@@ -305,35 +223,41 @@ func TestApplyEngine(t *testing.T) {
 		if err := spoke.Update(ctx, cm, client.FieldOwner("kubectl-edit")); err != nil {
 			t.Fatal(err)
 		}
+		var found int64
 		env.Eventually(t, "Drifted=True", func() error {
 			a := current(t, hub, key)
 			c := apimeta.FindStatusCondition(a.Status.Conditions, meta.DriftedCondition)
 			if c == nil || c.Status != metav1.ConditionTrue || c.Reason != meta.DriftDetectedReason ||
-				!strings.Contains(c.Message, "ConfigMap/demo/warned (.data.value)") {
+				!strings.Contains(c.Message, "ConfigMap/"+appNS+"/warned (.data.value)") {
 				return fmt.Errorf("Drifted %+v", c)
 			}
-			if a.Status.Drift == nil || a.Status.Drift.LastObject != "ConfigMap/demo/warned" {
+			if a.Status.Drift == nil || a.Status.Drift.LastObject != "ConfigMap/"+appNS+"/warned" {
 				return fmt.Errorf("drift %+v", a.Status.Drift)
 			}
+			found = a.Status.Drift.Corrections
 			return nil
 		})
-		// Two resyncs later, still as edited.
-		env.Consistently(t, 5*time.Second, "the edit stays", func() error {
-			cm := &corev1.ConfigMap{}
-			if err := spoke.Get(ctx, types.NamespacedName{Namespace: appNS, Name: "warned"}, cm); err != nil {
-				return err
-			}
-			if cm.Data["value"] != "by hand" {
-				return fmt.Errorf("value %q", cm.Data["value"])
+		// Two resyncs later, still as edited: each resync's drift check finds the
+		// edit again and counts it in status.drift.
+		env.Eventually(t, "two more drift checks", func() error {
+			if d := current(t, hub, key).Status.Drift; d.Corrections < found+2 {
+				return fmt.Errorf("drift %+v, found %d times before", d, found)
 			}
 			return nil
 		})
-		expectEvent(t, hub, "warn", corev1.EventTypeWarning, meta.DriftDetectedReason)
+		cm = &corev1.ConfigMap{}
+		if err := spoke.Get(ctx, types.NamespacedName{Namespace: appNS, Name: "warned"}, cm); err != nil {
+			t.Fatal(err)
+		}
+		if cm.Data["value"] != "by hand" {
+			t.Errorf("value %q after two drift checks in Warn mode, want the edit left", cm.Data["value"])
+		}
+		c.expectEvent(t, "warn", corev1.EventTypeWarning, meta.DriftDetectedReason)
 	})
 
 	t.Run("force: immutable fields are re-created when asked", func(t *testing.T) {
-		v1 := arts.add("jobs@1", map[string]string{"m.yaml": job("plain", "busybox:1", "") + job("forced", "busybox:1", "fleet.flotilla.dev/force: enabled")})
-		key := newAssignment(t, hub, "jobs", v1, nil)
+		v1 := arts.Add("jobs@1", map[string]string{"m.yaml": job("plain", "busybox:1", "") + job("forced", "busybox:1", "fleet.flotilla.dev/force: enabled")})
+		key := c.newAssignment(t, "jobs", v1, nil)
 		waitReady(t, hub, key, v1.Digest)
 		uid := func(name string) types.UID {
 			j := &batchv1.Job{}
@@ -344,10 +268,10 @@ func TestApplyEngine(t *testing.T) {
 		}
 		plain, forced := uid("plain"), uid("forced")
 
-		v2 := arts.add("jobs@2", map[string]string{"m.yaml": job("plain", "busybox:2", "") + job("forced", "busybox:2", "fleet.flotilla.dev/force: enabled")})
+		v2 := arts.Add("jobs@2", map[string]string{"m.yaml": job("plain", "busybox:2", "") + job("forced", "busybox:2", "fleet.flotilla.dev/force: enabled")})
 		setArtifact(t, hub, key, v2)
 		a := waitCondition(t, hub, key, metav1.ConditionFalse, meta.ApplyFailedReason)
-		if msg := readyCondition(a).Message; !strings.Contains(msg, "Job/demo/plain") || !strings.Contains(msg, "immutable") {
+		if msg := readyCondition(a).Message; !strings.Contains(msg, "Job/"+appNS+"/plain") || !strings.Contains(msg, "immutable") {
 			t.Errorf("message %q does not name the Job and the immutable field", msg)
 		}
 		if uid("forced") == forced {
@@ -372,8 +296,8 @@ func TestApplyEngine(t *testing.T) {
 	})
 
 	t.Run("dependsOn: nothing is applied before the dependency is Ready", func(t *testing.T) {
-		app := arts.add("app@1", map[string]string{"m.yaml": configMap("app", "a")})
-		key := newAssignment(t, hub, "app", app, func(a *fleetv1.Assignment) { a.Spec.DependsOn = []string{"base"} })
+		app := arts.Add("app@1", map[string]string{"m.yaml": configMap("app", "a")})
+		key := c.newAssignment(t, "app", app, func(a *fleetv1.Assignment) { a.Spec.DependsOn = []string{"base"} })
 		a := waitCondition(t, hub, key, metav1.ConditionUnknown, meta.DependencyNotReadyReason)
 		if msg := readyCondition(a).Message; msg != "waiting for base: it does not exist" {
 			t.Errorf("message %q", msg)
@@ -381,15 +305,15 @@ func TestApplyEngine(t *testing.T) {
 		if err := spoke.Get(ctx, types.NamespacedName{Namespace: appNS, Name: "app"}, &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
 			t.Errorf("ConfigMap app applied before its dependency: %v", err)
 		}
-		base := arts.add("base@1", map[string]string{"m.yaml": configMap("base", "b")})
-		newAssignment(t, hub, "base", base, nil)
+		base := arts.Add("base@1", map[string]string{"m.yaml": configMap("base", "b")})
+		c.newAssignment(t, "base", base, nil)
 		waitReady(t, hub, key, app.Digest)
-		expectConfigMapValue(t, spoke, "app", "a")
+		c.expectConfigMapValue(t, "app", "a")
 	})
 
 	t.Run("deletionPolicy Orphan keeps the objects", func(t *testing.T) {
-		art := arts.add("orphan@1", map[string]string{"m.yaml": configMap("orphaned", "o")})
-		key := newAssignment(t, hub, "orphan", art, func(a *fleetv1.Assignment) { a.Spec.DeletionPolicy = meta.DeletionPolicyOrphan })
+		art := arts.Add("orphan@1", map[string]string{"m.yaml": configMap("orphaned", "o")})
+		key := c.newAssignment(t, "orphan", art, func(a *fleetv1.Assignment) { a.Spec.DeletionPolicy = meta.DeletionPolicyOrphan })
 		waitReady(t, hub, key, art.Digest)
 		if err := hub.Delete(ctx, current(t, hub, key)); err != nil {
 			t.Fatal(err)
@@ -398,7 +322,7 @@ func TestApplyEngine(t *testing.T) {
 		if msg := apimeta.FindStatusCondition(a.Status.Conditions, meta.ReleasedCondition).Message; msg != "orphaned 1 object" {
 			t.Errorf("Released message %q", msg)
 		}
-		expectConfigMapValue(t, spoke, "orphaned", "o")
+		c.expectConfigMapValue(t, "orphaned", "o")
 		a.Finalizers = nil
 		if err := hub.Update(ctx, a); err != nil {
 			t.Fatal(err)
@@ -406,12 +330,12 @@ func TestApplyEngine(t *testing.T) {
 	})
 
 	t.Run("offline: the spoke is kept as declared while the hub is away, also across a restart", func(t *testing.T) {
-		art := arts.add("offline@1", map[string]string{"m.yaml": configMap("kept", "k")})
-		key := newAssignment(t, hub, "offline", art, nil)
+		art := arts.Add("offline@1", map[string]string{"m.yaml": configMap("kept", "k")})
+		key := c.newAssignment(t, "offline", art, nil)
 		waitReady(t, hub, key, art.Digest)
 		env.Eventually(t, "the state Secret", func() error {
 			secs := &corev1.SecretList{}
-			if err := spoke.List(ctx, secs, client.InNamespace(fleetv1.SystemNamespace), client.MatchingLabels{agent.StateLabel: clusterName}); err != nil {
+			if err := spoke.List(ctx, secs, client.InNamespace(fleetv1.SystemNamespace), client.MatchingLabels{agent.StateLabel: c.name}); err != nil {
 				return err
 			}
 			if len(secs.Items) < 5 {
@@ -423,7 +347,7 @@ func TestApplyEngine(t *testing.T) {
 		hubLink.close()
 		stopAgent()
 		// A new agent that never saw the hub: it has only its records on the spoke.
-		stopAgent = runAgent(t, agentHub, spokeCP.Config(), arts, func(o *agent.Options) { o.StateDir = stateDir })
+		stopAgent = c.runAgent(t, agentHub, func(o *agent.Options) { o.StateDir = stateDir })
 		for _, name := range []string{"kept", "settings"} {
 			if err := spoke.Delete(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: appNS, Name: name}}); err != nil {
 				t.Fatal(err)
@@ -437,14 +361,14 @@ func TestApplyEngine(t *testing.T) {
 			}
 			return nil
 		})
-		expectConfigMapValue(t, spoke, "app", "a")
-		expectConfigMapValue(t, spoke, "orphaned", "o")
+		c.expectConfigMapValue(t, "app", "a")
+		c.expectConfigMapValue(t, "orphaned", "o")
 
 		hubLink.open()
-		v2 := arts.add("offline@2", map[string]string{"m.yaml": configMap("kept", "k2")})
+		v2 := arts.Add("offline@2", map[string]string{"m.yaml": configMap("kept", "k2")})
 		setArtifact(t, hub, key, v2)
 		waitReady(t, hub, key, v2.Digest)
-		expectConfigMapValue(t, spoke, "kept", "k2")
-		expectConfigMapValue(t, spoke, "settings", "one")
+		c.expectConfigMapValue(t, "kept", "k2")
+		c.expectConfigMapValue(t, "settings", "one")
 	})
 }

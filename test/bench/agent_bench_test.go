@@ -3,16 +3,12 @@ package bench
 import (
 	"bufio"
 	"context"
-	"crypto/ed25519"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +23,7 @@ import (
 	"github.com/flotilla-dev/flotilla/api/artifact"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+	"github.com/flotilla-dev/flotilla/test/artifactserver"
 	"github.com/flotilla-dev/flotilla/test/env"
 )
 
@@ -34,27 +31,6 @@ const (
 	cluster = "spoke-1"
 	hubNS   = fleetv1.ClusterNamespacePrefix + cluster
 )
-
-// artifacts serves signed artifacts as the hub does.
-type artifacts struct {
-	key  ed25519.PrivateKey
-	srv  *httptest.Server
-	mu   sync.Mutex
-	data map[string][]byte
-}
-
-func (s *artifacts) add(b *testing.B, manifests string) fleetv1.SignedArtifact {
-	data, err := artifact.Pack(map[string][]byte{"manifests.yaml": []byte(manifests)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	digest := artifact.Digest(data)
-	name := strings.TrimPrefix(digest, "sha256:")
-	s.mu.Lock()
-	s.data[name] = data
-	s.mu.Unlock()
-	return fleetv1.SignedArtifact{URL: s.srv.URL + "/" + name, Digest: digest, Signature: artifact.Sign(s.key, digest), Revision: name[:12]}
-}
 
 func configMaps(prefix string, n int) string {
 	var sb strings.Builder
@@ -109,22 +85,9 @@ func BenchmarkAgent(b *testing.B) {
 		}
 	}
 
-	key, _ := artifact.GenerateKey()
-	arts := &artifacts{key: key, data: map[string][]byte{}}
-	arts.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		arts.mu.Lock()
-		d, ok := arts.data[strings.TrimPrefix(r.URL.Path, "/")]
-		arts.mu.Unlock()
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		_, _ = w.Write(d)
-	}))
-	b.Cleanup(arts.srv.Close)
-
+	arts := artifactserver.New(b)
 	dir := b.TempDir()
-	pem, err := artifact.MarshalPublicKeys(key.Public().(ed25519.PublicKey))
+	pem, err := artifact.MarshalPublicKeys(arts.PublicKey())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -197,32 +160,36 @@ func BenchmarkAgent(b *testing.B) {
 		return n, nil
 	}
 	waitReady := func(want int, timeout time.Duration) {
-		deadline := time.Now().Add(timeout)
-		for {
+		env.EventuallyWithin(b, timeout, fmt.Sprintf("%d Assignments Ready", want), func() error {
 			n, err := ready()
-			if err == nil && n >= want {
-				return
+			if err == nil && n < want {
+				err = fmt.Errorf("%d Ready", n)
 			}
-			if time.Now().After(deadline) {
-				log, _ := os.ReadFile(filepath.Join(dir, "agent.log"))
-				if len(log) > 4000 {
-					log = log[len(log)-4000:]
-				}
-				b.Fatalf("%d of %d Assignments Ready after %s (%v); agent log ends:\n%s", n, want, timeout, err, log)
+			return err
+		})
+	}
+	b.Cleanup(func() {
+		if b.Failed() {
+			log, _ := os.ReadFile(filepath.Join(dir, "agent.log"))
+			if len(log) > 4000 {
+				log = log[len(log)-4000:]
 			}
-			time.Sleep(100 * time.Millisecond)
+			b.Logf("agent log ends:\n%s", log)
 		}
+	})
+	add := func(name, manifests string) fleetv1.SignedArtifact {
+		return arts.Add(name, map[string]string{"manifests.yaml": manifests})
 	}
 
 	b.ResetTimer()
 	began = time.Now()
-	create("first", "first", arts.add(b, configMaps("first", 1000)))
+	create("first", "first", add("first", configMaps("first", 1000)))
 	waitReady(1, 3*time.Minute)
 	first := time.Since(began)
 
 	began = time.Now()
 	for i := range 100 {
-		create(fmt.Sprintf("load-%d", i), "load", arts.add(b, configMaps(fmt.Sprintf("load-%d", i), 50)))
+		create(fmt.Sprintf("load-%d", i), "load", add(fmt.Sprintf("load-%d", i), configMaps(fmt.Sprintf("load-%d", i), 50)))
 	}
 	waitReady(101, 10*time.Minute)
 	load := time.Since(began)

@@ -1,6 +1,7 @@
 package env
 
 import (
+	"errors"
 	"os"
 	"strconv"
 	"sync"
@@ -40,22 +41,48 @@ func Log() logr.Logger {
 // when crds is false) and stops it when the test ends.
 func StartControlPlane(t testing.TB, name string, crds bool) *controlplane.ControlPlane {
 	t.Helper()
+	return StartControlPlanes(t, Plane{Name: name, CRDs: crds})[0]
+}
+
+// Plane names a control plane for StartControlPlanes.
+type Plane struct {
+	Name string
+	// CRDs installs the Flotilla CRDs.
+	CRDs bool
+}
+
+// StartControlPlanes starts several control planes at once, in the order given, and
+// stops them when the test ends.
+func StartControlPlanes(t testing.TB, planes ...Plane) []*controlplane.ControlPlane {
+	t.Helper()
 	Log()
-	opts := controlplane.Options{BinaryDir: Binaries(t)}
-	if crds {
-		var err error
-		if opts.CRDs, err = controlplane.CRDs(); err != nil {
-			t.Fatalf("decode CRDs: %v", err)
+	dir := Binaries(t)
+	cps := make([]*controlplane.ControlPlane, len(planes))
+	errs := make([]error, len(planes))
+	var wg sync.WaitGroup
+	for i, p := range planes {
+		wg.Go(func() {
+			opts := controlplane.Options{BinaryDir: dir}
+			if p.CRDs {
+				if opts.CRDs, errs[i] = controlplane.CRDs(); errs[i] != nil {
+					return
+				}
+			}
+			cps[i], errs[i] = controlplane.Start(p.Name, opts)
+		})
+	}
+	wg.Wait()
+	for _, cp := range cps {
+		if cp != nil {
+			t.Cleanup(func() {
+				if err := cp.Stop(); err != nil {
+					t.Errorf("%v", err)
+				}
+			})
 		}
 	}
-	cp, err := controlplane.Start(name, opts)
-	if err != nil {
+	if err := errors.Join(errs...); err != nil {
 		t.Fatalf("%v", err)
 	}
-	t.Cleanup(func() {
-		if err := cp.Stop(); err != nil {
-			t.Errorf("%v", err)
-		}
-	})
-	return cp
+	return cps
 }

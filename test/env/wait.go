@@ -44,7 +44,11 @@ func EventuallyWithin(t testing.TB, timeout time.Duration, what string, cond fun
 	}
 }
 
-// Consistently fails the test as soon as cond returns an error during d.
+// Consistently fails the test as soon as cond returns an error during d. It suits a
+// property that must hold over a period; to check that something did not happen,
+// wait instead for a barrier the code under test reports after it would have
+// happened (observedGeneration, lastHandledReconcileAt, a later object's result),
+// then check once.
 func Consistently(t testing.TB, d time.Duration, what string, cond func() error) {
 	t.Helper()
 	began := time.Now()

@@ -104,3 +104,31 @@ func (f *Fleet) StartAgent(name string) {
 		f.t.Fatalf("start agent: %v", err)
 	}
 }
+
+// For returns the fleet bound to t: its helpers fail t.
+func (f *Fleet) For(t testing.TB) *Fleet { return &Fleet{Fleet: f.Fleet, t: t} }
+
+// Shared is a fleet that the tests of a package share (see env.Shared): the first
+// test that asks starts it, and it stops after the package's last test, whose
+// TestMain calls env.Main.
+type Shared struct{ s *env.Shared[*Fleet] }
+
+// Share returns a Shared fleet that start starts, typically with StartFleet and
+// whatever the tests expect of every cluster.
+func Share(start func(t testing.TB) *Fleet) *Shared {
+	return &Shared{s: env.NewShared(start)}
+}
+
+// Get returns the fleet for t, which shares it with the other tests running at the
+// same time: t keeps to its own namespaces, names and cluster labels.
+func (s *Shared) Get(t testing.TB) *Fleet {
+	t.Helper()
+	return s.s.Get(t).For(t)
+}
+
+// Exclusive returns the fleet for t alone, e.g. to stop an agent: t waits until the
+// tests using it are done, and they wait until t and its cleanups are.
+func (s *Shared) Exclusive(t testing.TB) *Fleet {
+	t.Helper()
+	return s.s.Exclusive(t).For(t)
+}

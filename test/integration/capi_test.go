@@ -4,13 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
-	"path/filepath"
-	"strings"
+	"slices"
 	"testing"
 	"time"
-
-	"github.com/flotilla-dev/flotilla/test/fleetenv"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -19,32 +15,16 @@ import (
 	"k8s.io/utils/ptr"
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/flotilla-dev/flotilla/api"
 	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	"github.com/flotilla-dev/flotilla/api/registration"
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/devenv"
 	"github.com/flotilla-dev/flotilla/hub/capi"
-	"github.com/flotilla-dev/flotilla/hub/manager"
-	"github.com/flotilla-dev/flotilla/spoke/agent"
-	"github.com/flotilla-dev/flotilla/spoke/bootstrap"
 	"github.com/flotilla-dev/flotilla/test/env"
 	"github.com/flotilla-dev/flotilla/test/gitserver"
 )
-
-// capiCRD is Cluster API's own Cluster CRD, from the module this repository requires,
-// so the test hub serves the same v1beta2 API a management cluster does.
-func capiCRD(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/cluster-api").Output()
-	if err != nil {
-		t.Fatalf("locate the cluster-api module: %v", err)
-	}
-	return filepath.Join(strings.TrimSpace(string(out)), "core", "config", "crd", "bases", "cluster.x-k8s.io_clusters.yaml")
-}
 
 // TestClusterAPIAutoRegistration: a provisioned CAPI Cluster whose kubeconfig Secret
 // points at a real control plane becomes a fleet Cluster with its labels, gets the
@@ -57,17 +37,10 @@ func capiCRD(t *testing.T) string {
 // in bootstrap mode, with the workload's own client, exactly as the container's
 // `flotilla-agent --bootstrap` would.
 func TestClusterAPIAutoRegistration(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	crd := capiCRD(t)
-	fleet := fleetenv.StartFleet(t, 0, fleetenv.With(func(o *devenv.Options) {
-		o.Hub = func(h *manager.Options) {
-			// Before the hub starts: it looks for Cluster API once, at start.
-			if _, err := envtest.InstallCRDs(h.Config, envtest.CRDInstallOptions{Paths: []string{crd}}); err != nil {
-				t.Errorf("install the Cluster API CRD: %v", err)
-			}
-		}
-	}))
-	workload := env.StartControlPlane(t, "workload-1", false)
+	fleet, ns, appNS := sharedFleet(t, "capi") // its hub serves Cluster API's Cluster kind
+	workload := env.StartControlPlane(t, ns+"-workload", false)
 
 	scheme := api.NewScheme()
 	if err := clusterv1.AddToScheme(scheme); err != nil {
@@ -82,35 +55,34 @@ func TestClusterAPIAutoRegistration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, obj := range []client.Object{
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "capi-ns"}},
-		&corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: "capi-ns", Name: "wl-kubeconfig", Labels: map[string]string{clusterv1.ClusterNameLabel: "wl"}},
-			Type:       clusterv1.ClusterSecretType,
-			Data:       map[string][]byte{"value": kubeconfig},
-		},
-	} {
-		if err := hub.Create(ctx, obj); err != nil {
-			t.Fatal(err)
-		}
+	if err := hub.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "wl-kubeconfig", Labels: map[string]string{clusterv1.ClusterNameLabel: "wl"}},
+		Type:       clusterv1.ClusterSecretType,
+		Data:       map[string][]byte{"value": kubeconfig},
+	}); err != nil {
+		t.Fatal(err)
 	}
 	cc := &clusterv1.Cluster{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "capi-ns", Name: "wl", Labels: map[string]string{"env": "capi", "tier": "gold"}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "wl", Labels: map[string]string{"env": "capi", "tier": "gold"}},
 		Spec:       clusterv1.ClusterSpec{Paused: ptr.To(false)},
 	}
 	if err := hub.Create(ctx, cc); err != nil {
 		t.Fatal(err)
 	}
 
-	// Not provisioned yet: nothing is registered.
-	name := capi.FleetClusterName("capi-ns", "wl")
-	env.Consistently(t, 2*time.Second, "no fleet Cluster before provisioning", func() error {
-		err := hub.Get(ctx, client.ObjectKey{Name: name}, &fleetv1.Cluster{})
-		if apierrors.IsNotFound(err) {
-			return nil
+	// Not provisioned yet: nothing is registered. The barrier: the hub has handled
+	// the CAPI Cluster, which it marks with its finalizer before it looks at whether
+	// it is provisioned.
+	name := capi.FleetClusterName(ns, "wl")
+	env.WaitFor(t, hub, cc, func(c *clusterv1.Cluster) error {
+		if !slices.Contains(c.Finalizers, capi.Finalizer) {
+			return fmt.Errorf("finalizers %v, want %s", c.Finalizers, capi.Finalizer)
 		}
-		return fmt.Errorf("fleet Cluster: %v", err)
+		return nil
 	})
+	if err := hub.Get(ctx, client.ObjectKey{Name: name}, &fleetv1.Cluster{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("fleet Cluster before provisioning: %v, want NotFound", err)
+	}
 
 	// What the CAPI controllers would write once the control plane answers.
 	before := cc.DeepCopy()
@@ -122,7 +94,7 @@ func TestClusterAPIAutoRegistration(t *testing.T) {
 
 	fc := &fleetv1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	env.WaitFor(t, hub, fc, func(c *fleetv1.Cluster) error {
-		want := map[string]string{"env": "capi", "tier": "gold", capi.NamespaceLabel: "capi-ns", capi.NameLabel: "wl"}
+		want := map[string]string{"env": "capi", "tier": "gold", capi.NamespaceLabel: ns, capi.NameLabel: "wl"}
 		for k, v := range want {
 			if c.Labels[k] != v {
 				return fmt.Errorf("label %s=%q, want %q (labels %v)", k, c.Labels[k], v, c.Labels)
@@ -147,37 +119,24 @@ func TestClusterAPIAutoRegistration(t *testing.T) {
 		}
 		return nil
 	})
-	agentCtx, stopAgent := context.WithCancel(ctx)
-	agentDone := make(chan error, 1)
-	go func() {
-		agentDone <- bootstrap.Run(agentCtx, bootstrap.RunOptions{
-			Options: bootstrap.Options{Spoke: wc, Log: env.Log().WithName("bootstrap")},
-			Agent:   agent.Options{SpokeConfig: workload.Config(), StateDir: t.TempDir(), HeartbeatInterval: 2 * time.Second, Logger: env.Log().WithName("agent")},
-		})
-	}()
-	t.Cleanup(func() {
-		stopAgent()
-		if err := <-agentDone; err != nil {
-			t.Errorf("agent: %v", err)
-		}
-	})
+	runBootstrapAgent(t, workload)
 	env.WaitReady(t, hub, &fleetv1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: name}})
 
 	git := gitserver.New(t)
 	repo := git.CreateRepo("capi")
 	repo.Write(map[string]string{
 		"deploy/kustomization.yaml": kustomization("ns.yaml", "a.yaml"),
-		"deploy/ns.yaml":            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + appNS + "\n",
-		"deploy/a.yaml":             configMap("capi", "gold"),
+		"deploy/ns.yaml":            namespace(appNS),
+		"deploy/a.yaml":             configMap(appNS, "capi", "gold"),
 	})
 	if err := hub.Create(ctx, &sourcev1.GitRepository{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "capi"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "capi"},
 		Spec:       sourcev1.GitRepositorySpec{URL: repo.URL(), Ref: &sourcev1.GitRepositoryRef{Branch: "main"}, Interval: metav1.Duration{Duration: time.Hour}},
 	}); err != nil {
 		t.Fatal(err)
 	}
 	if err := hub.Create(ctx, &deliveryv1.Kustomization{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "capi"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "capi"},
 		Spec: deliveryv1.KustomizationSpec{
 			SourceRef: deliveryv1.SourceReference{Kind: sourcev1.GitRepositoryKind, Name: "capi"},
 			Path:      "./deploy", Prune: true, Interval: metav1.Duration{Duration: time.Hour},
@@ -186,7 +145,7 @@ func TestClusterAPIAutoRegistration(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	wantValue(t, wc, name, "capi", "gold")
+	target{name: name, c: wc, ns: appNS}.wantValue(t, "capi", "gold")
 
 	// Deleting the CAPI Cluster deregisters it; the finalizer lets it go afterwards.
 	if err := hub.Delete(ctx, cc); err != nil {

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flotilla-dev/flotilla/test/fleetenv"
-
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -26,10 +24,15 @@ import (
 	"github.com/flotilla-dev/flotilla/test/gitserver"
 )
 
+// appNS is where the tests with a fleet of their own deploy on the spokes.
 const appNS = "e2e-app"
 
-func configMap(name, value string) string {
-	return fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\n  namespace: %s\ndata:\n  value: %q\n", name, appNS, value)
+func configMap(ns, name, value string) string {
+	return fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\n  namespace: %s\ndata:\n  value: %q\n", name, ns, value)
+}
+
+func namespace(name string) string {
+	return "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + name + "\n"
 }
 
 func kustomization(resources ...string) string {
@@ -39,15 +42,7 @@ func kustomization(resources ...string) string {
 // fetchNow asks the hub to fetch the repository at once, as `flotilla reconcile` does.
 func fetchNow(t *testing.T, c client.Client, repo *sourcev1.GitRepository, wantCommit string) {
 	t.Helper()
-	ctx := context.Background()
-	patch := client.MergeFrom(repo.DeepCopy())
-	if repo.Annotations == nil {
-		repo.Annotations = map[string]string{}
-	}
-	repo.Annotations[meta.ReconcileRequestedAtAnnotation] = time.Now().Format(time.RFC3339Nano)
-	if err := c.Patch(ctx, repo, patch); err != nil {
-		t.Fatal(err)
-	}
+	requestReconcile(t, c, repo)
 	env.WaitFor(t, c, repo, func(r *sourcev1.GitRepository) error {
 		if r.Status.Artifact == nil || !strings.HasSuffix(r.Status.Artifact.Revision, "sha1:"+wantCommit) {
 			return fmt.Errorf("artifact is %+v, want commit %s", r.Status.Artifact, wantCommit)
@@ -69,59 +64,30 @@ func wantCounts(t *testing.T, c client.Client, ks *deliveryv1.Kustomization, wan
 	})
 }
 
-func cmValue(c client.Client, name string) (string, error) {
-	var cm corev1.ConfigMap
-	if err := c.Get(context.Background(), types.NamespacedName{Namespace: appNS, Name: name}, &cm); err != nil {
-		return "", err
-	}
-	return cm.Data["value"], nil
-}
-
-func wantValue(t *testing.T, c client.Client, spoke, name, value string) {
-	t.Helper()
-	env.Eventually(t, fmt.Sprintf("ConfigMap %s=%q on %s", name, value, spoke), func() error {
-		got, err := cmValue(c, name)
-		if err != nil {
-			return err
-		}
-		if got != value {
-			return fmt.Errorf("value is %q", got)
-		}
-		return nil
-	})
-}
-
-func wantGone(t *testing.T, c client.Client, spoke, name string) {
-	t.Helper()
-	env.Eventually(t, fmt.Sprintf("ConfigMap %s gone from %s", name, spoke), func() error {
-		_, err := cmValue(c, name)
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("still there (err=%v)", err)
-	})
-}
-
 // TestDeliveryAcrossFleet walks one Kustomization through the life the foundation
 // issue asks for: placement by label, new commits, prune, relabelling, a broken
 // manifest, and an artifact whose signature does not verify.
 func TestDeliveryAcrossFleet(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	fleet := fleetenv.StartFleet(t, 2) // spoke-1 env=dev, spoke-2 env=prod
+	fleet, ns, appNS := sharedFleet(t, "delivery")
 	hub := fleet.HubClient()
-	s1, s2 := fleet.SpokeClient("spoke-1"), fleet.SpokeClient("spoke-2")
+	// Placed by a label of this test's own: spoke-1 delivery=dev, spoke-2 delivery=prod.
+	relabel(t, hub, "spoke-1", "dev")
+	relabel(t, hub, "spoke-2", "prod")
+	s1, s2 := spokeTarget(fleet, "spoke-1", appNS), spokeTarget(fleet, "spoke-2", appNS)
 
 	git := gitserver.New(t)
 	repo := git.CreateRepo("app")
 	rev1 := repo.Write(map[string]string{
 		"deploy/kustomization.yaml": kustomization("ns.yaml", "a.yaml", "b.yaml"),
-		"deploy/ns.yaml":            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + appNS + "\n",
-		"deploy/a.yaml":             configMap("a", "one"),
-		"deploy/b.yaml":             configMap("b", "one"),
+		"deploy/ns.yaml":            namespace(appNS),
+		"deploy/a.yaml":             configMap(appNS, "a", "one"),
+		"deploy/b.yaml":             configMap(appNS, "b", "one"),
 	})
 
 	src := &sourcev1.GitRepository{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "app"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app"},
 		Spec: sourcev1.GitRepositorySpec{
 			URL:      repo.URL(),
 			Ref:      &sourcev1.GitRepositoryRef{Branch: "main"},
@@ -132,13 +98,13 @@ func TestDeliveryAcrossFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	ks := &deliveryv1.Kustomization{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "app"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app"},
 		Spec: deliveryv1.KustomizationSpec{
 			SourceRef: deliveryv1.SourceReference{Kind: sourcev1.GitRepositoryKind, Name: "app"},
 			Path:      "./deploy",
 			Prune:     true,
 			Interval:  metav1.Duration{Duration: time.Hour},
-			Placement: deliveryv1.Placement{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "dev"}}},
+			Placement: deliveryv1.Placement{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{deliveryLabel: "dev"}}},
 		},
 	}
 	if err := hub.Create(ctx, ks); err != nil {
@@ -146,24 +112,22 @@ func TestDeliveryAcrossFleet(t *testing.T) {
 	}
 
 	t.Run("lands on the selected spoke only", func(t *testing.T) {
-		wantValue(t, s1, "spoke-1", "a", "one")
-		wantValue(t, s1, "spoke-1", "b", "one")
+		s1.wantValue(t, "a", "one")
+		s1.wantValue(t, "b", "one")
 		wantCounts(t, hub, ks, meta.ClusterCounts{Targeted: 1, Applied: 1, Ready: 1}, rev1)
 		env.WaitReady(t, hub, ks)
-		if _, err := cmValue(s2, "a"); !apierrors.IsNotFound(err) {
+		if _, err := s2.value("a"); !apierrors.IsNotFound(err) {
 			t.Fatalf("spoke-2 is not selected but has ConfigMap a (err=%v)", err)
 		}
 		var cm corev1.ConfigMap
-		if err := s1.Get(ctx, types.NamespacedName{Namespace: appNS, Name: "a"}, &cm); err != nil {
+		if err := s1.c.Get(ctx, types.NamespacedName{Namespace: appNS, Name: "a"}, &cm); err != nil {
 			t.Fatal(err)
 		}
 		if !hasManager(cm.ManagedFields, "flotilla-agent") {
 			t.Fatalf("ConfigMap a is not applied server-side by flotilla-agent: %+v", cm.ManagedFields)
 		}
-		var a fleetv1.Assignment
-		key := types.NamespacedName{Namespace: fleetv1.ClusterNamespace("spoke-1"),
-			Name: fleetv1.AssignmentName(deliveryv1.KustomizationKind, "default", "app")}
-		if err := hub.Get(ctx, key, &a); err != nil {
+		a := assignmentOf("spoke-1", ns, "app")
+		if err := hub.Get(ctx, client.ObjectKeyFromObject(a), a); err != nil {
 			t.Fatal(err)
 		}
 		if a.Status.AppliedDigest != a.Spec.Artifact.Digest || a.Status.Inventory != 3 {
@@ -178,9 +142,9 @@ func TestDeliveryAcrossFleet(t *testing.T) {
 	})
 
 	t.Run("a new commit updates the objects", func(t *testing.T) {
-		rev2 := repo.Write(map[string]string{"deploy/a.yaml": configMap("a", "two")})
+		rev2 := repo.Write(map[string]string{"deploy/a.yaml": configMap(appNS, "a", "two")})
 		fetchNow(t, hub, src, rev2)
-		wantValue(t, s1, "spoke-1", "a", "two")
+		s1.wantValue(t, "a", "two")
 		wantCounts(t, hub, ks, meta.ClusterCounts{Targeted: 1, Applied: 1, Ready: 1}, rev2)
 	})
 
@@ -188,20 +152,21 @@ func TestDeliveryAcrossFleet(t *testing.T) {
 		repo.Write(map[string]string{"deploy/kustomization.yaml": kustomization("ns.yaml", "a.yaml")})
 		rev3 := repo.Remove("deploy/b.yaml")
 		fetchNow(t, hub, src, rev3)
-		wantGone(t, s1, "spoke-1", "b")
-		wantValue(t, s1, "spoke-1", "a", "two")
+		s1.wantGone(t, "b")
+		s1.wantValue(t, "a", "two")
 		wantCounts(t, hub, ks, meta.ClusterCounts{Targeted: 1, Applied: 1, Ready: 1}, rev3)
 	})
 
 	t.Run("relabelling moves the deployment", func(t *testing.T) {
 		relabel(t, hub, "spoke-1", "staging")
 		relabel(t, hub, "spoke-2", "dev")
-		wantValue(t, s2, "spoke-2", "a", "two")
-		wantGone(t, s1, "spoke-1", "a")
+		s2.wantValue(t, "a", "two")
+		s1.wantGone(t, "a")
 		wantCounts(t, hub, ks, meta.ClusterCounts{Targeted: 1, Applied: 1, Ready: 1}, "")
 		env.Eventually(t, "spoke-1's Assignment released and removed", func() error {
 			var list fleetv1.AssignmentList
-			if err := hub.List(ctx, &list, client.InNamespace(fleetv1.ClusterNamespace("spoke-1"))); err != nil {
+			if err := hub.List(ctx, &list, client.InNamespace(fleetv1.ClusterNamespace("spoke-1")),
+				client.MatchingLabels{fleetv1.OwnerNamespaceLabel: ns}); err != nil {
 				return err
 			}
 			if len(list.Items) != 0 {
@@ -233,20 +198,32 @@ func TestDeliveryAcrossFleet(t *testing.T) {
 		if !strings.HasSuffix(after.Status.LastAttemptedRevision, broken) {
 			t.Fatalf("lastAttemptedRevision %q, want the broken commit %s", after.Status.LastAttemptedRevision, broken)
 		}
-		env.Consistently(t, 2*time.Second, "previous revision running on spoke-2", func() error {
-			v, err := cmValue(s2, "a")
-			if err != nil || v != "two" {
-				return fmt.Errorf("value %q, err %v", v, err)
+		// The hub handled the broken commit without handing spoke-2 anything new; once
+		// spoke-2's agent has acted on its Assignment as it stands, the previous
+		// revision must still run there.
+		a2 := assignmentOf("spoke-2", ns, "app")
+		if err := hub.Get(ctx, client.ObjectKeyFromObject(a2), a2); err != nil {
+			t.Fatal(err)
+		}
+		if a2.Spec.Artifact.Digest != before.Status.Artifact.Digest {
+			t.Fatalf("spoke-2 was handed %s after a failed build, want %s", a2.Spec.Artifact.Digest, before.Status.Artifact.Digest)
+		}
+		env.WaitFor(t, hub, a2, func(a *fleetv1.Assignment) error {
+			if a.Status.ObservedGeneration != a.Generation || a.Status.AppliedDigest != a.Spec.Artifact.Digest {
+				return fmt.Errorf("the agent has not acted on generation %d yet: observed %d, applied %s", a.Generation, a.Status.ObservedGeneration, a.Status.AppliedDigest)
 			}
 			return nil
 		})
+		if v, err := s2.value("a"); err != nil || v != "two" {
+			t.Fatalf("spoke-2 runs value %q (err %v), want the previous revision's two", v, err)
+		}
 		if after.Status.Clusters != (meta.ClusterCounts{Targeted: 1, Applied: 1, Ready: 1}) {
 			t.Fatalf("counts changed by a failed build: %+v", after.Status.Clusters)
 		}
 
-		fixed := repo.Write(map[string]string{"deploy/a.yaml": configMap("a", "three")})
+		fixed := repo.Write(map[string]string{"deploy/a.yaml": configMap(appNS, "a", "three")})
 		fetchNow(t, hub, src, fixed)
-		wantValue(t, s2, "spoke-2", "a", "three")
+		s2.wantValue(t, "a", "three")
 		wantCounts(t, hub, ks, meta.ClusterCounts{Targeted: 1, Applied: 1, Ready: 1}, fixed)
 		env.WaitReady(t, hub, ks)
 	})
@@ -259,15 +236,16 @@ func TestDeliveryAcrossFleet(t *testing.T) {
 		}
 		// A real artifact of the hub, signed by a key the agents do not trust, aimed at
 		// a namespace the deployment does not use, so anything applied would show.
+		forged := appNS + "-forged"
 		a := &fleetv1.Assignment{
 			ObjectMeta: metav1.ObjectMeta{Namespace: fleetv1.ClusterNamespace("spoke-2"), Name: "forged",
 				Labels: map[string]string{fleetv1.ClusterLabel: "spoke-2"}},
 			Spec: fleetv1.AssignmentSpec{
 				Owner: fleetv1.DeploymentReference{APIVersion: deliveryv1.GroupVersion.String(), Kind: deliveryv1.KustomizationKind,
-					Namespace: "default", Name: "app", UID: string(cur.UID)},
+					Namespace: ns, Name: "app", UID: string(cur.UID)},
 				Artifact: fleetv1.SignedArtifact{URL: cur.Status.Artifact.URL, Digest: cur.Status.Artifact.Digest,
 					Signature: artifact.Sign(rogue, cur.Status.Artifact.Digest), Revision: cur.Status.Artifact.Revision},
-				TargetNamespace: "forged-target",
+				TargetNamespace: forged,
 			},
 		}
 		if err := hub.Create(ctx, a); err != nil {
@@ -287,7 +265,7 @@ func TestDeliveryAcrossFleet(t *testing.T) {
 			return nil
 		})
 		var cms corev1.ConfigMapList
-		if err := s2.List(ctx, &cms, client.InNamespace("forged-target")); err != nil {
+		if err := s2.c.List(ctx, &cms, client.InNamespace(forged)); err != nil {
 			t.Fatal(err)
 		}
 		if len(cms.Items) != 0 {
@@ -310,14 +288,17 @@ func hasManager(fields []metav1.ManagedFieldsEntry, manager string) bool {
 	return false
 }
 
-func relabel(t *testing.T, c client.Client, cluster, envLabel string) {
+// deliveryLabel is TestDeliveryAcrossFleet's own cluster label, which it moves.
+const deliveryLabel = "delivery"
+
+func relabel(t *testing.T, c client.Client, cluster, value string) {
 	t.Helper()
 	var cl fleetv1.Cluster
 	if err := c.Get(context.Background(), types.NamespacedName{Name: cluster}, &cl); err != nil {
 		t.Fatal(err)
 	}
 	patch := client.MergeFrom(cl.DeepCopy())
-	cl.Labels["env"] = envLabel
+	cl.Labels[deliveryLabel] = value
 	if err := c.Patch(context.Background(), &cl, patch); err != nil {
 		t.Fatal(err)
 	}

@@ -24,14 +24,14 @@ import (
 // TestSilentClusterShowsInRollups stops one agent and checks that its Cluster, the
 // deployment it runs and its group all say so within the heartbeat grace period.
 func TestSilentClusterShowsInRollups(t *testing.T) {
+	t.Parallel()
 	const grace = 3 * time.Second
 	ctx := context.Background()
 	fleet := fleetenv.StartFleet(t, 2, fleetenv.WithHeartbeat(time.Second, grace))
 	hub := fleet.HubClient()
 
 	repo := gitserver.New(t).CreateRepo("hb")
-	rev := repo.Write(map[string]string{"app/a.yaml": configMap("a", "one"),
-		"app/ns.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + appNS + "\n"})
+	rev := repo.Write(map[string]string{"app/a.yaml": configMap(appNS, "a", "one"), "app/ns.yaml": namespace(appNS)})
 	group := &fleetv1.ClusterGroup{ObjectMeta: metav1.ObjectMeta{Name: "everyone"}}
 	objs := []client.Object{
 		group,

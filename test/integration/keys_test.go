@@ -6,7 +6,9 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,13 +66,14 @@ func wantReason(a *fleetv1.Assignment, status metav1.ConditionStatus, reason str
 // rewrite) and one signed after both verify; once the old key is retired, only what
 // it alone signed stops verifying, until the hub signs it again.
 func TestSigningKeyRotation(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	fleet := fleetenv.StartFleet(t, 1, fleetenv.With(func(o *devenv.Options) {
 		// Re-applying (and so re-verifying) often shows a retired key's effect quickly.
 		o.Agent = func(a *agent.Options) { a.ResyncInterval = 3 * time.Second }
 	}))
 	hub := fleet.HubClient()
-	spoke := fleet.SpokeClient("spoke-1")
+	spoke := spokeTarget(fleet, "spoke-1", appNS)
 	sys := manager.DefaultSystemNamespace
 	trustFile := filepath.Join(fleet.Dir(), "agents", "spoke-1", trust.FileName)
 
@@ -85,10 +88,10 @@ func TestSigningKeyRotation(t *testing.T) {
 	repo := git.CreateRepo("keys")
 	rev1 := repo.Write(map[string]string{
 		"frozen/kustomization.yaml": kustomization("ns.yaml", "a.yaml"),
-		"frozen/ns.yaml":            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + appNS + "\n",
-		"frozen/a.yaml":             configMap("a", "one"),
+		"frozen/ns.yaml":            namespace(appNS),
+		"frozen/a.yaml":             configMap(appNS, "a", "one"),
 		"live/kustomization.yaml":   kustomization("b.yaml"),
-		"live/b.yaml":               configMap("b", "one"),
+		"live/b.yaml":               configMap(appNS, "b", "one"),
 	})
 	src := &sourcev1.GitRepository{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "keys"},
@@ -113,15 +116,11 @@ func TestSigningKeyRotation(t *testing.T) {
 		return ks
 	}
 	frozen, live := newKs("frozen"), newKs("live")
-	wantValue(t, spoke, "spoke-1", "a", "one")
-	wantValue(t, spoke, "spoke-1", "b", "one")
+	spoke.wantValue(t, "a", "one")
+	spoke.wantValue(t, "b", "one")
 	wantCounts(t, hub, live, meta.ClusterCounts{Targeted: 1, Applied: 1, Ready: 1}, rev1)
 
-	assignment := func(ks *deliveryv1.Kustomization) *fleetv1.Assignment {
-		return &fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{Namespace: fleetv1.ClusterNamespace("spoke-1"),
-			Name: fleetv1.AssignmentName(deliveryv1.KustomizationKind, ks.Namespace, ks.Name)}}
-	}
-	frozenA, liveA := assignment(frozen), assignment(live)
+	frozenA, liveA := assignmentOf("spoke-1", frozen.Namespace, frozen.Name), assignmentOf("spoke-1", live.Namespace, live.Name)
 	env.WaitFor(t, hub, frozenA, func(a *fleetv1.Assignment) error {
 		if !verifiesWith(a, pub1) {
 			return fmt.Errorf("not signed by the first key %s", key1)
@@ -179,9 +178,9 @@ func TestSigningKeyRotation(t *testing.T) {
 	})
 
 	t.Run("artifacts signed before and after the rotation both verify on the spoke", func(t *testing.T) {
-		rev2 := repo.Write(map[string]string{"live/b.yaml": configMap("b", "two"), "frozen/a.yaml": configMap("a", "two")})
+		rev2 := repo.Write(map[string]string{"live/b.yaml": configMap(appNS, "b", "two"), "frozen/a.yaml": configMap(appNS, "a", "two")})
 		fetchNow(t, hub, src, rev2)
-		wantValue(t, spoke, "spoke-1", "b", "two")
+		spoke.wantValue(t, "b", "two")
 		wantCounts(t, hub, live, meta.ClusterCounts{Targeted: 1, Applied: 1, Ready: 1}, rev2)
 		env.WaitFor(t, hub, liveA, func(a *fleetv1.Assignment) error {
 			if !verifiesWith(a, pub2) || verifiesWith(a, pub1) {
@@ -204,16 +203,11 @@ func TestSigningKeyRotation(t *testing.T) {
 		if err := artifact.VerifyDigest(frozenA.Spec.Artifact.Digest, frozenA.Spec.Artifact.Signature, set.Keys()); err != nil {
 			t.Fatalf("the agent's keys do not verify artifact A: %v", err)
 		}
-		env.Consistently(t, 8*time.Second, "artifact A stays applied and Ready", func() error {
-			var a fleetv1.Assignment
-			if err := hub.Get(ctx, client.ObjectKeyFromObject(frozenA), &a); err != nil {
-				return err
-			}
-			if v, err := cmValue(spoke, "a"); err != nil || v != "one" {
-				return fmt.Errorf("a=%q (%v)", v, err)
-			}
-			return wantReason(&a, metav1.ConditionTrue, "")
-		})
+		// The barrier: a hand edit of A's object, which the agent restores at its next
+		// resync only after fetching A and verifying it with the keys it trusts now.
+		editByHand(t, spoke, "a")
+		spoke.wantValue(t, "a", "one")
+		env.WaitFor(t, hub, frozenA, func(a *fleetv1.Assignment) error { return wantReason(a, metav1.ConditionTrue, "") })
 	})
 
 	t.Run("retire: refused while an Assignment needs the key, then only its signatures fail", func(t *testing.T) {
@@ -249,20 +243,30 @@ func TestSigningKeyRotation(t *testing.T) {
 			}
 			return nil
 		})
-		env.Consistently(t, 5*time.Second, "the new key's Assignment keeps working", func() error {
-			var a fleetv1.Assignment
-			if err := hub.Get(ctx, client.ObjectKeyFromObject(liveA), &a); err != nil {
-				return err
-			}
-			if v, err := cmValue(spoke, "b"); err != nil || v != "two" {
-				return fmt.Errorf("b=%q (%v)", v, err)
-			}
-			return wantReason(&a, metav1.ConditionTrue, "")
-		})
+		// The barrier, as above: B's object edited by hand comes back only once the
+		// agent has verified B again with the one key it trusts now.
+		editByHand(t, spoke, "b")
+		spoke.wantValue(t, "b", "two")
+		env.WaitFor(t, hub, liveA, func(a *fleetv1.Assignment) error { return wantReason(a, metav1.ConditionTrue, "") })
 	})
 
+	t.Run("resumed, the Kustomization is signed with the new key and applies", func(t *testing.T) {
+		suspend(t, hub, frozen, false)
+		spoke.wantValue(t, "a", "two")
+		env.WaitFor(t, hub, frozenA, func(a *fleetv1.Assignment) error {
+			if !verifiesWith(a, pub2) {
+				return fmt.Errorf("not re-signed with %s", key2)
+			}
+			return wantReason(a, metav1.ConditionTrue, "")
+		})
+	})
 	t.Run("a replayed older bundle or a forged one is ignored, and the hub puts its own back", func(t *testing.T) {
 		ns := fleetv1.ClusterNamespace("spoke-1")
+		// The hub puts its own bundle back at once, so whether the agent's cache sees
+		// a bad one is a race; spoke/trust's tests check the event. What must hold is
+		// that the agent's keys never change: every state they are in from now on is
+		// recorded, until the barrier below.
+		states := watchTrust(t, trustFile)
 		for _, tc := range []struct {
 			name string
 			data func() map[string]string
@@ -289,19 +293,6 @@ func TestSigningKeyRotation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// The hub puts its own bundle back at once, so whether the agent's cache
-			// saw this one is a race; spoke/trust's tests check the event. What must
-			// hold is that the agent's keys never change.
-			env.Consistently(t, time.Second, "agent keys unchanged", func() error {
-				set, err := trust.Open(trustFile, nil)
-				if err != nil {
-					return err
-				}
-				if ids := set.IDs(); len(ids) != 1 || ids[0] != key2 || set.Sequence() != 3 {
-					return fmt.Errorf("%s bundle changed the agent's keys: %v at %d", tc.name, ids, set.Sequence())
-				}
-				return nil
-			})
 		}
 		env.WaitFor(t, hub, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fleetv1.TrustConfigMapName}},
 			func(cm *corev1.ConfigMap) error {
@@ -312,18 +303,34 @@ func TestSigningKeyRotation(t *testing.T) {
 				}
 				return nil
 			})
+
+		// The barrier: a new key (sequence 4), which the agent takes up only after the
+		// versions of the ConfigMap before it. Had it taken up the forged bundle
+		// (sequence 99), it would refuse this one.
+		if out, err := flotilla(fleet, "keys", "rotate"); err != nil {
+			t.Fatalf("keys rotate: %v\n%s", err, out)
+		}
+		keys, err := signing.Read(ctx, hub, sys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key3 := keys.Active
+		env.Eventually(t, "the agent trusts the third key", func() error {
+			set, err := trust.Open(trustFile, nil)
+			if err != nil {
+				return err
+			}
+			if set.Sequence() != 4 || !slices.Contains(set.IDs(), key3) {
+				return fmt.Errorf("agent trusts %v at sequence %d", set.IDs(), set.Sequence())
+			}
+			return nil
+		})
+		want := []string{trustState([]string{key2}, 3), trustState([]string{key2, key3}, 4)}
+		if got := states(); !slices.Equal(got, want) {
+			t.Fatalf("the agent's keys went through %v, want %v", got, want)
+		}
 	})
 
-	t.Run("resumed, the Kustomization is signed with the new key and applies", func(t *testing.T) {
-		suspend(t, hub, frozen, false)
-		wantValue(t, spoke, "spoke-1", "a", "two")
-		env.WaitFor(t, hub, frozenA, func(a *fleetv1.Assignment) error {
-			if !verifiesWith(a, pub2) {
-				return fmt.Errorf("not re-signed with %s", key2)
-			}
-			return wantReason(a, metav1.ConditionTrue, "")
-		})
-	})
 }
 
 func suspend(t *testing.T, c client.Client, ks *deliveryv1.Kustomization, on bool) {
@@ -335,5 +342,64 @@ func suspend(t *testing.T, c client.Client, ks *deliveryv1.Kustomization, on boo
 	ks.Spec.Suspend = on
 	if err := c.Patch(context.Background(), ks, patch); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// editByHand changes ConfigMap name's value on a spoke, as kubectl edit would.
+func editByHand(t *testing.T, tg target, name string) {
+	t.Helper()
+	var cm corev1.ConfigMap
+	if err := tg.c.Get(context.Background(), types.NamespacedName{Namespace: tg.ns, Name: name}, &cm); err != nil {
+		t.Fatal(err)
+	}
+	cm.Data["value"] = "by hand"
+	if err := tg.c.Update(context.Background(), &cm, client.FieldOwner("kubectl-edit")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func trustState(ids []string, sequence int64) string {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	return fmt.Sprintf("%s@%d", strings.Join(ids, ","), sequence)
+}
+
+// watchTrust records the states of an agent's trusted keys (trustState), looking
+// every 10ms from now until the test ends; states looks once more and returns those
+// seen so far, in order.
+func watchTrust(t *testing.T, path string) (states func() []string) {
+	var mu sync.Mutex
+	var seen []string
+	look := func() {
+		set, err := trust.Open(path, nil)
+		if err != nil {
+			return
+		}
+		s := trustState(set.IDs(), set.Sequence())
+		mu.Lock()
+		defer mu.Unlock()
+		if len(seen) == 0 || seen[len(seen)-1] != s {
+			seen = append(seen, s)
+		}
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			look()
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+	return func() []string {
+		look()
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(seen)
 	}
 }

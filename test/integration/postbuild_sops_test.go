@@ -5,11 +5,10 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/flotilla-dev/flotilla/test/fleetenv"
 
 	"filippo.io/age"
 	"github.com/getsops/sops/v3"
@@ -29,17 +28,10 @@ import (
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
-	"github.com/flotilla-dev/flotilla/fleet/devenv"
 	"github.com/flotilla-dev/flotilla/hub/delivery/kustomize"
 	"github.com/flotilla-dev/flotilla/hub/storage"
 	"github.com/flotilla-dev/flotilla/test/env"
 	"github.com/flotilla-dev/flotilla/test/gitserver"
-)
-
-const (
-	pbNS      = "e2e-postbuild"
-	wrongNS   = "e2e-wrongkey"
-	keySecret = "sops-age"
 )
 
 // sopsEncrypt encrypts a Secret manifest for one age recipient as
@@ -88,7 +80,9 @@ func secretManifest(ns string) string {
 	return "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: " + ns + "\nstringData:\n  dsn: postgres://db:5432/${cluster_name}\n  password: hunter2\ntype: Opaque\n"
 }
 
-func putAgeKey(t *testing.T, c client.Client, id *age.X25519Identity) {
+// putAgeKey stores id where the agent finds decryption keys, as the Secret name
+// (a new one at each run of the test).
+func putAgeKey(t *testing.T, c client.Client, name string, id *age.X25519Identity) {
 	t.Helper()
 	ctx := context.Background()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fleetv1.SystemNamespace}}
@@ -96,7 +90,7 @@ func putAgeKey(t *testing.T, c client.Client, id *age.X25519Identity) {
 		t.Fatal(err)
 	}
 	s := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: fleetv1.SystemNamespace, Name: keySecret},
+		ObjectMeta: metav1.ObjectMeta{Namespace: fleetv1.SystemNamespace, Name: name},
 		StringData: map[string]string{"identity.agekey": id.String()},
 	}
 	if err := c.Create(ctx, s); err != nil {
@@ -104,7 +98,7 @@ func putAgeKey(t *testing.T, c client.Client, id *age.X25519Identity) {
 	}
 }
 
-func setVariables(t *testing.T, c client.Client, cluster string, vars map[string]string) {
+func setVariables(t testing.TB, c client.Client, cluster string, vars map[string]string) {
 	t.Helper()
 	var cl fleetv1.Cluster
 	if err := c.Get(context.Background(), types.NamespacedName{Name: cluster}, &cl); err != nil {
@@ -117,10 +111,11 @@ func setVariables(t *testing.T, c client.Client, cluster string, vars map[string
 	}
 }
 
-func assignmentOf(t *testing.T, c client.Client, cluster, ks string) *fleetv1.Assignment {
+// waitAssignment waits for the Assignment of Kustomization ns/name in cluster's
+// namespace and returns it.
+func waitAssignment(t *testing.T, c client.Client, cluster, ns, name string) *fleetv1.Assignment {
 	t.Helper()
-	a := &fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{Namespace: fleetv1.ClusterNamespace(cluster),
-		Name: fleetv1.AssignmentName(deliveryv1.KustomizationKind, "default", ks)}}
+	a := assignmentOf(cluster, ns, name)
 	env.WaitFor(t, c, a, func(*fleetv1.Assignment) error { return nil })
 	return a
 }
@@ -129,12 +124,15 @@ func assignmentOf(t *testing.T, c client.Client, cluster, ks string) *fleetv1.As
 // cluster by substitution on each spoke, and carries a SOPS-encrypted Secret that only
 // the spokes, which hold the age key, can decrypt.
 func TestPostBuildAndDecryption(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	storeDir := t.TempDir()
-	fleet := fleetenv.StartFleet(t, 2, fleetenv.With(func(o *devenv.Options) { o.StorageDir = storeDir }))
+	fleet, ns, pbNS := sharedFleet(t, "postbuild")
 	hub := fleet.HubClient()
-	spokes := map[string]client.Client{"spoke-1": fleet.SpokeClient("spoke-1"), "spoke-2": fleet.SpokeClient("spoke-2")}
-	regions := map[string]string{"spoke-1": "eu-west", "spoke-2": "us-east"}
+	wrongNS := pbNS + "-wrongkey"
+	keySecret := ns + "-sops-age"                       // the spokes' age identity, in the agents' namespace
+	storeDir := filepath.Join(fleet.Dir(), "artifacts") // the hub's artifacts (devenv.Options.StorageDir)
+	// spoke-2 and spoke-3, whose region variables the shared fleet sets.
+	spokes := map[string]client.Client{"spoke-2": fleet.SpokeClient("spoke-2"), "spoke-3": fleet.SpokeClient("spoke-3")}
 
 	id, err := age.GenerateX25519Identity()
 	if err != nil {
@@ -144,16 +142,15 @@ func TestPostBuildAndDecryption(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, c := range spokes {
-		putAgeKey(t, c, id) // on the spokes only: the hub never holds it
-		setVariables(t, hub, name, map[string]string{"region": regions[name]})
+	for _, c := range spokes {
+		putAgeKey(t, c, keySecret, id) // on the spokes only: the hub never holds it
 	}
 
 	git := gitserver.New(t)
 	repo := git.CreateRepo("postbuild")
 	repo.Write(map[string]string{
 		"deploy/kustomization.yaml": kustomization("ns.yaml", "cm.yaml", "secret.yaml"),
-		"deploy/ns.yaml":            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + pbNS + "\n",
+		"deploy/ns.yaml":            namespace(pbNS),
 		"deploy/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: " + pbNS + "\ndata:\n" +
 			"  greeting: \"${greeting}\"\n  cluster: ${cluster_name}\n  region: ${region}\n  fallback: ${missing:=fallback}\n" +
 			"  literal: $${greeting}\n",
@@ -161,23 +158,22 @@ func TestPostBuildAndDecryption(t *testing.T) {
 		// The same Secret, encrypted for a key no spoke holds, next to a canary that
 		// must not be applied either.
 		"wrong/kustomization.yaml": kustomization("ns.yaml", "canary.yaml", "secret.yaml"),
-		"wrong/ns.yaml":            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + wrongNS + "\n",
+		"wrong/ns.yaml":            namespace(wrongNS),
 		"wrong/canary.yaml":        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: canary\n  namespace: " + wrongNS + "\n",
 		"wrong/secret.yaml":        sopsEncrypt(t, secretManifest(wrongNS), stranger.Recipient().String()),
 	})
 	src := &sourcev1.GitRepository{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "postbuild"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "postbuild"},
 		Spec: sourcev1.GitRepositorySpec{URL: repo.URL(), Ref: &sourcev1.GitRepositoryRef{Branch: "main"},
 			Interval: metav1.Duration{Duration: time.Hour}},
 	}
 	if err := hub.Create(ctx, src); err != nil {
 		t.Fatal(err)
 	}
-	everywhere := deliveryv1.Placement{ClusterSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
-		{Key: "env", Operator: metav1.LabelSelectorOpExists}}}}
+	everywhere := byName("spoke-2", "spoke-3")
 	newKs := func(name, path string) *deliveryv1.Kustomization {
 		return &deliveryv1.Kustomization{
-			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 			Spec: deliveryv1.KustomizationSpec{
 				SourceRef: deliveryv1.SourceReference{Kind: sourcev1.GitRepositoryKind, Name: "postbuild"},
 				Path:      path, Prune: true, Interval: metav1.Duration{Duration: time.Hour},
@@ -217,11 +213,11 @@ func TestPostBuildAndDecryption(t *testing.T) {
 			})
 		}
 		wantCounts(t, hub, ks, meta.ClusterCounts{Targeted: 2, Applied: 2, Ready: 2}, "")
-		a1, a2 := assignmentOf(t, hub, "spoke-1", "app"), assignmentOf(t, hub, "spoke-2", "app")
+		a1, a2 := waitAssignment(t, hub, "spoke-2", ns, "app"), waitAssignment(t, hub, "spoke-3", ns, "app")
 		if a1.Spec.Artifact.Digest != a2.Spec.Artifact.Digest {
 			t.Fatalf("the hub built two artifacts: %s and %s", a1.Spec.Artifact.Digest, a2.Spec.Artifact.Digest)
 		}
-		if a1.Spec.PostBuild.Substitute["region"] != "eu-west" || a2.Spec.PostBuild.Substitute[meta.ClusterNameVariable] != "spoke-2" {
+		if a1.Spec.PostBuild.Substitute["region"] != regions["spoke-2"] || a2.Spec.PostBuild.Substitute[meta.ClusterNameVariable] != "spoke-3" {
 			t.Fatalf("Assignments do not carry the cluster variables: %v, %v", a1.Spec.PostBuild.Substitute, a2.Spec.PostBuild.Substitute)
 		}
 	})
@@ -265,11 +261,11 @@ func TestPostBuildAndDecryption(t *testing.T) {
 
 	t.Run("a Secret encrypted for another key fails and applies nothing", func(t *testing.T) {
 		wrong := newKs("wrong", "./wrong")
-		wrong.Spec.Placement = deliveryv1.Placement{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"name": "spoke-1"}}}
+		wrong.Spec.Placement = byName("spoke-2")
 		if err := hub.Create(ctx, wrong); err != nil {
 			t.Fatal(err)
 		}
-		a := assignmentOf(t, hub, "spoke-1", "wrong")
+		a := waitAssignment(t, hub, "spoke-2", ns, "wrong")
 		env.WaitFor(t, hub, a, func(a *fleetv1.Assignment) error {
 			c := apimeta.FindStatusCondition(a.Status.Conditions, meta.ReadyCondition)
 			if c == nil || c.Status != metav1.ConditionFalse {
@@ -292,7 +288,7 @@ func TestPostBuildAndDecryption(t *testing.T) {
 			return nil
 		})
 		var cm corev1.ConfigMap
-		err := spokes["spoke-1"].Get(ctx, types.NamespacedName{Namespace: wrongNS, Name: "canary"}, &cm)
+		err := spokes["spoke-2"].Get(ctx, types.NamespacedName{Namespace: wrongNS, Name: "canary"}, &cm)
 		if !apierrors.IsNotFound(err) {
 			t.Fatalf("the canary of a deployment that failed to decrypt was applied (err=%v)", err)
 		}

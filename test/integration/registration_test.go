@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +26,7 @@ import (
 	"github.com/flotilla-dev/flotilla/api/registration"
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/devenv"
+	"github.com/flotilla-dev/flotilla/fleet/devenv/controlplane"
 	"github.com/flotilla-dev/flotilla/hub/manager"
 	hubreg "github.com/flotilla-dev/flotilla/hub/registration"
 	"github.com/flotilla-dev/flotilla/spoke/agent"
@@ -35,72 +35,54 @@ import (
 	"github.com/flotilla-dev/flotilla/test/gitserver"
 )
 
-// regAgents runs agents the way the installed Deployment does (flotilla-agent
-// --bootstrap), in this process: the test spokes have no kubelet to run the pod.
-type regAgents struct {
-	t     *testing.T
-	fleet *fleetenv.Fleet
-	mu    sync.Mutex
-	stop  map[string]func()
+// startTokenFleet starts a hub that guards its artifacts and spokes whose agents
+// register with bootstrap tokens, as `flotilla cluster add --kubeconfig` installs them.
+func startTokenFleet(t *testing.T, spokes int) *fleetenv.Fleet {
+	t.Helper()
+	fleet := fleetenv.StartFleet(t, spokes, fleetenv.WithoutAgents(), fleetenv.With(func(o *devenv.Options) {
+		o.Hub = func(h *manager.Options) { h.AnonymousArtifacts = false }
+	}))
+	for _, name := range fleet.Spokes() {
+		installAgent(t, fleet, name)
+		runBootstrapAgent(t, fleet.Spoke(name))
+	}
+	for _, name := range fleet.Spokes() {
+		env.WaitReady(t, fleet.HubClient(), &fleetv1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: name}})
+	}
+	return fleet
 }
 
-func (a *regAgents) start(name string) {
-	a.t.Helper()
+// runBootstrapAgent runs what the installed agent Deployment runs (flotilla-agent
+// --bootstrap), in this process with the spoke's own client, because test spokes
+// have no kubelet to run the pod, until the test ends. It checks its credential
+// every second, so that it registers again soon after a revocation.
+func runBootstrapAgent(t *testing.T, spoke *controlplane.ControlPlane) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	sp := a.fleet.Spoke(name)
 	go func() {
 		done <- bootstrap.Run(ctx, bootstrap.RunOptions{
-			Options: bootstrap.Options{Spoke: sp.Client(), Log: env.Log().WithName("bootstrap")},
+			Options: bootstrap.Options{Spoke: spoke.Client(), Log: env.Log().WithName("bootstrap")},
 			Agent: agent.Options{
-				SpokeConfig:       sp.Config(),
-				StateDir:          a.t.TempDir(),
+				SpokeConfig:       spoke.Config(),
+				StateDir:          t.TempDir(),
 				HeartbeatInterval: 2 * time.Second,
 				Logger:            env.Log().WithName("agent"),
 			},
 			CheckInterval: time.Second,
 		})
 	}()
-	a.mu.Lock()
-	a.stop[name] = func() {
+	t.Cleanup(func() {
 		cancel()
 		select {
 		case err := <-done:
 			if err != nil {
-				a.t.Errorf("agent of %s: %v", name, err)
+				t.Errorf("agent of %s: %v", spoke.Name(), err)
 			}
 		case <-time.After(30 * time.Second):
-			a.t.Errorf("agent of %s did not stop", name)
+			t.Errorf("agent of %s did not stop", spoke.Name())
 		}
-	}
-	a.mu.Unlock()
-}
-
-func (a *regAgents) stopAll() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, stop := range a.stop {
-		stop()
-	}
-}
-
-// startTokenFleet starts a hub that guards its artifacts and spokes whose agents
-// register with bootstrap tokens, as `flotilla cluster add --kubeconfig` installs them.
-func startTokenFleet(t *testing.T, spokes int) (*fleetenv.Fleet, *regAgents) {
-	t.Helper()
-	fleet := fleetenv.StartFleet(t, spokes, fleetenv.WithoutAgents(), fleetenv.With(func(o *devenv.Options) {
-		o.Hub = func(h *manager.Options) { h.AnonymousArtifacts = false }
-	}))
-	agents := &regAgents{t: t, fleet: fleet, stop: map[string]func(){}}
-	t.Cleanup(agents.stopAll)
-	for _, name := range fleet.Spokes() {
-		installAgent(t, fleet, name)
-		agents.start(name)
-	}
-	for _, name := range fleet.Spokes() {
-		env.WaitReady(t, fleet.HubClient(), &fleetv1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: name}})
-	}
-	return fleet, agents
+	})
 }
 
 // installAgent does what `flotilla cluster add NAME --kubeconfig` does.
@@ -181,8 +163,9 @@ func clusterAssignment(t *testing.T, hub client.Client, cluster, ks string) *fle
 // deployments; each credential reaches only its own cluster's namespace and
 // artifacts; a revoked credential reaches nothing; rotation brings an agent back.
 func TestTokenRegistration(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	fleet, _ := startTokenFleet(t, 3)
+	fleet := startTokenFleet(t, 3)
 	hub := fleet.HubClient()
 	ca := fleet.HubInstance().ArtifactCA()
 
@@ -199,11 +182,11 @@ func TestTokenRegistration(t *testing.T) {
 	repo := git.CreateRepo("reg")
 	repo.Write(map[string]string{
 		"all/kustomization.yaml": kustomization("ns.yaml", "a.yaml"),
-		"all/ns.yaml":            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + appNS + "\n",
-		"all/a.yaml":             configMap("reg-all", "everyone"),
+		"all/ns.yaml":            namespace(appNS),
+		"all/a.yaml":             configMap(appNS, "reg-all", "everyone"),
 		"one/kustomization.yaml": kustomization("ns.yaml", "b.yaml"),
-		"one/ns.yaml":            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + appNS + "\n",
-		"one/b.yaml":             configMap("reg-one", "only spoke-1"),
+		"one/ns.yaml":            namespace(appNS),
+		"one/b.yaml":             configMap(appNS, "reg-one", "only spoke-1"),
 	})
 	if err := hub.Create(ctx, &sourcev1.GitRepository{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "reg"},
@@ -233,9 +216,9 @@ func TestTokenRegistration(t *testing.T) {
 
 	t.Run("token-registered clusters receive their deployments", func(t *testing.T) {
 		for _, name := range fleet.Spokes() {
-			wantValue(t, fleet.SpokeClient(name), name, "reg-all", "everyone")
+			spokeTarget(fleet, name, appNS).wantValue(t, "reg-all", "everyone")
 		}
-		wantValue(t, fleet.SpokeClient("spoke-1"), "spoke-1", "reg-one", "only spoke-1")
+		spokeTarget(fleet, "spoke-1", appNS).wantValue(t, "reg-one", "only spoke-1")
 	})
 
 	cred1, cred2 := credential(t, fleet, "spoke-1"), credential(t, fleet, "spoke-2")
@@ -342,11 +325,18 @@ func TestTokenRegistration(t *testing.T) {
 		if code := postRegister(t, vals.RegistrationCA, vals.RegistrationURL, body); code != http.StatusUnauthorized {
 			t.Errorf("second use: got %d, want 401", code)
 		}
-		expired, _, err := hubreg.IssueBootstrapToken(ctx, hub, manager.DefaultSystemNamespace, "spoke-2", time.Nanosecond)
+		expired, expires, err := hubreg.IssueBootstrapToken(ctx, hub, manager.DefaultSystemNamespace, "spoke-2", time.Nanosecond)
 		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Second)
+		// The hub keeps the expiry in whole seconds, rounded down: it is past already,
+		// or soon.
+		env.Eventually(t, "the token's expiry "+expires.Format(time.RFC3339), func() error {
+			if !time.Now().After(expires) {
+				return errors.New("not yet")
+			}
+			return nil
+		})
 		body, _ = json.Marshal(registration.Request{Cluster: "spoke-2", Token: expired})
 		if code := postRegister(t, vals.RegistrationCA, vals.RegistrationURL, body); code != http.StatusUnauthorized {
 			t.Errorf("expired token: got %d, want 401", code)
@@ -389,16 +379,8 @@ func TestTokenRegistration(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The agent re-applies on its resync or when the Assignment changes; ask for it.
-		a := clusterAssignment(t, hub, "spoke-3", "reg-all")
-		before := a.DeepCopy()
-		if a.Annotations == nil {
-			a.Annotations = map[string]string{}
-		}
-		a.Annotations["flotilla.dev/reconcile-requested-at"] = time.Now().String()
-		if err := hub.Patch(ctx, a, client.MergeFrom(before)); err != nil {
-			t.Fatal(err)
-		}
-		wantValue(t, fleet.SpokeClient("spoke-3"), "spoke-3", "reg-all", "everyone")
+		requestReconcile(t, hub, clusterAssignment(t, hub, "spoke-3", "reg-all"))
+		spokeTarget(fleet, "spoke-3", appNS).wantValue(t, "reg-all", "everyone")
 		env.WaitReady(t, hub, &fleetv1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "spoke-3"}})
 	})
 }

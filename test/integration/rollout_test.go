@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flotilla-dev/flotilla/test/fleetenv"
-
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -123,32 +121,48 @@ func artifactDigest(t *testing.T, c client.Client, ks *deliveryv1.Kustomization,
 	return digest
 }
 
+// reconcileNow asks the hub to reconcile ks and waits until it has: a barrier after
+// which what the hub did not do, it will not do without a change.
+func reconcileNow(t *testing.T, c client.Client, ks *deliveryv1.Kustomization) {
+	t.Helper()
+	token := requestReconcile(t, c, ks)
+	env.WaitFor(t, c, ks, func(k *deliveryv1.Kustomization) error {
+		if k.Status.LastHandledReconcileAt != token {
+			return fmt.Errorf("lastHandledReconcileAt %q, want %q", k.Status.LastHandledReconcileAt, token)
+		}
+		return nil
+	})
+}
+
+// TestRollout takes the shared fleet for itself: it stops spoke-1's agent to hold a
+// cluster unavailable.
 func TestRollout(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	fleet := fleetenv.StartFleet(t, 3)
+	fleet, ns, appNS := exclusiveFleet(t, "rollout")
 	hub := fleet.HubClient()
-	spokes := map[string]client.Client{}
+	spokes := map[string]target{}
 	for _, s := range []string{"spoke-1", "spoke-2", "spoke-3"} {
-		spokes[s] = fleet.SpokeClient(s)
+		spokes[s] = spokeTarget(fleet, s, appNS)
 	}
 	git := gitserver.New(t)
 	repo := git.CreateRepo("rollout")
 	rev1 := repo.Write(map[string]string{
 		"app/kustomization.yaml": kustomization("ns.yaml", "a.yaml"),
-		"app/ns.yaml":            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + appNS + "\n",
-		"app/a.yaml":             configMap("a", "one"),
+		"app/ns.yaml":            namespace(appNS),
+		"app/a.yaml":             configMap(appNS, "a", "one"),
 	})
 	src := &sourcev1.GitRepository{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "rollout"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "rollout"},
 		Spec:       sourcev1.GitRepositorySpec{URL: repo.URL(), Interval: metav1.Duration{Duration: time.Hour}},
 	}
 	one := intstr.FromInt32(1)
 	ks := &deliveryv1.Kustomization{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "rollout"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "rollout"},
 		Spec: deliveryv1.KustomizationSpec{
 			SourceRef: deliveryv1.SourceReference{Kind: sourcev1.GitRepositoryKind, Name: "rollout"},
 			Path:      "app", Prune: true, Interval: metav1.Duration{Duration: time.Hour},
-			Placement: deliveryv1.Placement{ClusterSelector: &metav1.LabelSelector{}},
+			Placement: byName("spoke-1", "spoke-2", "spoke-3"),
 			Rollout:   &deliveryv1.Rollout{MaxUnavailable: &one},
 		},
 	}
@@ -163,26 +177,23 @@ func TestRollout(t *testing.T) {
 		mon := watchUnavailable(hub, ks)
 		old := artifactDigest(t, hub, ks, rev1)
 		fleet.StopAgent("spoke-1") // holds spoke-1 unavailable on the new revision
-		rev2 := repo.Write(map[string]string{"app/a.yaml": configMap("a", "two")})
+		rev2 := repo.Write(map[string]string{"app/a.yaml": configMap(appNS, "a", "two")})
 		fetchNow(t, hub, src, rev2)
 		next := artifactDigest(t, hub, ks, rev2)
 		wantOnDigest(t, hub, ks, next, "spoke-1")
-		env.Consistently(t, 3*time.Second, "spoke-2 and spoke-3 on the previous revision", func() error {
-			d := digests(t, hub, ks)
-			if d["spoke-2"] != old || d["spoke-3"] != old {
-				return fmt.Errorf("digests %v", d)
-			}
-			return nil
-		})
 		env.WaitFor(t, hub, ks, func(k *deliveryv1.Kustomization) error {
 			if k.Status.Rollout == nil || k.Status.Rollout.Updating != 1 || k.Status.Rollout.Waiting != 2 {
 				return fmt.Errorf("status.rollout %+v, want 1 updating and 2 waiting", k.Status.Rollout)
 			}
 			return nil
 		})
+		reconcileNow(t, hub, ks)
+		if d := digests(t, hub, ks); d["spoke-2"] != old || d["spoke-3"] != old {
+			t.Fatalf("spoke-2 and spoke-3 moved on while spoke-1 is unavailable: digests %v", d)
+		}
 		fleet.StartAgent("spoke-1")
-		for name, c := range spokes {
-			wantValue(t, c, name, "a", "two")
+		for _, s := range spokes {
+			s.wantValue(t, "a", "two")
 		}
 		wantCounts(t, hub, ks, meta.ClusterCounts{Targeted: 3, Applied: 3, Ready: 3}, rev2)
 		mon.finish(t, 1)
@@ -198,12 +209,12 @@ func TestRollout(t *testing.T) {
 			Data:       map[string]string{"value": "hand-made"},
 			Immutable:  &immutable,
 		}
-		if err := spokes["spoke-2"].Create(ctx, squatter); err != nil {
+		if err := spokes["spoke-2"].c.Create(ctx, squatter); err != nil {
 			t.Fatal(err)
 		}
 		rev3 := repo.Write(map[string]string{
 			"app/kustomization.yaml": kustomization("ns.yaml", "a.yaml", "b.yaml"),
-			"app/b.yaml":             configMap("b", "new"),
+			"app/b.yaml":             configMap(appNS, "b", "new"),
 		})
 		fetchNow(t, hub, src, rev3)
 		next := artifactDigest(t, hub, ks, rev3)
@@ -217,15 +228,13 @@ func TestRollout(t *testing.T) {
 			}
 			return nil
 		})
-		wantValue(t, spokes["spoke-1"], "spoke-1", "b", "new")
-		env.Consistently(t, 3*time.Second, "spoke-3 on the last good revision", func() error {
-			if d := digests(t, hub, ks)["spoke-3"]; d != prev {
-				return fmt.Errorf("spoke-3 was handed %s", d)
-			}
-			return nil
-		})
+		spokes["spoke-1"].wantValue(t, "b", "new")
+		reconcileNow(t, hub, ks)
+		if d := digests(t, hub, ks)["spoke-3"]; d != prev {
+			t.Fatalf("spoke-3 was handed %s while the rollout is stalled", d)
+		}
 		// The user acts: the hand-made object goes, spoke-2's agent retries, the rollout goes on.
-		if err := spokes["spoke-2"].Delete(ctx, squatter); err != nil {
+		if err := spokes["spoke-2"].c.Delete(ctx, squatter); err != nil {
 			t.Fatal(err)
 		}
 		wantOnDigest(t, hub, ks, next, "spoke-1", "spoke-2", "spoke-3")
@@ -247,10 +256,10 @@ func TestRollout(t *testing.T) {
 		if err := hub.Patch(ctx, &cur, patch); err != nil {
 			t.Fatal(err)
 		}
-		rev4 := repo.Write(map[string]string{"app/a.yaml": configMap("a", "four")})
+		rev4 := repo.Write(map[string]string{"app/a.yaml": configMap(appNS, "a", "four")})
 		fetchNow(t, hub, src, rev4)
 		next := artifactDigest(t, hub, ks, rev4)
-		wantValue(t, spokes["spoke-3"], "spoke-3", "a", "four")
+		spokes["spoke-3"].wantValue(t, "a", "four")
 		env.WaitFor(t, hub, ks, func(k *deliveryv1.Kustomization) error {
 			c := apimeta.FindStatusCondition(k.Status.Conditions, meta.ReconcilingCondition)
 			if c == nil || c.Reason != meta.RolloutPausedReason || k.Status.Rollout == nil || !k.Status.Rollout.Paused {
@@ -258,13 +267,10 @@ func TestRollout(t *testing.T) {
 			}
 			return nil
 		})
-		env.Consistently(t, 2*time.Second, "spoke-1 and spoke-2 held", func() error {
-			d := digests(t, hub, ks)
-			if d["spoke-1"] != prev || d["spoke-2"] != prev {
-				return fmt.Errorf("digests %v", d)
-			}
-			return nil
-		})
+		reconcileNow(t, hub, ks)
+		if d := digests(t, hub, ks); d["spoke-1"] != prev || d["spoke-2"] != prev {
+			t.Fatalf("spoke-1 and spoke-2 not held after the canary: digests %v", d)
+		}
 		if err := hub.Get(ctx, client.ObjectKeyFromObject(ks), &cur); err != nil {
 			t.Fatal(err)
 		}
@@ -274,8 +280,8 @@ func TestRollout(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantOnDigest(t, hub, ks, next, "spoke-1", "spoke-2", "spoke-3")
-		for name, c := range spokes {
-			wantValue(t, c, name, "a", "four")
+		for _, s := range spokes {
+			s.wantValue(t, "a", "four")
 		}
 		wantCounts(t, hub, ks, meta.ClusterCounts{Targeted: 3, Applied: 3, Ready: 3}, rev4)
 	})

@@ -1,4 +1,4 @@
-package devenv_test
+package env_test
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
-	"github.com/flotilla-dev/flotilla/fleet/devenv"
 	"github.com/flotilla-dev/flotilla/test/env"
 )
 
@@ -20,15 +19,7 @@ func TestStartNodes(t *testing.T) {
 	}
 	cp := env.StartControlPlane(t, "nodes", false)
 	ctx := context.Background()
-	stop, err := devenv.StartNodes(ctx, cp, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	env.StartNodes(t, cp)
 	labels := map[string]string{"app": "web"}
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"},

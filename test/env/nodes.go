@@ -1,4 +1,4 @@
-package devenv
+package env
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/flotilla-dev/flotilla/fleet/devenv/controlplane"
@@ -29,12 +30,29 @@ const (
 	KwokNodeAnnotation = "kwok.x-k8s.io/node"
 )
 
-// StartNodes makes a control plane run workloads without containers: it starts
-// kube-controller-manager (Deployments, ReplicaSets, Jobs…), kwok (which plays the
-// kubelet of one fake node), and a minimal scheduler that binds pods to that node
-// when their nodeSelector allows it. The binaries come from the control plane's own
-// folder; dir receives the kubeconfig and the processes' logs. stop ends them all.
-func StartNodes(ctx context.Context, cp *controlplane.ControlPlane, dir string) (stop func() error, err error) {
+// StartNodes makes a control plane run workloads without containers, until the test
+// ends: it starts kube-controller-manager (Deployments, ReplicaSets, Jobs…), kwok
+// (which plays the kubelet of one fake node), and a minimal scheduler that binds pods
+// to that node when their nodeSelector allows it. The binaries come from the control
+// plane's own folder. As on a plain API server, no namespace controller runs: a
+// deleted Namespace stays Terminating, with what is left in it, so that tests sharing
+// the control plane see what an agent deleted and what it left alone.
+func StartNodes(t testing.TB, cp *controlplane.ControlPlane) {
+	t.Helper()
+	stop, err := startNodes(context.Background(), cp, t.TempDir())
+	if err != nil {
+		t.Fatalf("nodes for %s: %v", cp.Name(), err)
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("stop the nodes of %s: %v", cp.Name(), err)
+		}
+	})
+}
+
+// startNodes starts the processes; dir receives the kubeconfig and their logs. stop
+// ends them all.
+func startNodes(ctx context.Context, cp *controlplane.ControlPlane, dir string) (stop func() error, err error) {
 	bin := cp.BinaryDir()
 	for _, b := range []string{"kube-controller-manager", "kwok"} {
 		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
@@ -100,7 +118,7 @@ func StartNodes(ctx context.Context, cp *controlplane.ControlPlane, dir string) 
 		"--secure-port=0",
 		// Without a signing key the legacy token controller is off; pods get projected
 		// tokens from the API server instead.
-		"--controllers=*,-nodeipam,-nodelifecycle,-serviceaccount-token,-persistentvolume-binder,-attachdetach,-ttl,-bootstrapsigner,-tokencleaner",
+		"--controllers=*,-namespace,-nodeipam,-nodelifecycle,-serviceaccount-token,-persistentvolume-binder,-attachdetach,-ttl,-bootstrapsigner,-tokencleaner",
 		"--use-service-account-credentials=false",
 	)
 	if err == nil {
