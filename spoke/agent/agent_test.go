@@ -130,6 +130,7 @@ func (c *cluster) newAssignment(t *testing.T, name string, art fleetv1.SignedArt
 	if change != nil {
 		change(a)
 	}
+	c.arts.Sign(c.name, a)
 	if err := c.hub.Create(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +194,7 @@ func TestAgent(t *testing.T) {
 		v2 := arts.Add("main@sha1:2222222222222222222222222222222222222222", map[string]string{
 			"manifests.yaml": crd + c.namespace() + configMap("settings", "two") + service + widget,
 		})
-		setArtifact(t, hub, key, v2)
+		c.setArtifact(t, key, v2)
 		a := waitReady(t, hub, key, v2.Digest)
 		if want := "applied revision " + v2.Revision + ": 5 objects (1 configured, 4 unchanged), 1 pruned"; a.Status.Message != want {
 			t.Errorf("message %q, want %q", a.Status.Message, want)
@@ -219,8 +220,7 @@ func TestAgent(t *testing.T) {
 		v3 := arts.Add("main@sha1:3333333333333333333333333333333333333333", map[string]string{
 			"manifests.yaml": c.namespace() + configMap("settings", "three"),
 		})
-		v3.Signature = artifact.Sign(other, v3.Digest)
-		setArtifact(t, hub, key, v3)
+		c.setArtifact(t, key, v3, other)
 		a := waitCondition(t, hub, key, metav1.ConditionFalse, meta.VerificationFailedReason)
 		ready := apimeta.FindStatusCondition(a.Status.Conditions, meta.ReadyCondition)
 		if !strings.Contains(ready.Message, "signature does not verify against any trusted key") {
@@ -241,7 +241,7 @@ func TestAgent(t *testing.T) {
 		v4 := arts.Add("main@sha1:4444444444444444444444444444444444444444", map[string]string{
 			"manifests.yaml": configMap("settings", "four") + "---\nkind: [\n",
 		})
-		setArtifact(t, hub, key, v4)
+		c.setArtifact(t, key, v4)
 		a := waitCondition(t, hub, key, metav1.ConditionFalse, meta.ApplyFailedReason)
 		if !strings.Contains(a.Status.Message, "manifests.yaml: document 2") {
 			t.Errorf("message %q does not name the file and document", a.Status.Message)
@@ -255,7 +255,7 @@ func TestAgent(t *testing.T) {
 			"manifests.yaml": c.namespace() + configMap("settings", "five") + configMap("added", "a") +
 				"---\napiVersion: v1\nkind: Service\nmetadata:\n  name: broken\nspec:\n  ports:\n  - port: 99999\n",
 		})
-		setArtifact(t, hub, key, v5)
+		c.setArtifact(t, key, v5)
 		a := waitCondition(t, hub, key, metav1.ConditionFalse, meta.ApplyFailedReason)
 		if !strings.Contains(a.Status.Message, "Service/"+appNS+"/broken") || !strings.Contains(a.Status.Message, "99999") {
 			t.Errorf("message %q does not name the object and the server's error", a.Status.Message)
@@ -283,6 +283,7 @@ func TestAgent(t *testing.T) {
 				ServiceAccountName: "deployer",
 			},
 		}
+		c.arts.Sign(c.name, tenant)
 		if err := hub.Create(ctx, tenant); err != nil {
 			t.Fatal(err)
 		}
@@ -400,11 +401,18 @@ func current(t *testing.T, hub client.Client, key types.NamespacedName) *fleetv1
 	return a
 }
 
-func setArtifact(t *testing.T, hub client.Client, key types.NamespacedName, art fleetv1.SignedArtifact) {
+// setArtifact points the Assignment at art, signed as the hub signs, or with signer
+// when one is given.
+func (c *cluster) setArtifact(t *testing.T, key types.NamespacedName, art fleetv1.SignedArtifact, signer ...ed25519.PrivateKey) {
 	t.Helper()
-	a := current(t, hub, key)
+	a := current(t, c.hub, key)
 	a.Spec.Artifact = art
-	if err := hub.Update(context.Background(), a); err != nil {
+	if len(signer) > 0 {
+		artifactserver.SignWith(t, signer[0], c.name, a)
+	} else {
+		c.arts.Sign(c.name, a)
+	}
+	if err := c.hub.Update(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -269,7 +269,7 @@ func TestApplyEngine(t *testing.T) {
 		plain, forced := uid("plain"), uid("forced")
 
 		v2 := arts.Add("jobs@2", map[string]string{"m.yaml": job("plain", "busybox:2", "") + job("forced", "busybox:2", "fleet.flotilla.dev/force: enabled")})
-		setArtifact(t, hub, key, v2)
+		c.setArtifact(t, key, v2)
 		a := waitCondition(t, hub, key, metav1.ConditionFalse, meta.ApplyFailedReason)
 		if msg := readyCondition(a).Message; !strings.Contains(msg, "Job/"+appNS+"/plain") || !strings.Contains(msg, "immutable") {
 			t.Errorf("message %q does not name the Job and the immutable field", msg)
@@ -283,6 +283,7 @@ func TestApplyEngine(t *testing.T) {
 
 		a = current(t, hub, key)
 		a.Spec.Force = true
+		c.arts.Sign(c.name, a)
 		if err := hub.Update(ctx, a); err != nil {
 			t.Fatal(err)
 		}
@@ -366,7 +367,7 @@ func TestApplyEngine(t *testing.T) {
 
 		hubLink.open()
 		v2 := arts.Add("offline@2", map[string]string{"m.yaml": configMap("kept", "k2")})
-		setArtifact(t, hub, key, v2)
+		c.setArtifact(t, key, v2)
 		waitReady(t, hub, key, v2.Digest)
 		c.expectConfigMapValue(t, "kept", "k2")
 		c.expectConfigMapValue(t, "settings", "one")

@@ -50,8 +50,8 @@ func New(t testing.TB) *Server {
 // PublicKey verifies what the server signs: the key an agent must trust.
 func (s *Server) PublicKey() ed25519.PublicKey { return s.key.Public().(ed25519.PublicKey) }
 
-// Add packs and signs files (name to content) and returns the artifact an
-// Assignment points at.
+// Add packs files (name to content) and returns the artifact an Assignment points
+// at; Sign then signs the Assignment that carries it, as the hub does.
 func (s *Server) Add(revision string, files map[string]string) fleetv1.SignedArtifact {
 	s.t.Helper()
 	in := map[string][]byte{}
@@ -67,7 +67,24 @@ func (s *Server) Add(revision string, files map[string]string) fleetv1.SignedArt
 	s.mu.Lock()
 	s.data[name] = data
 	s.mu.Unlock()
-	return fleetv1.SignedArtifact{URL: s.srv.URL + "/" + name, Digest: digest, Signature: artifact.Sign(s.key, digest), Revision: revision}
+	return fleetv1.SignedArtifact{URL: s.srv.URL + "/" + name, Digest: digest, Revision: revision}
+}
+
+// Sign signs a's apply statement for cluster with the server's key, as the hub does
+// before it writes an Assignment.
+func (s *Server) Sign(cluster string, a *fleetv1.Assignment) {
+	s.t.Helper()
+	SignWith(s.t, s.key, cluster, a)
+}
+
+// SignWith signs a's apply statement for cluster with key.
+func SignWith(t testing.TB, key ed25519.PrivateKey, cluster string, a *fleetv1.Assignment) {
+	t.Helper()
+	sig, err := artifact.SignStatement(key, cluster, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Spec.Artifact.Signature = sig
 }
 
 // Downloads counts the requests for an artifact so far.

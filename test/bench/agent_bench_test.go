@@ -142,6 +142,7 @@ func BenchmarkAgent(b *testing.B) {
 				TargetNamespace: ns,
 			},
 		}
+		arts.Sign(cluster, a)
 		if err := hc.Create(ctx, a); err != nil {
 			b.Fatal(err)
 		}

@@ -94,11 +94,14 @@ func TestClusterAPIAutoRegistration(t *testing.T) {
 
 	fc := &fleetv1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	env.WaitFor(t, hub, fc, func(c *fleetv1.Cluster) error {
-		want := map[string]string{"env": "capi", "tier": "gold", capi.NamespaceLabel: ns, capi.NameLabel: "wl"}
+		want := map[string]string{"tier": "gold", capi.NamespaceLabel: ns, capi.NameLabel: "wl"}
 		for k, v := range want {
 			if c.Labels[k] != v {
 				return fmt.Errorf("label %s=%q, want %q (labels %v)", k, c.Labels[k], v, c.Labels)
 			}
+		}
+		if v, ok := c.Labels["env"]; ok {
+			return fmt.Errorf("label env=%q copied, though the hub allows only tier", v)
 		}
 		return nil
 	})

@@ -20,6 +20,7 @@ import (
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
+	"github.com/flotilla-dev/flotilla/spoke/agent"
 	"github.com/flotilla-dev/flotilla/test/env"
 	"github.com/flotilla-dev/flotilla/test/gitserver"
 )
@@ -123,8 +124,8 @@ func TestDeliveryAcrossFleet(t *testing.T) {
 		if err := s1.c.Get(ctx, types.NamespacedName{Namespace: appNS, Name: "a"}, &cm); err != nil {
 			t.Fatal(err)
 		}
-		if !hasManager(cm.ManagedFields, "flotilla-agent") {
-			t.Fatalf("ConfigMap a is not applied server-side by flotilla-agent: %+v", cm.ManagedFields)
+		if manager := agent.FieldManager(assignmentOf("spoke-1", ns, "app")); !hasManager(cm.ManagedFields, manager) {
+			t.Fatalf("ConfigMap a is not applied server-side by its deployment's manager %s: %+v", manager, cm.ManagedFields)
 		}
 		a := assignmentOf("spoke-1", ns, "app")
 		if err := hub.Get(ctx, client.ObjectKeyFromObject(a), a); err != nil {
@@ -244,9 +245,12 @@ func TestDeliveryAcrossFleet(t *testing.T) {
 				Owner: fleetv1.DeploymentReference{APIVersion: deliveryv1.GroupVersion.String(), Kind: deliveryv1.KustomizationKind,
 					Namespace: ns, Name: "app", UID: string(cur.UID)},
 				Artifact: fleetv1.SignedArtifact{URL: cur.Status.Artifact.URL, Digest: cur.Status.Artifact.Digest,
-					Signature: artifact.Sign(rogue, cur.Status.Artifact.Digest), Revision: cur.Status.Artifact.Revision},
+					Revision: cur.Status.Artifact.Revision},
 				TargetNamespace: forged,
 			},
+		}
+		if a.Spec.Artifact.Signature, err = artifact.SignStatement(rogue, "spoke-2", a); err != nil {
+			t.Fatal(err)
 		}
 		if err := hub.Create(ctx, a); err != nil {
 			t.Fatal(err)

@@ -49,7 +49,7 @@ func flotilla(fleet *fleetenv.Fleet, args ...string) (string, error) {
 
 // verifiesWith reports whether an Assignment's signature verifies with key alone.
 func verifiesWith(a *fleetv1.Assignment, key ed25519.PublicKey) bool {
-	return artifact.VerifyDigest(a.Spec.Artifact.Digest, a.Spec.Artifact.Signature, []ed25519.PublicKey{key}) == nil
+	return artifact.VerifyStatement(a.Labels[fleetv1.ClusterLabel], a, []ed25519.PublicKey{key}) == nil
 }
 
 func wantReason(a *fleetv1.Assignment, status metav1.ConditionStatus, reason string) error {
@@ -200,7 +200,7 @@ func TestSigningKeyRotation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := artifact.VerifyDigest(frozenA.Spec.Artifact.Digest, frozenA.Spec.Artifact.Signature, set.Keys()); err != nil {
+		if err := artifact.VerifyStatement("spoke-1", frozenA, set.Keys()); err != nil {
 			t.Fatalf("the agent's keys do not verify artifact A: %v", err)
 		}
 		// The barrier: a hand edit of A's object, which the agent restores at its next

@@ -43,6 +43,9 @@ var shared = fleetenv.Share(func(t testing.TB) *fleetenv.Fleet {
 	crd := capiCRD(t)
 	f := fleetenv.StartFleet(t, 3, fleetenv.With(func(o *devenv.Options) {
 		o.Hub = func(h *manager.Options) {
+			// Cluster API may bring tier, not env: whoever provisions a cluster must not
+			// choose the labels placement and Tenants select on.
+			h.CAPILabelKeys = []string{"tier"}
 			if _, err := envtest.InstallCRDs(h.Config, envtest.CRDInstallOptions{Paths: []string{crd}}); err != nil {
 				t.Errorf("install the Cluster API CRD: %v", err)
 			}
