@@ -177,8 +177,9 @@ func TestAgent(t *testing.T) {
 			if u.GetLabels()[apply.ManagedByLabel] != apply.ManagedByValue || u.GetAnnotations()[apply.AssignmentAnnotation] != hubNS+"/app" {
 				t.Errorf("%s is not marked: labels %v, annotations %v", ref, u.GetLabels(), u.GetAnnotations())
 			}
-			if !appliedBy(u, agent.FieldOwner) {
-				t.Errorf("%s has no server-side apply entry of %q: %v", ref, agent.FieldOwner, u.GetManagedFields())
+			// One field manager per deployment, named after its Assignment.
+			if manager := "flotilla/app"; !appliedBy(u, manager) {
+				t.Errorf("%s has no server-side apply entry of %q: %v", ref, manager, u.GetManagedFields())
 			}
 		}
 		c.expectEvent(t, "app", corev1.EventTypeNormal, meta.SucceededReason)

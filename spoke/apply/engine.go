@@ -428,11 +428,12 @@ func (e *Engine) applyOne(ctx context.Context, u *unstructured.Unstructured, opt
 func owns(live *unstructured.Unstructured, opts Options) error {
 	holder := live.GetAnnotations()[AssignmentAnnotation]
 	switch {
-	case holder == opts.Owner:
+	case holder == opts.Owner, live.GetKind() == "Namespace" && live.GetAPIVersion() == "v1":
+		// Namespaces are containers that several deployments commonly declare.
 		return nil
 	case holder != "":
 		return fmt.Errorf("%w: Assignment %s applied it; it is not taken over", ErrOwnedElsewhere, holder)
-	case live.GetKind() == "Namespace" && live.GetAPIVersion() == "v1" || opts.Adopt:
+	case opts.Adopt:
 		return nil
 	default:
 		return fmt.Errorf("%w: it existed before and no Assignment owns it; set spec.adopt to take it over", ErrOwnedElsewhere)
