@@ -38,7 +38,10 @@ import (
 // a cluster of its own, with its own hub namespace, target namespace and agent. No
 // hub runs: a test writes Assignments as the hub would, and the artifacts come from
 // a stand-in artifact server.
-func TestMain(m *testing.M) { env.Main(m) }
+func TestMain(m *testing.M) {
+	env.DefaultParallel(4) // the tests wait on the API servers and the agents
+	env.Main(m)
+}
 
 type planes struct{ hub, spoke *controlplane.ControlPlane }
 
