@@ -44,16 +44,14 @@ func setReady(obj interface{ SetConditions([]metav1.Condition) }, status metav1.
 
 func TestMain(m *testing.M) { env.Main(m) }
 
-// hubPlane is the hub API server the CLI's tests share (no hub runs on it): with a
-// Cluster, a GitRepository and a Kustomization whose statuses are set as a hub would
-// set them, and what a running hub publishes for registration.
+// hubPlane is the hub API server the CLI's tests share (no hub runs on it), with
+// what a running hub publishes for registration.
 var hubPlane = env.NewShared(func(t testing.TB) hubAPI {
 	cp := env.StartControlPlane(t, "hub", true)
 	kubeconfig := filepath.Join(t.TempDir(), "hub.kubeconfig")
 	if err := cp.WriteKubeconfig(kubeconfig); err != nil {
 		t.Fatal(err)
 	}
-	hubObjects(t, cp.Client())
 	ctx := context.Background()
 	if err := cp.Client().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: manager.DefaultSystemNamespace}}); err != nil {
 		t.Fatal(err)
@@ -69,7 +67,9 @@ type hubAPI struct {
 	kubeconfig string
 }
 
-func hubObjects(t testing.TB, c client.Client) {
+// hubObjects creates a Cluster, a GitRepository and a Kustomization whose statuses
+// are set as a hub would set them, and deletes them when the test ends.
+func hubObjects(t *testing.T, c client.Client) {
 	ctx := context.Background()
 	must := func(err error) {
 		t.Helper()
@@ -79,6 +79,24 @@ func hubObjects(t testing.TB, c client.Client) {
 	}
 
 	cl := &fleetv1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "spoke-1", Labels: map[string]string{"env": "dev"}}}
+	repo := &sourcev1.GitRepository{
+		ObjectMeta: metav1.ObjectMeta{Name: "demo", Namespace: "default"},
+		Spec:       sourcev1.GitRepositorySpec{URL: "https://example.com/demo.git"},
+	}
+	ks := &deliveryv1.Kustomization{
+		ObjectMeta: metav1.ObjectMeta{Name: "demo", Namespace: "default"},
+		Spec: deliveryv1.KustomizationSpec{
+			SourceRef: deliveryv1.SourceReference{Kind: sourcev1.GitRepositoryKind, Name: "demo"},
+			Placement: deliveryv1.Placement{ClusterSelector: &metav1.LabelSelector{}},
+		},
+	}
+	t.Cleanup(func() {
+		for _, o := range []client.Object{cl, repo, ks} {
+			if err := c.Delete(ctx, o); err != nil {
+				t.Errorf("delete %s: %v", o.GetName(), err)
+			}
+		}
+	})
 	must(c.Create(ctx, cl))
 	now := metav1.Now()
 	cl.Status = fleetv1.ClusterStatus{
@@ -89,10 +107,6 @@ func hubObjects(t testing.TB, c client.Client) {
 	setReady(cl, metav1.ConditionTrue, meta.HeartbeatFreshReason, "agent heartbeat is fresh")
 	must(c.Status().Update(ctx, cl))
 
-	repo := &sourcev1.GitRepository{
-		ObjectMeta: metav1.ObjectMeta{Name: "demo", Namespace: "default"},
-		Spec:       sourcev1.GitRepositorySpec{URL: "https://example.com/demo.git"},
-	}
 	must(c.Create(ctx, repo))
 	repo.Status.Artifact = &meta.Artifact{
 		URL: "http://hub/a.tar.gz", Revision: "main@sha1:0123456789abcdef0123456789abcdef01234567",
@@ -101,13 +115,6 @@ func hubObjects(t testing.TB, c client.Client) {
 	setReady(repo, metav1.ConditionTrue, meta.SucceededReason, "stored artifact")
 	must(c.Status().Update(ctx, repo))
 
-	ks := &deliveryv1.Kustomization{
-		ObjectMeta: metav1.ObjectMeta{Name: "demo", Namespace: "default"},
-		Spec: deliveryv1.KustomizationSpec{
-			SourceRef: deliveryv1.SourceReference{Kind: sourcev1.GitRepositoryKind, Name: "demo"},
-			Placement: deliveryv1.Placement{ClusterSelector: &metav1.LabelSelector{}},
-		},
-	}
 	must(c.Create(ctx, ks))
 	ks.Status.LastAppliedRevision = repo.Status.Artifact.Revision
 	ks.Status.Clusters = meta.ClusterCounts{Targeted: 2, Applied: 2, Ready: 1, Failed: 1}
@@ -121,6 +128,7 @@ func hubObjects(t testing.TB, c client.Client) {
 func TestHubCommands(t *testing.T) {
 	h := hubPlane.Get(t)
 	c, kubeconfig := h.cp.Client(), h.kubeconfig
+	hubObjects(t, c)
 	t.Run("read", func(t *testing.T) { testReadCommands(t, kubeconfig) })
 	t.Run("reconcile, suspend, resume", func(t *testing.T) { testReconcileSuspendResume(t, c, kubeconfig) })
 }

@@ -38,7 +38,10 @@ import (
 // a cluster of its own, with its own hub namespace, target namespace and agent. No
 // hub runs: a test writes Assignments as the hub would, and the artifacts come from
 // a stand-in artifact server.
-func TestMain(m *testing.M) { env.Main(m) }
+func TestMain(m *testing.M) {
+	env.DefaultParallel(4) // the tests wait on the API servers and the agents
+	env.Main(m)
+}
 
 type planes struct{ hub, spoke *controlplane.ControlPlane }
 
@@ -59,13 +62,15 @@ type cluster struct {
 	arts  *artifactserver.Server
 }
 
-// newCluster takes a share of the planes for a cluster called name.
+// newCluster takes a share of the planes for a cluster called name (name-2, -3… at
+// the next runs of the test, with go test -count).
 func newCluster(t *testing.T, name string) *cluster {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts two API servers, kube-controller-manager and kwok")
 	}
 	p := shared.Get(t)
+	name = env.Unique(name)
 	c := &cluster{name: name, hubNS: fleetv1.ClusterNamespace(name), appNS: name + "-demo",
 		hubCP: p.hub, spoke: p.spoke, hub: p.hub.Client(), arts: artifactserver.New(t)}
 	if err := c.hub.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: c.hubNS}}); err != nil {

@@ -73,24 +73,15 @@ spec:
 `, name, annotations, image)
 }
 
-// TestApplyEngine runs the agent against a spoke that really runs workloads
-// (kube-controller-manager and kwok), for health, drift, apply options, deletion
-// policies and dependencies.
-func TestApplyEngine(t *testing.T) {
+// TestWaitAndHealthChecks runs the agent against a spoke that really runs workloads
+// (kube-controller-manager and kwok): Ready waits for what was applied, and for the
+// objects spec.healthChecks names, to be healthy, and fails after the timeout.
+func TestWaitAndHealthChecks(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, "engine")
+	c := newCluster(t, "health")
 	hub, spoke, arts, appNS := c.hub, c.spoke.Client(), c.arts, c.appNS
 	ctx := context.Background()
-	// The agent reaches the hub through a proxy that the offline test closes.
-	hubURL, err := url.Parse(c.hubCP.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	hubLink := newProxy(t, hubURL.Host)
-	agentHub := c.hubCP.Config()
-	agentHub.Host = "https://" + hubLink.addr
-	stateDir := t.TempDir()
-	stopAgent := c.runAgent(t, agentHub, func(o *agent.Options) { o.StateDir = stateDir })
+	c.runAgent(t, c.hubCP.Config(), nil)
 
 	t.Run("wait: a Deployment that becomes Available makes Ready", func(t *testing.T) {
 		art := arts.Add("web@1", map[string]string{"m.yaml": c.namespace() + deployment("web", "")})
@@ -149,6 +140,30 @@ func TestApplyEngine(t *testing.T) {
 			t.Errorf("message %q", msg)
 		}
 	})
+
+}
+
+// TestApplyEngine runs the agent for drift, apply options, deletion policies,
+// dependencies and a hub that goes away.
+func TestApplyEngine(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, "engine")
+	hub, spoke, arts, appNS := c.hub, c.spoke.Client(), c.arts, c.appNS
+	ctx := context.Background()
+	// The agent reaches the hub through a proxy that the offline test closes.
+	hubURL, err := url.Parse(c.hubCP.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hubLink := newProxy(t, hubURL.Host)
+	agentHub := c.hubCP.Config()
+	agentHub.Host = "https://" + hubLink.addr
+	stateDir := t.TempDir()
+	stopAgent := c.runAgent(t, agentHub, func(o *agent.Options) { o.StateDir = stateDir })
+	// The target namespace: none of this test's artifacts brings it.
+	if err := spoke.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: appNS}}); err != nil {
+		t.Fatal(err)
+	}
 
 	t.Run("drift: a hand edit is restored and reported", func(t *testing.T) {
 		art := arts.Add("cfg@1", map[string]string{"m.yaml": configMap("settings", "one") + configMap("gone", "g") +

@@ -330,3 +330,21 @@ func (s *sharedTB) log(msg string) {
 		fmt.Fprintf(os.Stderr, "shared test fixture: %s\n", msg)
 	}
 }
+
+var names = struct {
+	sync.Mutex
+	n map[string]int
+}{n: map[string]int{}}
+
+// Unique returns name the first time it is asked for, then name-2, name-3…: names
+// for what a test creates in a shared fixture, new at each run of the test (go test
+// -count) since the fixture keeps what the last run left.
+func Unique(name string) string {
+	names.Lock()
+	defer names.Unlock()
+	names.n[name]++
+	if n := names.n[name]; n > 1 {
+		return name + "-" + strconv.Itoa(n)
+	}
+	return name
+}

@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -89,11 +88,6 @@ func exclusiveFleet(t *testing.T, name string) (f *fleetenv.Fleet, hubNS, appNS 
 	return f, hubNS, appNS
 }
 
-var runs = struct {
-	sync.Mutex
-	n map[string]int
-}{n: map[string]int{}}
-
 // newTest gives a test its names in a fleet: a namespace on the hub for its sources
 // and deployments (created here) and a namespace on the spokes for what it deploys,
 // both based on name and new at each run (go test -count). When the test ends, its
@@ -101,12 +95,7 @@ var runs = struct {
 // next test finds the clusters as this one found them.
 func newTest(t *testing.T, hub client.Client, name string) (hubNS, appNS string) {
 	t.Helper()
-	runs.Lock()
-	runs.n[name]++
-	if n := runs.n[name]; n > 1 {
-		name = fmt.Sprintf("%s-%d", name, n)
-	}
-	runs.Unlock()
+	name = env.Unique(name)
 	hubNS, appNS = name, "e2e-"+name
 	ctx := context.Background()
 	if err := hub.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: hubNS}}); err != nil {
