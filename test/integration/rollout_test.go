@@ -36,6 +36,10 @@ type unavailableMonitor struct {
 
 func watchUnavailable(c client.Client, ks *deliveryv1.Kustomization) *unavailableMonitor {
 	m := &unavailableMonitor{stop: make(chan struct{}), done: make(chan struct{})}
+	// Copied: the test goes on reading ks into the same object meanwhile.
+	owner := client.MatchingLabels{
+		fleetv1.OwnerKindLabel: deliveryv1.KustomizationKind, fleetv1.OwnerNamespaceLabel: ks.Namespace, fleetv1.OwnerNameLabel: ks.Name,
+	}
 	go func() {
 		defer close(m.done)
 		for {
@@ -45,9 +49,7 @@ func watchUnavailable(c client.Client, ks *deliveryv1.Kustomization) *unavailabl
 			case <-time.After(20 * time.Millisecond):
 			}
 			var list fleetv1.AssignmentList
-			if err := c.List(context.Background(), &list, client.MatchingLabels{
-				fleetv1.OwnerKindLabel: deliveryv1.KustomizationKind, fleetv1.OwnerNamespaceLabel: ks.Namespace, fleetv1.OwnerNameLabel: ks.Name,
-			}); err != nil {
+			if err := c.List(context.Background(), &list, owner); err != nil {
 				continue
 			}
 			var unready []string
