@@ -169,7 +169,8 @@ func (r *Reconciler[T]) Reconcile(ctx context.Context, req ctrl.Request) (result
 		}
 	}()
 
-	interval := orDefault(obj.GetInterval(), r.Kind.DefaultInterval)
+	// A floor, so that no source asks the hub (and its Git server) to fetch every second.
+	interval := max(orDefault(obj.GetInterval(), r.Kind.DefaultInterval), MinInterval)
 	timeout := orDefault(obj.GetTimeout(), orDefault(r.Kind.DefaultTimeout, DefaultTimeout))
 	fetchCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -308,6 +309,9 @@ func (r *Reconciler[T]) now() time.Time {
 func newObject[T Object]() T {
 	return reflect.New(reflect.TypeFor[T]().Elem()).Interface().(T)
 }
+
+// MinInterval is the shortest interval between fetches the hub honours.
+const MinInterval = 10 * time.Second
 
 func orDefault(d, def time.Duration) time.Duration {
 	if d <= 0 {
