@@ -18,7 +18,7 @@ TEST_TIMEOUT ?= 25m
 TEST_P ?= 3
 API_SERVER_TESTS = ./test/integration ./spoke/agent $(shell $(GO) list -test -f '{{if .ForTest}}{{.ForTest}} {{join .Deps " "}}{{end}}' ./... | awk '/(fleet\/devenv\/controlplane|controller-runtime\/pkg\/envtest)( |$$)/ {print $$1}' | sort -u)
 
-.PHONY: all build generate verify test unit integration bench demo control-plane fuzz clean
+.PHONY: all build generate verify test bench demo control-plane fuzz clean
 
 all: build
 
