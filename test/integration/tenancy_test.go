@@ -340,6 +340,43 @@ func TestTenantEscapes(t *testing.T) {
 	if err := spokes["spoke-1"].Get(ctx, types.NamespacedName{Namespace: "app-a", Name: "good"}, &cm); err != nil || cm.Annotations[apply.AssignmentAnnotation] != goodAsg.Namespace+"/"+goodAsg.Name {
 		t.Errorf("ConfigMap good's owner is %q (err=%v)", cm.Annotations[apply.AssignmentAnnotation], err)
 	}
+	t.Run("a tenant's set-up follows its clusterSelector", func(t *testing.T) {
+		tb := &tenancyv1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "team-b"}}
+		env.WaitFor(t, hub, tb, func(tn *tenancyv1.Tenant) error {
+			if tn.Status.Clusters.Total != 2 || tn.Status.Clusters.Ready != 2 || !apimeta.IsStatusConditionTrue(tn.Status.Conditions, meta.ReadyCondition) {
+				return fmt.Errorf("status %+v", tn.Status)
+			}
+			return nil
+		})
+		sa := func(spoke string) error {
+			return spokes[spoke].Get(ctx, types.NamespacedName{Namespace: "app-b", Name: "team-b"}, &corev1.ServiceAccount{})
+		}
+		for _, spoke := range []string{"spoke-1", "spoke-2"} {
+			if err := sa(spoke); err != nil {
+				t.Fatalf("team-b's identity on %s: %v", spoke, err)
+			}
+		}
+		patch := client.MergeFrom(tb.DeepCopy())
+		tb.Spec.ClusterSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"env": "dev"}}
+		if err := hub.Patch(ctx, tb, patch); err != nil {
+			t.Fatal(err)
+		}
+		env.Eventually(t, "team-b's identity pruned from spoke-2", func() error {
+			if err := sa("spoke-2"); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("still there (err=%v)", err)
+			}
+			return nil
+		})
+		if err := sa("spoke-1"); err != nil {
+			t.Errorf("team-b's identity left spoke-1 too: %v", err)
+		}
+		env.WaitFor(t, hub, tb, func(tn *tenancyv1.Tenant) error {
+			if tn.Status.Clusters.Total != 1 || tn.Status.Clusters.Ready != 1 {
+				return fmt.Errorf("clusters %+v, want 1 of 1", tn.Status.Clusters)
+			}
+			return nil
+		})
+	})
 	t.Logf("tenancy: %d escape attempts, %d refused", made, refused)
 	fmt.Printf("tenancy: %d escape attempts, %d refused\n", made, refused)
 	if refused != made {
