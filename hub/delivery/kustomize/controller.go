@@ -43,8 +43,8 @@ type Store interface {
 	URL(digest string) string
 }
 
-// Reconciler reconciles Kustomizations: it builds and signs, then hands over to the
-// deployment engine.
+// Reconciler reconciles Kustomizations: it admits and builds, then hands over to the
+// deployment engine, which signs each cluster's Assignment.
 type Reconciler struct {
 	Client client.Client
 	Store  Store
@@ -147,7 +147,7 @@ func sourceArtifact(o client.Object) *meta.Artifact {
 	return nil
 }
 
-// Reconcile builds and signs one Kustomization, then hands it to the engine.
+// Reconcile admits and builds one Kustomization, then hands it to the engine.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	logger := log.FromContext(ctx)
 	var ks deliveryv1.Kustomization
