@@ -81,6 +81,13 @@ func TestTenantEscapes(t *testing.T) {
 		}
 	}
 
+	// The API server itself refuses a Tenant that would reach the system namespaces.
+	bad := &tenancyv1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "greedy"}, Spec: tenancyv1.TenantSpec{
+		Namespaces: []string{"greedy"}, TargetNamespaces: []string{"app-g", "kube-system"}}}
+	if err := hub.Create(ctx, bad); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "kube-system") {
+		t.Errorf("a Tenant targeting kube-system: %v, want Invalid", err)
+	}
+
 	// team-b's SOPS key sits on spoke-1 and serves team-b alone.
 	id, err := age.GenerateX25519Identity()
 	if err != nil {
