@@ -2,6 +2,8 @@ package apply
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -318,7 +320,32 @@ func mark(u *unstructured.Unstructured, owner string) {
 		ann = map[string]string{}
 	}
 	ann[AssignmentAnnotation] = owner
+	if u.GetKind() == "Namespace" && u.GetAPIVersion() == "v1" {
+		// Each deployment that declares a shared Namespace keeps a key of its own (its
+		// field manager owns it), so a prune knows whether another still declares it.
+		ann[declaredByKey(owner)] = owner
+	}
 	u.SetAnnotations(ann)
+}
+
+// declaredByPrefix starts the per-deployment annotation keys of a shared Namespace.
+const declaredByPrefix = "declared-by.fleet.flotilla.dev/"
+
+func declaredByKey(owner string) string {
+	sum := sha256.Sum256([]byte(owner))
+	return declaredByPrefix + hex.EncodeToString(sum[:])[:16]
+}
+
+// declaredByOthers reports whether a Namespace is still declared by a deployment
+// other than owner.
+func declaredByOthers(ann map[string]string, owner string) bool {
+	mine := declaredByKey(owner)
+	for k := range ann {
+		if strings.HasPrefix(k, declaredByPrefix) && k != mine {
+			return true
+		}
+	}
+	return false
 }
 
 // setNamespace gives namespaced objects the target namespace, or "default" when they
@@ -577,7 +604,7 @@ func (e *Engine) deleteOne(ctx context.Context, ref ObjectRef, owner string) (de
 	}
 	ann := live.GetAnnotations()
 	if ann[AssignmentAnnotation] != owner || ann[PruneAnnotation] == Disabled || ann[ReconcileAnnotation] == Disabled ||
-		(rank(ref) == 1 && protectedNamespaces[ref.Name]) {
+		(rank(ref) == 1 && (protectedNamespaces[ref.Name] || declaredByOthers(ann, owner))) {
 		return kept, nil
 	}
 	if !live.GetDeletionTimestamp().IsZero() {
