@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -336,6 +337,26 @@ func declaredByKey(owner string) string {
 	return declaredByPrefix + hex.EncodeToString(sum[:])[:16]
 }
 
+// handOver takes owner's declaration off a shared Namespace and, when owner held it,
+// gives the Namespace to another deployment that declares it.
+func (e *Engine) handOver(ctx context.Context, live *unstructured.Unstructured, owner string) error {
+	before := live.DeepCopy()
+	ann := live.GetAnnotations()
+	delete(ann, declaredByKey(owner))
+	if ann[AssignmentAnnotation] == owner {
+		keys := make([]string, 0, len(ann))
+		for k := range ann {
+			if strings.HasPrefix(k, declaredByPrefix) {
+				keys = append(keys, k)
+			}
+		}
+		sort.Strings(keys)
+		ann[AssignmentAnnotation] = ann[keys[0]]
+	}
+	live.SetAnnotations(ann)
+	return client.IgnoreNotFound(e.client.Patch(ctx, live, client.MergeFrom(before)))
+}
+
 // declaredByOthers reports whether a Namespace is still declared by a deployment
 // other than owner.
 func declaredByOthers(ann map[string]string, owner string) bool {
@@ -603,8 +624,13 @@ func (e *Engine) deleteOne(ctx context.Context, ref ObjectRef, owner string) (de
 		return 0, err
 	}
 	ann := live.GetAnnotations()
+	if rank(ref) == 1 && !protectedNamespaces[ref.Name] && declaredByOthers(ann, owner) {
+		// Another deployment still declares this Namespace: keep it, and leave it to
+		// that one, so that the last deployment to go prunes it.
+		return kept, e.handOver(ctx, live, owner)
+	}
 	if ann[AssignmentAnnotation] != owner || ann[PruneAnnotation] == Disabled || ann[ReconcileAnnotation] == Disabled ||
-		(rank(ref) == 1 && (protectedNamespaces[ref.Name] || declaredByOthers(ann, owner))) {
+		(rank(ref) == 1 && protectedNamespaces[ref.Name]) {
 		return kept, nil
 	}
 	if !live.GetDeletionTimestamp().IsZero() {
