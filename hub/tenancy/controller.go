@@ -13,9 +13,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/flotilla-dev/flotilla/api/artifact"
 	"github.com/flotilla-dev/flotilla/api/conditions"
@@ -51,22 +49,11 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("%s is not a registered deployment kind", tenancyv1.TenantKind)
 	}
 	r.engine = &engine.Engine{Client: r.Client, Recorder: r.Recorder, Sign: r.Sign}
-	// A Tenant's namespaces may conflict with another's: any Tenant change re-checks all.
-	all := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
-		var list tenancyv1.TenantList
-		if err := r.Client.List(ctx, &list); err != nil {
-			return nil
-		}
-		out := make([]reconcile.Request, len(list.Items))
-		for i := range list.Items {
-			out[i] = reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}
-		}
-		return out
-	})
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&tenancyv1.Tenant{}, builder.WithPredicates(predicate.Or(
-			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Watches(&tenancyv1.Tenant{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{}))
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})))
+	// engine.Watch re-reconciles every object of the kind on any Tenant change, which
+	// is also what re-checks namespace conflicts between Tenants.
 	return engine.Watch(b, r.Client, kind).Named("tenant").Complete(r)
 }
 

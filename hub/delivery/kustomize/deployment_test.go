@@ -2,6 +2,7 @@ package kustomize
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -45,5 +46,16 @@ func TestDeploymentHandsOverTheSpec(t *testing.T) {
 	d.Spec.Decryption.Provider = "changed"
 	if ks.Spec.Decryption.Provider != "sops" {
 		t.Error("the deployment's spec aliases the Kustomization's")
+	}
+}
+
+// TestIntervalFloor: a Kustomization cannot make the hub rebuild more often than
+// MinInterval.
+func TestIntervalFloor(t *testing.T) {
+	for given, want := range map[time.Duration]time.Duration{0: MinInterval, time.Second: MinInterval, time.Hour: time.Hour} {
+		ks := &deliveryv1.Kustomization{Spec: deliveryv1.KustomizationSpec{Interval: metav1.Duration{Duration: given}}}
+		if got := interval(ks); got != want {
+			t.Errorf("interval %s: requeue after %s, want %s", given, got, want)
+		}
 	}
 }
