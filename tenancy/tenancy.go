@@ -42,7 +42,10 @@ type Deployment struct {
 	Namespace          string
 	ServiceAccountName string
 	TargetNamespace    string
-	References         []Reference
+	// StorageNamespace is where a Helm release keeps its history on the spokes;
+	// like TargetNamespace it must be one of a tenant's target namespaces.
+	StorageNamespace string
+	References       []Reference
 }
 
 // Decision is the outcome of Decide.
@@ -113,6 +116,9 @@ func Decide(d Deployment, tenants []tenancyv1.Tenant, platformNamespaces []strin
 	}
 	if d.TargetNamespace != "" && !slices.Contains(t.Spec.TargetNamespaces, d.TargetNamespace) {
 		return refuse(tenancyv1.TargetNamespaceNotAllowedReason, "targetNamespace %s is not one of Tenant %s's target namespaces (%s)", d.TargetNamespace, t.Name, strings.Join(t.Spec.TargetNamespaces, ", "))
+	}
+	if d.StorageNamespace != "" && !slices.Contains(t.Spec.TargetNamespaces, d.StorageNamespace) {
+		return refuse(tenancyv1.TargetNamespaceNotAllowedReason, "storageNamespace %s is not one of Tenant %s's target namespaces (%s)", d.StorageNamespace, t.Name, strings.Join(t.Spec.TargetNamespaces, ", "))
 	}
 	if d.ServiceAccountName != "" && d.ServiceAccountName != t.IdentityName() {
 		return refuse(tenancyv1.ServiceAccountNotAllowedReason, "serviceAccountName %s is not Tenant %s's identity %s; leave it empty or name that one", d.ServiceAccountName, t.Name, t.IdentityName())

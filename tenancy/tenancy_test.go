@@ -40,6 +40,7 @@ func TestDecide(t *testing.T) {
 		{name: "other tenant's source", d: Deployment{Namespace: "a", References: []Reference{{Kind: SourceRef, Namespace: "b", Name: "repo"}}}, reason: tenancyv1.SourceNotAllowedReason, inMessages: []string{"b/repo", "team-a"}},
 		{name: "other tenant's dependency", d: Deployment{Namespace: "a", References: []Reference{{Kind: DependencyRef, Namespace: "b", Name: "base"}}}, reason: tenancyv1.DependencyNotAllowedReason},
 		{name: "target namespace not the tenant's", d: Deployment{Namespace: "a", TargetNamespace: "kube-system"}, reason: tenancyv1.TargetNamespaceNotAllowedReason, inMessages: []string{"kube-system"}},
+		{name: "storage namespace not the tenant's", d: Deployment{Namespace: "a", TargetNamespace: "app-a", StorageNamespace: "kube-system"}, reason: tenancyv1.TargetNamespaceNotAllowedReason, inMessages: []string{"storageNamespace kube-system"}},
 		{name: "agent identity", d: Deployment{Namespace: "a", ServiceAccountName: "flotilla-agent"}, reason: tenancyv1.ServiceAccountNotAllowedReason},
 		{name: "tenant without selector reaches nothing", d: Deployment{Namespace: "c"}, reason: tenancyv1.NoClustersAllowedReason, tenant: "team-c"},
 		{name: "namespace claimed twice", d: Deployment{Namespace: "shared"}, reason: tenancyv1.NamespaceConflictReason, inMessages: []string{"dup-1, dup-2"}},

@@ -97,6 +97,37 @@ type AssignmentSpec struct {
 	// current artifact before this one is applied.
 	// +optional
 	DependsOn []string `json:"dependsOn,omitempty"`
+	// Helm makes the agent release the artifact's chart and values with Helm (see
+	// artifact.HelmChartDir) instead of applying its manifests. Set by HelmReleases.
+	// +optional
+	Helm *meta.HelmReleaseSettings `json:"helm,omitempty"`
+}
+
+// ReleaseStatus is the Helm release an Assignment runs on its spoke.
+type ReleaseStatus struct {
+	// Name and Namespace (the storage namespace) of the release.
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	// Revision is the release revision Helm last recorded.
+	// +optional
+	Revision int32 `json:"revision,omitempty"`
+	// Status is Helm's status of that revision (deployed, failed, pending-upgrade...).
+	// +optional
+	Status string `json:"status,omitempty"`
+	// ChartVersion of that revision.
+	// +optional
+	ChartVersion string `json:"chartVersion,omitempty"`
+	// Failures counts failed installs or upgrades of AttemptedDigest; remediation
+	// stops once it passes the spec's retries.
+	// +optional
+	Failures int32 `json:"failures,omitempty"`
+	// AttemptedDigest is the artifact digest Failures counts for.
+	// +optional
+	AttemptedDigest string `json:"attemptedDigest,omitempty"`
+	// LastAction is the last Helm action and its outcome, e.g. "upgrade failed,
+	// rolled back to revision 3".
+	// +optional
+	LastAction string `json:"lastAction,omitempty"`
 }
 
 // DriftStatus reports hand-made changes the agent found on the spoke.
@@ -146,6 +177,9 @@ type AssignmentStatus struct {
 	// Drift reports hand-made changes found on the spoke.
 	// +optional
 	Drift *DriftStatus `json:"drift,omitempty"`
+	// Release is the Helm release, for an Assignment of a HelmRelease.
+	// +optional
+	Release *ReleaseStatus `json:"release,omitempty"`
 	// Message tells the last outcome in one sentence.
 	// +optional
 	Message string `json:"message,omitempty"`

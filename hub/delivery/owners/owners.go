@@ -44,6 +44,13 @@ var kinds = []Kind{
 		Artifact:   func(o client.Object) *meta.Artifact { return o.(*deliveryv1.Kustomization).Status.Artifact },
 	},
 	{
+		Kind:       deliveryv1.HelmReleaseKind,
+		APIVersion: deliveryv1.GroupVersion.String(),
+		New:        func() client.Object { return &deliveryv1.HelmRelease{} },
+		NewList:    func() client.ObjectList { return &deliveryv1.HelmReleaseList{} },
+		Artifact:   func(o client.Object) *meta.Artifact { return o.(*deliveryv1.HelmRelease).Status.Artifact },
+	},
+	{
 		// A Tenant deploys its own set-up (namespaces, identity, bindings) to the
 		// clusters it reaches, through the same engine.
 		Kind:       tenancyv1.TenantKind,
