@@ -12,6 +12,8 @@ import (
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/repo"
+
+	"github.com/flotilla-dev/flotilla/test/charts"
 )
 
 // Server serves a chart repository from a folder.
@@ -77,6 +79,15 @@ func (s *Server) AddChart(name, version string) {
 	if _, err := chartutil.Save(c, s.dir); err != nil {
 		s.t.Fatal(err)
 	}
+	s.reindexLocked()
+}
+
+// Add packages c into the repository and re-indexes it.
+func (s *Server) Add(c charts.Chart) {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.SaveTo(s.t, s.dir)
 	s.reindexLocked()
 }
 

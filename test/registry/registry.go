@@ -93,12 +93,31 @@ func (s *Server) Push(repo, tag string, files map[string]string) string {
 	return s.PushLayer(repo, tag, data)
 }
 
+// Media types of a Helm chart in an OCI registry, as `helm push` writes it.
+const (
+	HelmConfigMediaType types.MediaType = "application/vnd.cncf.helm.config.v1+json"
+	HelmChartMediaType  types.MediaType = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+)
+
+// PushChart pushes a chart's .tgz as `helm push` does: to repository
+// <base>/<name>, tagged with the version (a + in it becomes _). It returns the
+// manifest digest.
+func (s *Server) PushChart(base, name, version string, tgz []byte) string {
+	s.t.Helper()
+	return s.push(base+"/"+name, strings.ReplaceAll(version, "+", "_"), tgz, HelmConfigMediaType, HelmChartMediaType)
+}
+
 // PushLayer pushes one raw layer (normally a tar.gz) as repo:tag.
 func (s *Server) PushLayer(repo, tag string, layer []byte) string {
 	s.t.Helper()
+	return s.push(repo, tag, layer, ConfigMediaType, ContentMediaType)
+}
+
+func (s *Server) push(repo, tag string, layer []byte, configType, layerType types.MediaType) string {
+	s.t.Helper()
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, ConfigMediaType)
-	img, err := mutate.Append(img, mutate.Addendum{Layer: static.NewLayer(layer, ContentMediaType)})
+	img = mutate.ConfigMediaType(img, configType)
+	img, err := mutate.Append(img, mutate.Addendum{Layer: static.NewLayer(layer, layerType)})
 	if err != nil {
 		s.t.Fatal(err)
 	}
