@@ -43,6 +43,34 @@ var kinds = []kind{
 		},
 	},
 	{
+		names:      []string{"helmrepositories", "helmrepository", "helmrepo", "helmrepos"},
+		namespaced: true,
+		newList:    func() client.ObjectList { return &sourcev1.HelmRepositoryList{} },
+		columns:    []string{"URL", "REVISION"},
+		row: func(o client.Object) []string {
+			r := o.(*sourcev1.HelmRepository)
+			rev := ""
+			if r.Status.Artifact != nil {
+				rev = shortRevision(r.Status.Artifact.Revision)
+			}
+			return []string{r.Spec.URL, rev}
+		},
+	},
+	{
+		names:      []string{"ocirepositories", "ocirepository", "ocirepo", "ocirepos"},
+		namespaced: true,
+		newList:    func() client.ObjectList { return &sourcev1.OCIRepositoryList{} },
+		columns:    []string{"URL", "REVISION"},
+		row: func(o client.Object) []string {
+			r := o.(*sourcev1.OCIRepository)
+			rev := ""
+			if r.Status.Artifact != nil {
+				rev = shortRevision(r.Status.Artifact.Revision)
+			}
+			return []string{r.Spec.URL, rev}
+		},
+	},
+	{
 		names:      []string{"kustomizations", "kustomization", "ks"},
 		namespaced: true,
 		newList:    func() client.ObjectList { return &deliveryv1.KustomizationList{} },
@@ -51,6 +79,17 @@ var kinds = []kind{
 			k := o.(*deliveryv1.Kustomization)
 			c := k.Status.Clusters
 			return []string{shortRevision(k.Status.LastAppliedRevision), itoa(c.Targeted), itoa(c.Applied), itoa(c.Ready), itoa(c.Failed)}
+		},
+	},
+	{
+		names:      []string{"helmreleases", "helmrelease", "hr"},
+		namespaced: true,
+		newList:    func() client.ObjectList { return &deliveryv1.HelmReleaseList{} },
+		columns:    []string{"CHART", "VERSION", "TARGETED", "APPLIED", "HEALTHY", "FAILED"},
+		row: func(o client.Object) []string {
+			h := o.(*deliveryv1.HelmRelease)
+			c := h.Status.Clusters
+			return []string{h.Spec.Chart.Chart, h.Status.LastAppliedRevision, itoa(c.Targeted), itoa(c.Applied), itoa(c.Ready), itoa(c.Failed)}
 		},
 	},
 	{
@@ -130,7 +169,13 @@ func suspended(o client.Object) bool {
 	switch t := o.(type) {
 	case *sourcev1.GitRepository:
 		return t.Spec.Suspend
+	case *sourcev1.HelmRepository:
+		return t.Spec.Suspend
+	case *sourcev1.OCIRepository:
+		return t.Spec.Suspend
 	case *deliveryv1.Kustomization:
+		return t.Spec.Suspend
+	case *deliveryv1.HelmRelease:
 		return t.Spec.Suspend
 	}
 	return false

@@ -44,6 +44,50 @@ var gitRepositoryKind = &reconcilable{
 	},
 }
 
+var helmRepositoryKind = &reconcilable{
+	use: "helm", aliases: []string{"helmrepository", "helmrepo"}, noun: "HelmRepository",
+	newObj:      func() conditioned { return &sourcev1.HelmRepository{} },
+	lastHandled: func(o client.Object) string { return o.(*sourcev1.HelmRepository).Status.LastHandledReconcileAt },
+	revision: func(o client.Object) string {
+		if a := o.(*sourcev1.HelmRepository).Status.Artifact; a != nil {
+			return a.Revision
+		}
+		return ""
+	},
+}
+
+var ociRepositoryKind = &reconcilable{
+	use: "oci", aliases: []string{"ocirepository", "ocirepo"}, noun: "OCIRepository",
+	newObj:      func() conditioned { return &sourcev1.OCIRepository{} },
+	lastHandled: func(o client.Object) string { return o.(*sourcev1.OCIRepository).Status.LastHandledReconcileAt },
+	revision: func(o client.Object) string {
+		if a := o.(*sourcev1.OCIRepository).Status.Artifact; a != nil {
+			return a.Revision
+		}
+		return ""
+	},
+}
+
+// sourceKinds are the source kinds by their Kubernetes kind, for --with-source.
+var sourceKinds = map[string]*reconcilable{
+	sourcev1.GitRepositoryKind:  gitRepositoryKind,
+	sourcev1.HelmRepositoryKind: helmRepositoryKind,
+	sourcev1.OCIRepositoryKind:  ociRepositoryKind,
+}
+
+// sourceOf is the reconcilable source a deployment names, or nil for a kind the CLI
+// does not know.
+func sourceOf(kind, namespace, name, ownNamespace string) (*reconcilable, client.ObjectKey) {
+	sk := sourceKinds[kind]
+	if sk == nil {
+		return nil, client.ObjectKey{}
+	}
+	if namespace == "" {
+		namespace = ownNamespace
+	}
+	return sk, client.ObjectKey{Namespace: namespace, Name: name}
+}
+
 var kustomizationKind = &reconcilable{
 	use: "kustomization", aliases: []string{"ks", "kustomizations"}, noun: "Kustomization",
 	newObj:      func() conditioned { return &deliveryv1.Kustomization{} },
@@ -51,18 +95,24 @@ var kustomizationKind = &reconcilable{
 	revision:    func(o client.Object) string { return o.(*deliveryv1.Kustomization).Status.LastAppliedRevision },
 	source: func(o client.Object) (*reconcilable, client.ObjectKey) {
 		k := o.(*deliveryv1.Kustomization)
-		ns := k.Spec.SourceRef.Namespace
-		if ns == "" {
-			ns = k.Namespace
-		}
-		if k.Spec.SourceRef.Kind != sourcev1.GitRepositoryKind {
-			return nil, client.ObjectKey{}
-		}
-		return gitRepositoryKind, client.ObjectKey{Namespace: ns, Name: k.Spec.SourceRef.Name}
+		return sourceOf(k.Spec.SourceRef.Kind, k.Spec.SourceRef.Namespace, k.Spec.SourceRef.Name, k.Namespace)
 	},
 }
 
-// verb builds `flotilla VERB source git NAME` and `flotilla VERB kustomization NAME`.
+var helmReleaseKind = &reconcilable{
+	use: "helmrelease", aliases: []string{"hr", "helmreleases"}, noun: "HelmRelease",
+	newObj:      func() conditioned { return &deliveryv1.HelmRelease{} },
+	lastHandled: func(o client.Object) string { return o.(*deliveryv1.HelmRelease).Status.LastHandledReconcileAt },
+	revision:    func(o client.Object) string { return o.(*deliveryv1.HelmRelease).Status.LastAppliedRevision },
+	source: func(o client.Object) (*reconcilable, client.ObjectKey) {
+		h := o.(*deliveryv1.HelmRelease)
+		ref := h.Spec.Chart.SourceRef
+		return sourceOf(ref.Kind, ref.Namespace, ref.Name, h.Namespace)
+	},
+}
+
+// verb builds `flotilla VERB source git|helm|oci NAME` and `flotilla VERB
+// kustomization|helmrelease NAME`.
 func verb(use, short string, run func(cmd *cobra.Command, k *reconcilable, key client.ObjectKey) error, g *globals, flags func(*cobra.Command)) *cobra.Command {
 	cmd := &cobra.Command{Use: use, Short: short}
 	leaf := func(k *reconcilable) *cobra.Command {
@@ -85,8 +135,8 @@ func verb(use, short string, run func(cmd *cobra.Command, k *reconcilable, key c
 		return c
 	}
 	source := &cobra.Command{Use: "source", Short: short + ": a source"}
-	source.AddCommand(leaf(gitRepositoryKind))
-	cmd.AddCommand(source, leaf(kustomizationKind))
+	source.AddCommand(leaf(gitRepositoryKind), leaf(helmRepositoryKind), leaf(ociRepositoryKind))
+	cmd.AddCommand(source, leaf(kustomizationKind), leaf(helmReleaseKind))
 	return cmd
 }
 
@@ -118,12 +168,13 @@ func newReconcileCommand(g *globals) *cobra.Command {
 	cmd := verb("reconcile", "Ask for an immediate reconcile", run, g, func(c *cobra.Command) {
 		c.Flags().BoolVar(&wait, "wait", true, "wait until the controller has handled the request")
 		c.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait")
-		if c.Name() == "kustomization" {
+		if c.Name() == "kustomization" || c.Name() == "helmrelease" {
 			c.Flags().BoolVar(&withSource, "with-source", false, "reconcile the source first")
 		}
 	})
 	cmd.Example = `  flotilla reconcile source git podinfo
-  flotilla reconcile kustomization podinfo --with-source`
+  flotilla reconcile kustomization podinfo --with-source
+  flotilla reconcile helmrelease podinfo --with-source   # the chart's source first`
 	return cmd
 }
 

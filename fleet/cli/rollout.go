@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -11,25 +12,63 @@ import (
 	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
 )
 
+// rolloutKind is a deployment kind whose rollout `flotilla rollout` steers; every
+// deployment kind shares the Rollout type, so only reading its status differs.
+type rolloutKind struct {
+	names   []string
+	noun    string
+	newObj  func() client.Object
+	rollout func(client.Object) *deliveryv1.RolloutStatus
+}
+
+var rolloutKinds = []rolloutKind{
+	{
+		names: []string{"kustomization", "kustomizations", "ks"}, noun: "kustomization",
+		newObj:  func() client.Object { return &deliveryv1.Kustomization{} },
+		rollout: func(o client.Object) *deliveryv1.RolloutStatus { return o.(*deliveryv1.Kustomization).Status.Rollout },
+	},
+	{
+		names: []string{"helmrelease", "helmreleases", "hr"}, noun: "helmrelease",
+		newObj:  func() client.Object { return &deliveryv1.HelmRelease{} },
+		rollout: func(o client.Object) *deliveryv1.RolloutStatus { return o.(*deliveryv1.HelmRelease).Status.Rollout },
+	},
+}
+
+func findRolloutKind(name string) (rolloutKind, error) {
+	var known []string
+	for _, k := range rolloutKinds {
+		for _, n := range k.names {
+			if strings.EqualFold(n, name) {
+				return k, nil
+			}
+		}
+		known = append(known, k.noun)
+	}
+	return rolloutKind{}, fmt.Errorf("unknown kind %q: rollouts are steered on %s", name, strings.Join(known, " and "))
+}
+
 func newRolloutCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "rollout", Short: "Steer a deployment's rollout"}
 	approve := &cobra.Command{
-		Use:   "approve kustomization NAME",
+		Use:   "approve kustomization|helmrelease NAME",
 		Short: "Let a rollout paused after a stage go on",
-		Args:  cobra.ExactArgs(2),
+		Example: `  flotilla rollout approve kustomization web -n apps
+  flotilla rollout approve hr podinfo`,
+		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if k := args[0]; k != "kustomization" && k != "ks" {
-				return fmt.Errorf("unknown kind %q: rollouts are steered on kustomizations", k)
+			k, err := findRolloutKind(args[0])
+			if err != nil {
+				return err
 			}
 			c, err := g.client()
 			if err != nil {
 				return err
 			}
-			ns, _, err := g.clientConfig().Namespace()
+			ns, err := g.ns()
 			if err != nil {
 				return err
 			}
-			return approveRollout(cmd.Context(), g, c, client.ObjectKey{Namespace: ns, Name: args[1]})
+			return approveRollout(cmd.Context(), g, c, k, client.ObjectKey{Namespace: ns, Name: args[1]})
 		},
 	}
 	cmd.AddCommand(approve)
@@ -38,23 +77,25 @@ func newRolloutCommand(g *globals) *cobra.Command {
 
 // approveRollout approves the stage the rollout is paused after. The annotation takes
 // a new value each time, so that one approval never carries over to a later revision.
-func approveRollout(ctx context.Context, g *globals, c client.Client, key client.ObjectKey) error {
-	var ks deliveryv1.Kustomization
-	if err := c.Get(ctx, key, &ks); err != nil {
+func approveRollout(ctx context.Context, g *globals, c client.Client, k rolloutKind, key client.ObjectKey) error {
+	obj := k.newObj()
+	if err := c.Get(ctx, key, obj); err != nil {
 		return err
 	}
-	rs := ks.Status.Rollout
+	rs := k.rollout(obj)
 	if rs == nil || !rs.Paused || rs.Stage == "" {
-		return fmt.Errorf("kustomization %s is not paused at a rollout stage", key)
+		return fmt.Errorf("%s %s is not paused at a rollout stage", k.noun, key)
 	}
-	patch := client.MergeFrom(ks.DeepCopy())
-	if ks.Annotations == nil {
-		ks.Annotations = map[string]string{}
+	patch := client.MergeFrom(obj.DeepCopyObject().(client.Object))
+	annotations := obj.GetAnnotations()
+	if annotations == nil {
+		annotations = map[string]string{}
 	}
-	ks.Annotations[deliveryv1.ApprovedStageAnnotation] = rs.Stage + "@" + time.Now().UTC().Format(time.RFC3339Nano)
-	if err := c.Patch(ctx, &ks, patch); err != nil {
+	annotations[deliveryv1.ApprovedStageAnnotation] = rs.Stage + "@" + time.Now().UTC().Format(time.RFC3339Nano)
+	obj.SetAnnotations(annotations)
+	if err := c.Patch(ctx, obj, patch); err != nil {
 		return err
 	}
-	fmt.Fprintf(g.out, "approved stage %s of kustomization %s (revision %s)\n", rs.Stage, key, rs.Revision)
+	fmt.Fprintf(g.out, "approved stage %s of %s %s (revision %s)\n", rs.Stage, k.noun, key, rs.Revision)
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,6 +23,7 @@ type FleetStatus struct {
 	Groups         []GroupSummary         `json:"groups"`
 	Sources        []SourceSummary        `json:"sources"`
 	Kustomizations []KustomizationSummary `json:"kustomizations"`
+	HelmReleases   []HelmReleaseSummary   `json:"helmReleases"`
 	// Missing names the kinds the hub does not serve (CRDs not installed).
 	Missing []string `json:"missing,omitempty"`
 }
@@ -95,6 +97,29 @@ type KustomizationSummary struct {
 	FirstFailure *meta.ClusterFailure `json:"firstFailure,omitempty"`
 }
 
+// HelmReleaseSummary is one HelmRelease's rollout over the fleet.
+type HelmReleaseSummary struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Ready     string `json:"ready"`
+	Message   string `json:"message,omitempty"`
+	Chart     string `json:"chart"`
+	// Version is the chart version the clusters are given (status.lastAppliedRevision).
+	Version   string        `json:"version,omitempty"`
+	Suspended bool          `json:"suspended,omitempty"`
+	Clusters  RolloutCounts `json:"clusters"`
+	// ChartVersions counts the targeted clusters by the chart version they run, most
+	// common first (at most 16, as the hub keeps them).
+	ChartVersions []VersionCount       `json:"chartVersions"`
+	FirstFailure  *meta.ClusterFailure `json:"firstFailure,omitempty"`
+}
+
+// VersionCount is how many clusters run one chart version.
+type VersionCount struct {
+	Version  string `json:"version"`
+	Clusters int32  `json:"clusters"`
+}
+
 func newStatusCommand(g *globals) *cobra.Command {
 	var (
 		output string
@@ -146,11 +171,12 @@ func newStatusCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
-// collectStatus reads every Cluster, ClusterGroup, GitRepository and Kustomization.
+// collectStatus reads every Cluster, ClusterGroup, source, Kustomization and
+// HelmRelease.
 func collectStatus(ctx context.Context, c client.Client) (*FleetStatus, error) {
 	s := &FleetStatus{
-		Clusters: []ClusterSummary{}, Groups: []GroupSummary{},
-		Sources: []SourceSummary{}, Kustomizations: []KustomizationSummary{},
+		Clusters: []ClusterSummary{}, Groups: []GroupSummary{}, Sources: []SourceSummary{},
+		Kustomizations: []KustomizationSummary{}, HelmReleases: []HelmReleaseSummary{},
 	}
 	// A kind the hub does not serve is reported, not fatal: the rest is still useful.
 	list := func(l client.ObjectList, name string) (bool, error) {
@@ -206,15 +232,29 @@ func collectStatus(ctx context.Context, c client.Client) (*FleetStatus, error) {
 		objs, _ := objects(&repos)
 		for _, o := range objs {
 			r := o.(*sourcev1.GitRepository)
-			ready, msg := readyOf(r)
-			sum := SourceSummary{
-				Kind: sourcev1.GitRepositoryKind, Namespace: r.Namespace, Name: r.Name,
-				Ready: ready, Message: msg, URL: r.Spec.URL, Suspended: r.Spec.Suspend,
-			}
-			if r.Status.Artifact != nil {
-				sum.Revision = r.Status.Artifact.Revision
-			}
-			s.Sources = append(s.Sources, sum)
+			s.Sources = append(s.Sources, sourceSummary(sourcev1.GitRepositoryKind, r, r.Spec.URL, r.Status.Artifact))
+		}
+	}
+
+	var helmRepos sourcev1.HelmRepositoryList
+	if ok, err := list(&helmRepos, "helmrepositories"); err != nil {
+		return nil, err
+	} else if ok {
+		objs, _ := objects(&helmRepos)
+		for _, o := range objs {
+			r := o.(*sourcev1.HelmRepository)
+			s.Sources = append(s.Sources, sourceSummary(sourcev1.HelmRepositoryKind, r, r.Spec.URL, r.Status.Artifact))
+		}
+	}
+
+	var ociRepos sourcev1.OCIRepositoryList
+	if ok, err := list(&ociRepos, "ocirepositories"); err != nil {
+		return nil, err
+	} else if ok {
+		objs, _ := objects(&ociRepos)
+		for _, o := range objs {
+			r := o.(*sourcev1.OCIRepository)
+			s.Sources = append(s.Sources, sourceSummary(sourcev1.OCIRepositoryKind, r, r.Spec.URL, r.Status.Artifact))
 		}
 	}
 
@@ -237,10 +277,49 @@ func collectStatus(ctx context.Context, c client.Client) (*FleetStatus, error) {
 			s.Kustomizations = append(s.Kustomizations, sum)
 		}
 	}
+
+	var hrs deliveryv1.HelmReleaseList
+	if ok, err := list(&hrs, "helmreleases"); err != nil {
+		return nil, err
+	} else if ok {
+		objs, _ := objects(&hrs)
+		for _, o := range objs {
+			s.HelmReleases = append(s.HelmReleases, helmReleaseSummary(o.(*deliveryv1.HelmRelease)))
+		}
+	}
 	return s, nil
 }
 
-// writeStatus prints the status as four short tables.
+func sourceSummary(kind string, o client.Object, url string, a *meta.Artifact) SourceSummary {
+	ready, msg := readyOf(o)
+	sum := SourceSummary{
+		Kind: kind, Namespace: o.GetNamespace(), Name: o.GetName(),
+		Ready: ready, Message: msg, URL: url, Suspended: suspended(o),
+	}
+	if a != nil {
+		sum.Revision = a.Revision
+	}
+	return sum
+}
+
+func helmReleaseSummary(h *deliveryv1.HelmRelease) HelmReleaseSummary {
+	ready, msg := readyOf(h)
+	sum := HelmReleaseSummary{
+		Namespace: h.Namespace, Name: h.Name, Ready: ready, Message: msg,
+		Chart: h.Spec.Chart.Chart, Version: h.Status.LastAppliedRevision, Suspended: h.Spec.Suspend,
+		Clusters: RolloutCounts(h.Status.Clusters), ChartVersions: []VersionCount{},
+	}
+	for _, v := range h.Status.ChartVersions {
+		sum.ChartVersions = append(sum.ChartVersions, VersionCount(v))
+	}
+	if len(h.Status.Failures) > 0 {
+		f := h.Status.Failures[0]
+		sum.FirstFailure = &f
+	}
+	return sum
+}
+
+// writeStatus prints the status as five short tables.
 func writeStatus(w io.Writer, s *FleetStatus) error {
 	section := func(title string, empty bool) bool {
 		fmt.Fprintln(w, title)
@@ -284,13 +363,13 @@ func writeStatus(w io.Writer, s *FleetStatus) error {
 	fmt.Fprintln(w)
 
 	if section("SOURCES", len(s.Sources) == 0) {
-		t := newTable(w, "NAME", "READY", "REVISION", "MESSAGE")
+		t := newTable(w, "KIND", "NAME", "READY", "REVISION", "MESSAGE")
 		for _, r := range s.Sources {
 			msg := ""
 			if r.Ready != "True" || r.Suspended {
 				msg = r.Message
 			}
-			t.row(r.Namespace+"/"+r.Name, r.Ready, shortRevision(r.Revision), truncate(msg, 80))
+			t.row(r.Kind, r.Namespace+"/"+r.Name, r.Ready, shortRevision(r.Revision), truncate(msg, 80))
 		}
 		if err := t.flush(); err != nil {
 			return err
@@ -316,10 +395,44 @@ func writeStatus(w io.Writer, s *FleetStatus) error {
 			return err
 		}
 	}
+	fmt.Fprintln(w)
+
+	if section("HELMRELEASES", len(s.HelmReleases) == 0) {
+		t := newTable(w, "NAME", "READY", "CHART", "VERSION", "TARGETED", "APPLIED", "HEALTHY", "FAILED", "RUNNING", "MESSAGE")
+		for _, h := range s.HelmReleases {
+			msg := ""
+			switch {
+			case h.FirstFailure != nil:
+				msg = h.FirstFailure.Cluster + ": " + h.FirstFailure.Message
+			case h.Ready != "True" || h.Suspended:
+				msg = h.Message
+			}
+			c := h.Clusters
+			t.row(h.Namespace+"/"+h.Name, h.Ready, h.Chart, h.Version,
+				itoa(c.Targeted), itoa(c.Applied), itoa(c.Ready), itoa(c.Failed), versionCounts(h.ChartVersions), truncate(msg, 80))
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
 	if len(s.Missing) > 0 {
 		fmt.Fprintf(w, "\nThe hub does not serve %v: are the Flotilla CRDs installed?\n", s.Missing)
 	}
 	return nil
+}
+
+// versionCounts is how many clusters run which chart version, "0.2.0×3,0.1.0×1",
+// with at most three versions named.
+func versionCounts(vs []VersionCount) string {
+	var parts []string
+	for i, v := range vs {
+		if i == 3 {
+			parts = append(parts, fmt.Sprintf("+%d more", len(vs)-i))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s×%d", v.Version, v.Clusters))
+	}
+	return strings.Join(parts, ",")
 }
 
 func counts(a Counts) string {
