@@ -3,12 +3,17 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -282,5 +287,65 @@ func TestHelmReleaseSource(t *testing.T) {
 		if k != tc.want || key != tc.wantKey {
 			t.Errorf("%s: got %v %v, want %v %v", tc.describe, k, key, tc.want, tc.wantKey)
 		}
+	}
+}
+
+// TestHelmReleaseExample: the README's HelmRelease example is accepted by the API
+// server, and its chart loads and takes its values (Helm's loader and schema check),
+// once the spoke has substituted ${cluster_name}.
+func TestHelmReleaseExample(t *testing.T) {
+	h := hubPlane.Get(t)
+	ctx := context.Background()
+	data, err := os.ReadFile("../../examples/helmrelease-hello.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hr *deliveryv1.HelmRelease
+	for _, doc := range strings.Split(string(data), "\n---\n") {
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.cp.Client().Create(ctx, u, client.DryRunAll); err != nil {
+			t.Errorf("%s %s: %v", u.GetKind(), u.GetName(), err)
+		}
+		if u.GetKind() == deliveryv1.HelmReleaseKind {
+			hr = &deliveryv1.HelmRelease{}
+			if err := yaml.Unmarshal([]byte(doc), hr); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if hr == nil {
+		t.Fatal("no HelmRelease in the example")
+	}
+
+	chrt, err := loader.LoadDir(filepath.Join("../../examples/fleet-demo", hr.Spec.Chart.Chart))
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := strings.ReplaceAll(string(hr.Spec.Values.Raw), "${cluster_name}", "spoke-1")
+	overrides, err := chartutil.ReadValues([]byte(values))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := chartutil.ReleaseOptions{Name: hr.EffectiveReleaseName(), Namespace: hr.EffectiveTargetNamespace(), IsInstall: true}
+	vals, err := chartutil.ToRenderValues(chrt, overrides, opts, chartutil.DefaultCapabilities)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rendering is the hub's to test (Helm's engine is not a dependency of the CLI):
+	// here, the values the templates read.
+	v, ok := vals["Values"].(chartutil.Values)
+	if !ok || v["cluster"] != "spoke-1" || v["greeting"] != "Hello from a Helm release" || v["color"] != "green" {
+		t.Errorf("values %v", vals["Values"])
+	}
+	if len(chrt.Templates) != 3 {
+		t.Errorf("templates %d, want 3", len(chrt.Templates))
+	}
+
+	bad, _ := chartutil.ReadValues([]byte("color: purple"))
+	if _, err := chartutil.ToRenderValues(chrt, bad, opts, chartutil.DefaultCapabilities); err == nil {
+		t.Error("the chart's schema let color: purple through")
 	}
 }
