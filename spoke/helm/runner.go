@@ -12,9 +12,11 @@ import (
 	"github.com/go-logr/logr"
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/kube"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/releaseutil"
 	"helm.sh/helm/v3/pkg/storage/driver"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
 
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
@@ -41,6 +43,9 @@ const (
 	StorageFailedReason = "StorageFailed"
 )
 
+// FieldManager is the field manager of what Helm writes for the agent.
+const FieldManager = "flotilla-helm"
+
 // DefaultTimeout of Helm's actions when the Assignment sets none.
 const DefaultTimeout = 5 * time.Minute
 
@@ -58,6 +63,11 @@ type Runner struct {
 // New returns a Runner that reaches the spoke with cfg (the agent's own identity,
 // which impersonates each Assignment's service account).
 func New(cfg *rest.Config, log logr.Logger) *Runner {
+	// Helm names its field manager after the process (the agent's binary) unless told;
+	// the setting is Helm's, process-wide, and the agent is the one Helm user in it.
+	if kube.ManagedFieldsManager == "" {
+		kube.ManagedFieldsManager = FieldManager
+	}
 	return &Runner{ids: &identities{base: cfg, by: map[string]*identity{}}, log: log, active: map[string]bool{}}
 }
 
@@ -201,6 +211,13 @@ func (r *Runner) Reconcile(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	if err := ru.reconcile(ctx); err != nil {
+		if apierrors.IsForbidden(err) {
+			// Not worth a quick retry: the identity lacks rights until someone grants them.
+			ru.res.Release = fleetv1.ReleaseStatus{Name: s.ReleaseName, Namespace: s.StorageNamespace,
+				Failures: ru.failures, AttemptedDigest: req.Digest}
+			ru.stall(StorageFailedReason, fmt.Sprintf("release %s as %s, which is not allowed: %v", s.ReleaseName, who(req.User), err))
+			return ru.res, nil
+		}
 		return nil, err
 	}
 	return ru.res, nil
