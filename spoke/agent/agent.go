@@ -20,6 +20,7 @@ import (
 	"github.com/flotilla-dev/flotilla/api"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	"github.com/flotilla-dev/flotilla/spoke/fetch"
+	"github.com/flotilla-dev/flotilla/spoke/helm"
 )
 
 // Defaults for the zero values of Options.
@@ -92,6 +93,7 @@ func Run(ctx context.Context, opts Options) error {
 		events:    mgr.GetEventRecorder(FieldOwner),
 		spoke:     sp,
 		fetcher:   fetcher,
+		helm:      helm.New(sp.config, log.WithName("helm")),
 		resync:    opts.ResyncInterval,
 		poll:      opts.PollInterval,
 		applied:   map[string]appliedRecord{},

@@ -180,7 +180,9 @@ func (o *offline) run(ctx context.Context) {
 func (o *offline) correct(ctx context.Context, a *fleetv1.Assignment) {
 	log := o.log.WithValues("assignment", a.Namespace+"/"+a.Name)
 	mode := driftMode(a)
-	if mode == meta.DriftDisabled {
+	if mode == meta.DriftDisabled || a.Spec.Helm != nil {
+		// A Helm release keeps running on its own while the hub is away; its drift
+		// is checked again once the hub answers.
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, applyTimeout)

@@ -24,6 +24,7 @@ import (
 	"github.com/flotilla-dev/flotilla/spoke/apply"
 	"github.com/flotilla-dev/flotilla/spoke/fetch"
 	"github.com/flotilla-dev/flotilla/spoke/health"
+	"github.com/flotilla-dev/flotilla/spoke/helm"
 )
 
 // stalledRetry is how soon an Assignment that cannot succeed without a change
@@ -49,6 +50,7 @@ type reconciler struct {
 	events  events.EventRecorder
 	spoke   *spoke
 	fetcher *fetch.Fetcher
+	helm    *helm.Runner
 	state   *stateStore
 	// namespace is the agent's own namespace on the spoke (decryption keys).
 	namespace string
@@ -88,12 +90,15 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		res = ctrl.Result{RequeueAfter: r.poll}
 	} else {
 		step, wait := nextStep(a, rec, time.Now(), r.resync)
-		switch step {
-		case stepIdle:
+		switch {
+		case step == stepIdle:
 			return ctrl.Result{RequeueAfter: wait}, nil
-		case stepHealth:
+		case a.Spec.Helm != nil:
+			// Helm waits for its own objects: a release has no separate health step.
+			res, syncErr = r.syncHelm(ctx, a, rec, step == stepResync)
+		case step == stepHealth:
 			res, syncErr = r.checkHealth(ctx, a, rec)
-		case stepResync:
+		case step == stepResync:
 			res, syncErr = r.sync(ctx, a, rec, true)
 		default:
 			res, syncErr = r.sync(ctx, a, rec, false)
@@ -369,7 +374,11 @@ func (r *reconciler) release(ctx context.Context, a *fleetv1.Assignment) (ctrl.R
 	del := &apply.DeleteResult{}
 	var relErr error
 	prune := deletesOnRelease(a)
-	if prune {
+	var helmMsg string
+	if a.Spec.Helm != nil {
+		prune = false
+		helmMsg, relErr = r.releaseHelm(ctx, a)
+	} else if prune {
 		c, err := r.spoke.clientFor(serviceAccountUser(a))
 		if err != nil {
 			return ctrl.Result{}, err
@@ -385,6 +394,9 @@ func (r *reconciler) release(ctx context.Context, a *fleetv1.Assignment) (ctrl.R
 		r.event(a, corev1.EventTypeWarning, meta.PruneFailedReason, "Release", msg)
 	} else {
 		msg := releasedMessage(prune, del, n)
+		if a.Spec.Helm != nil {
+			msg = helmMsg
+		}
 		a.Status.Entries = nil
 		a.Status.Inventory = 0
 		a.Status.Message = msg

@@ -210,8 +210,10 @@ func schedule(ctx context.Context, c client.Client) {
 }
 
 // kwokStages are the lifecycle kwok plays: the node turns Ready, a pod bound to it
-// runs and turns Ready at once, and a deleted pod goes. (kwok's binary ships no
-// stages of its own.)
+// runs and turns Ready at once, and a deleted pod goes. A pod labelled
+// test.flotilla.dev/phase (charts.PhaseLabel, Helm test hooks) ends at once in the
+// phase it names, Succeeded or Failed, as a finished test container would. (kwok's
+// binary ships no stages of its own.)
 const kwokStages = `apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
 metadata:
@@ -248,6 +250,8 @@ spec:
     - key: '.status.phase'
       operator: In
       values: [Pending]
+    - key: '.metadata.labels."test.flotilla.dev/phase"'
+      operator: DoesNotExist
     - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
       operator: NotIn
       values: ['True']
@@ -297,4 +301,90 @@ spec:
       operator: Exists
   next:
     delete: true
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-succeeded
+spec:
+  resourceRef: {apiGroup: v1, kind: Pod}
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: DoesNotExist
+    - key: '.metadata.labels."test.flotilla.dev/phase"'
+      operator: In
+      values: [Succeeded]
+    - key: '.status.phase'
+      operator: NotIn
+      values: [Succeeded]
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      conditions:
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "True"
+        type: Initialized
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "False"
+        reason: PodCompleted
+        type: Ready
+      containerStatuses:
+      {{ range .spec.containers }}
+      - image: {{ .image | Quote }}
+        name: {{ .name | Quote }}
+        ready: false
+        restartCount: 0
+        state:
+          terminated:
+            exitCode: 0
+            reason: Completed
+            startedAt: {{ $now | Quote }}
+            finishedAt: {{ $now | Quote }}
+      {{ end }}
+      phase: Succeeded
+      startTime: {{ $now | Quote }}
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-failed
+spec:
+  resourceRef: {apiGroup: v1, kind: Pod}
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: DoesNotExist
+    - key: '.metadata.labels."test.flotilla.dev/phase"'
+      operator: In
+      values: [Failed]
+    - key: '.status.phase'
+      operator: NotIn
+      values: [Failed]
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      conditions:
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "True"
+        type: Initialized
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "False"
+        reason: PodCompleted
+        type: Ready
+      containerStatuses:
+      {{ range .spec.containers }}
+      - image: {{ .image | Quote }}
+        name: {{ .name | Quote }}
+        ready: false
+        restartCount: 0
+        state:
+          terminated:
+            exitCode: 1
+            reason: Error
+            startedAt: {{ $now | Quote }}
+            finishedAt: {{ $now | Quote }}
+      {{ end }}
+      phase: Failed
+      startTime: {{ $now | Quote }}
 `

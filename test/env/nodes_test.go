@@ -3,6 +3,7 @@ package env_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -41,4 +42,23 @@ func TestStartNodes(t *testing.T) {
 		}
 		return nil
 	})
+
+	// Test pods (Helm test hooks) end in the phase their label names.
+	for _, phase := range []corev1.PodPhase{corev1.PodSucceeded, corev1.PodFailed} {
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "test-" + strings.ToLower(string(phase)),
+				Labels: map[string]string{"test.flotilla.dev/phase": string(phase)}},
+			Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
+				Containers: []corev1.Container{{Name: "test", Image: "busybox"}}},
+		}
+		if err := cp.Client().Create(ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+		env.WaitFor(t, cp.Client(), pod, func(p *corev1.Pod) error {
+			if p.Status.Phase != phase {
+				return fmt.Errorf("phase %q, want %s", p.Status.Phase, phase)
+			}
+			return nil
+		})
+	}
 }

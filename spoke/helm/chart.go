@@ -1,0 +1,69 @@
+package helm
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/releaseutil"
+
+	"github.com/flotilla-dev/flotilla/api/artifact"
+	"github.com/flotilla-dev/flotilla/spoke/postbuild"
+)
+
+// DigestAnnotation, on the chart metadata Helm stores with each revision, records the
+// artifact digest the revision was made from: it tells whether the release runs the
+// Assignment's chart and values without comparing them.
+const DigestAnnotation = "fleet.flotilla.dev/artifact-digest"
+
+// loadChart reads a Helm artifact: the chart below artifact.HelmChartDir and the
+// values of artifact.HelmValuesFile, where vars are substituted first (only there,
+// never in the chart's templates). vars nil means no substitution.
+func loadChart(files map[string][]byte, vars map[string]string, digest string) (*chart.Chart, map[string]any, error) {
+	prefix := artifact.HelmChartDir + "/"
+	var names []string
+	for name := range files {
+		if strings.HasPrefix(name, prefix) {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return nil, nil, fmt.Errorf("the artifact holds no chart (no files below %s)", prefix)
+	}
+	sort.Strings(names)
+	bf := make([]*loader.BufferedFile, 0, len(names))
+	for _, name := range names {
+		bf = append(bf, &loader.BufferedFile{Name: strings.TrimPrefix(name, prefix), Data: files[name]})
+	}
+	ch, err := loader.LoadFiles(bf)
+	if err != nil {
+		return nil, nil, fmt.Errorf("loading the chart: %w", err)
+	}
+	raw := files[artifact.HelmValuesFile]
+	if vars != nil {
+		if raw, err = postbuild.SubstituteYAML(raw, vars, postbuild.Options{}); err != nil {
+			return nil, nil, fmt.Errorf("substituting variables in %s: %w", artifact.HelmValuesFile, err)
+		}
+	}
+	vals, err := chartutil.ReadValues(raw)
+	if err != nil {
+		return nil, nil, fmt.Errorf("parsing %s: %w", artifact.HelmValuesFile, err)
+	}
+	if ch.Metadata.Annotations == nil {
+		ch.Metadata.Annotations = map[string]string{}
+	}
+	ch.Metadata.Annotations[DigestAnnotation] = digest
+	return ch, vals.AsMap(), nil
+}
+
+// splitYAML splits a multi-document YAML file.
+func splitYAML(data []byte) [][]byte {
+	var out [][]byte
+	for _, doc := range releaseutil.SplitManifests(string(data)) {
+		out = append(out, []byte(doc))
+	}
+	return out
+}
