@@ -1,6 +1,9 @@
 package helm
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"sort"
 	"strings"
@@ -57,6 +60,25 @@ func loadChart(files map[string][]byte, vars map[string]string, digest string) (
 	}
 	ch.Metadata.Annotations[DigestAnnotation] = digest
 	return ch, vals.AsMap(), nil
+}
+
+// releaseDigest names what a release runs on this cluster: the artifact's digest,
+// followed by a checksum of the values when this cluster's variables change them.
+// The hub builds one artifact for the fleet, so a Cluster variable that changes
+// (spec.variables, or a substituteFrom object on the spoke) changes this name, and
+// the release is upgraded, though the artifact is the same.
+func releaseDigest(req Request) string {
+	raw := req.Files[artifact.HelmValuesFile]
+	if req.Vars == nil {
+		return req.Digest
+	}
+	out, err := postbuild.SubstituteYAML(raw, req.Vars, postbuild.Options{})
+	if err != nil || bytes.Equal(out, raw) {
+		// An error is loadChart's to report.
+		return req.Digest
+	}
+	sum := sha256.Sum256(out)
+	return req.Digest + "+values:" + hex.EncodeToString(sum[:8])
 }
 
 // splitYAML splits a multi-document YAML file.

@@ -223,20 +223,24 @@ func TestInstallUpgradeUninstallAsServiceAccount(t *testing.T) {
 			t.Errorf("history %s, want one revision", statuses(h))
 		}
 	})
-	t.Run("values substitution is per cluster", func(t *testing.T) {
+	t.Run("a cluster variable that changes the values upgrades", func(t *testing.T) {
 		r.t = t
-		r.ready(v1, map[string]string{"cluster_name": "spoke-b"})
-		// The values changed on this cluster but the digest did not: nothing to do
-		// until the artifact changes, as the hub re-signs when variables change.
-		if got := r.configMap("web").Data["cluster"]; got != "spoke-a" {
-			t.Logf("cluster %q", got)
+		// The artifact is the same (the hub builds one for the fleet); the values
+		// this cluster substitutes are not.
+		res := r.ready(v1, map[string]string{"cluster_name": "spoke-b"})
+		if got := r.configMap("web").Data["cluster"]; got != "spoke-b" || res.Release.Revision != 2 {
+			t.Errorf("cluster %q in revision %d, want spoke-b in revision 2", got, res.Release.Revision)
+		}
+		r.ready(v1, map[string]string{"cluster_name": "spoke-b", "unused": "x"})
+		if h := r.history(); len(h) != 2 {
+			t.Errorf("history %s: a variable the values do not use made a revision", statuses(h))
 		}
 	})
 	v2 := pack(t, charts.Simple("web", "1.1.0"), "greeting: hi\ncluster: ${cluster_name}\n")
 	t.Run("a new chart version upgrades", func(t *testing.T) {
 		r.t = t
 		res := r.ready(v2, vars)
-		if res.Release.Revision != 2 || res.Release.ChartVersion != "1.1.0" {
+		if res.Release.Revision != 3 || res.Release.ChartVersion != "1.1.0" {
 			t.Errorf("release %+v", res.Release)
 		}
 		if got := r.configMap("web").Data["chartVersion"]; got != "1.1.0" {
@@ -247,7 +251,7 @@ func TestInstallUpgradeUninstallAsServiceAccount(t *testing.T) {
 	t.Run("new values upgrade", func(t *testing.T) {
 		r.t = t
 		res := r.ready(v3, map[string]string{})
-		if res.Release.Revision != 3 {
+		if res.Release.Revision != 4 {
 			t.Errorf("release %+v", res.Release)
 		}
 		cm := r.configMap("web")
@@ -257,7 +261,7 @@ func TestInstallUpgradeUninstallAsServiceAccount(t *testing.T) {
 	})
 	t.Run("helm history shows the revisions in Secret storage", func(t *testing.T) {
 		r.t = t
-		if got, want := statuses(r.history()), "1:superseded:1.0.0 2:superseded:1.1.0 3:deployed:1.1.0"; got != want {
+		if got, want := statuses(r.history()), "1:superseded:1.0.0 2:superseded:1.0.0 3:superseded:1.1.0 4:deployed:1.1.0"; got != want {
 			t.Errorf("history %s, want %s", got, want)
 		}
 	})
@@ -269,7 +273,7 @@ func TestInstallUpgradeUninstallAsServiceAccount(t *testing.T) {
 		if res.Ready || !res.Stalled || res.Reason != helm.ChartFailedReason || !strings.Contains(res.Message, "left as it runs") {
 			t.Errorf("result %+v", res)
 		}
-		if res.Release.Revision != 3 || res.Release.Status != "deployed" {
+		if res.Release.Revision != 4 || res.Release.Status != "deployed" {
 			t.Errorf("release %+v", res.Release)
 		}
 	})

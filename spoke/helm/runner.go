@@ -196,6 +196,7 @@ func (r *Runner) Reconcile(ctx context.Context, req Request) (*Result, error) {
 	}
 	defer r.unlock(key)
 
+	req.Digest = releaseDigest(req)
 	ru := &run{r: r, req: req, s: s, timeout: req.Timeout, res: &Result{}}
 	if ru.timeout <= 0 {
 		ru.timeout = DefaultTimeout
