@@ -74,7 +74,8 @@ type Reconciler struct {
 	Sign   engine.Signer
 	// PlatformNamespaces may hold HelmReleases no Tenant owns.
 	PlatformNamespaces []string
-	Recorder           events.EventRecorder
+	// Recorder emits Events; mgr.GetEventRecorder("flotilla-delivery") when nil.
+	Recorder events.EventRecorder
 
 	engine *engine.Engine
 	builds *cache[built]
@@ -90,6 +91,9 @@ const (
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Reader == nil {
 		r.Reader = mgr.GetAPIReader()
+	}
+	if r.Recorder == nil {
+		r.Recorder = mgr.GetEventRecorder("flotilla-delivery")
 	}
 	if r.Charts == nil {
 		s, ok := r.Store.(*storage.Store)
