@@ -20,6 +20,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/flotilla-dev/flotilla/api"
+	"github.com/flotilla-dev/flotilla/hub/delivery/helmrelease"
 	"github.com/flotilla-dev/flotilla/hub/delivery/kustomize"
 	hubfleet "github.com/flotilla-dev/flotilla/hub/fleet"
 	"github.com/flotilla-dev/flotilla/hub/gc"
@@ -192,6 +193,11 @@ func setupControllers(mgr ctrl.Manager, store *storage.Store, keyring *signing.K
 		&helm.Reconciler{Client: mgr.GetClient(), Store: store, Recorder: mgr.GetEventRecorder("flotilla-source")},
 		&kustomize.Reconciler{Client: mgr.GetClient(), Store: store, Sign: sign, Recorder: mgr.GetEventRecorder("flotilla-delivery"),
 			PlatformNamespaces: opts.PlatformNamespaces},
+		// The chart fetcher reads repository Secrets uncached, as the source
+		// controllers do.
+		&helmrelease.Reconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Store: store,
+			Charts: &helm.ChartFetcher{Reader: mgr.GetAPIReader(), Store: store}, Sign: sign,
+			Recorder: mgr.GetEventRecorder("flotilla-delivery"), PlatformNamespaces: opts.PlatformNamespaces},
 		&hubtenancy.Reconciler{Client: mgr.GetClient(), Store: store, Sign: sign, Recorder: mgr.GetEventRecorder("flotilla-tenancy")},
 		&hubfleet.ClusterReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("flotilla-fleet"), HeartbeatGrace: opts.HeartbeatGrace},
 		&hubfleet.ClusterGroupReconciler{Client: mgr.GetClient()},

@@ -67,8 +67,11 @@ type Deployment struct {
 
 // Result is a deployment's rollup over its targeted clusters.
 type Result struct {
-	Clusters  meta.ClusterCounts
-	Failures  []meta.ClusterFailure
+	Clusters meta.ClusterCounts
+	Failures []meta.ClusterFailure
+	// Versions counts the targeted clusters by the version they report running
+	// (rollup.Versions), whatever artifact they were handed.
+	Versions  []meta.VersionCount
 	Plan      rollout.Plan
 	Condition Condition
 }
@@ -383,6 +386,7 @@ func (e *Engine) rollup(d Deployment, f *fleet, plan rollout.Plan) Result {
 	sort.Strings(silentNames)
 	return Result{
 		Clusters: counts, Failures: failures, Plan: plan,
+		Versions: rollup.Versions(names, f.assignments),
 		Condition: Decide(Rollup{
 			Kind: d.Kind, Namespace: d.Owner.GetNamespace(), Name: d.Owner.GetName(),
 			Revision: d.Spec.Artifact.Revision, RolloutConfigured: d.Rollout != nil,

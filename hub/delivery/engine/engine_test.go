@@ -271,3 +271,29 @@ func TestDeployFailures(t *testing.T) {
 func testSign(cluster string, a *fleetv1.Assignment) (string, error) {
 	return "signed-for:" + cluster + ":" + a.Namespace + "/" + a.Name, nil
 }
+
+// TestDeployCountsVersions: the result counts the targeted clusters by the version
+// their agents report, including clusters still on an older artifact.
+func TestDeployCountsVersions(t *testing.T) {
+	ctx := context.Background()
+	ks := testOwner()
+	ks.Spec.Placement = deliveryv1.Placement{ClusterSelector: &metav1.LabelSelector{}}
+	report := func(cluster, version string) *fleetv1.Assignment {
+		a := &fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{Namespace: fleetv1.ClusterNamespace(cluster), Name: "ks.apps.web",
+			Labels: map[string]string{fleetv1.OwnerKindLabel: deliveryv1.KustomizationKind, fleetv1.OwnerNamespaceLabel: "apps",
+				fleetv1.OwnerNameLabel: "web", fleetv1.ClusterLabel: cluster}}}
+		a.Status.AppliedRevision = "old"
+		a.Status.Release = &fleetv1.ReleaseStatus{Name: "web", Namespace: "apps", ChartVersion: version}
+		return a
+	}
+	e, _, _ := newEngine(ks, report("eu", "1.0.0"), report("us", "1.0.0"), report("ap", "0.9.0"),
+		testCluster("eu", nil, nil), testCluster("us", nil, nil), testCluster("ap", nil, nil), testCluster("new", nil, nil))
+	res, err := e.Deploy(ctx, testDeployment(ks))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []meta.VersionCount{{Version: "1.0.0", Clusters: 2}, {Version: "0.9.0", Clusters: 1}}
+	if diff := cmp.Diff(want, res.Versions); diff != "" {
+		t.Errorf("versions (-want +got):\n%s", diff)
+	}
+}

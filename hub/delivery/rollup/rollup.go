@@ -117,3 +117,45 @@ func Assignments(assignments []fleetv1.Assignment) meta.AssignmentCounts {
 func Add(a, b meta.AssignmentCounts) meta.AssignmentCounts {
 	return meta.AssignmentCounts{Total: a.Total + b.Total, Ready: a.Ready + b.Ready, Failed: a.Failed + b.Failed}
 }
+
+// Versions counts a deployment's targeted clusters by the version their agent
+// reports running: a Helm release's chart version, else the applied revision.
+// Clusters that report none are left out. Most common first (ties by version), at
+// most meta.MaxVersionCounts entries, so the list never grows with the fleet.
+func Versions(targeted []string, assignments []fleetv1.Assignment) []meta.VersionCount {
+	want := make(map[string]bool, len(targeted))
+	for _, c := range targeted {
+		want[c] = true
+	}
+	counts := map[string]int32{}
+	for i := range assignments {
+		a := &assignments[i]
+		if !want[a.Labels[fleetv1.ClusterLabel]] || a.DeletionTimestamp != nil {
+			continue
+		}
+		v := a.Status.AppliedRevision
+		if r := a.Status.Release; r != nil && r.ChartVersion != "" {
+			v = r.ChartVersion
+		}
+		if v != "" {
+			counts[v]++
+		}
+	}
+	if len(counts) == 0 {
+		return nil
+	}
+	out := make([]meta.VersionCount, 0, len(counts))
+	for v, n := range counts {
+		out = append(out, meta.VersionCount{Version: v, Clusters: n})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Clusters != out[j].Clusters {
+			return out[i].Clusters > out[j].Clusters
+		}
+		return out[i].Version < out[j].Version
+	})
+	if len(out) > meta.MaxVersionCounts {
+		out = out[:meta.MaxVersionCounts]
+	}
+	return out
+}

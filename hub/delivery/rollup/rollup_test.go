@@ -87,3 +87,51 @@ func TestAssignments(t *testing.T) {
 		t.Error(diff)
 	}
 }
+
+// TestVersions: clusters count under the chart version their agent reports (the
+// applied revision when there is no release), untargeted and silent-on-version ones
+// not at all; most common first, bounded.
+func TestVersions(t *testing.T) {
+	withVersion := func(cluster, chartVersion, revision string) fleetv1.Assignment {
+		a := asg(cluster, cur, cur, metav1.ConditionTrue, "ok", false)
+		a.Status.AppliedRevision = revision
+		if chartVersion != "" {
+			a.Status.Release = &fleetv1.ReleaseStatus{Name: "web", Namespace: "apps", ChartVersion: chartVersion}
+		}
+		return a
+	}
+	gone := withVersion("e", "1.0.0", "")
+	gone.DeletionTimestamp = &metav1.Time{}
+	list := []fleetv1.Assignment{
+		withVersion("a", "1.1.0", "1.1.0"),
+		withVersion("b", "1.0.0", "1.1.0"), // the release says what runs, not the artifact
+		withVersion("c", "", "1.0.0"),
+		withVersion("d", "", ""), // nothing reported yet
+		gone,
+		withVersion("x", "9.9.9", "9.9.9"), // not targeted
+		withVersion("f", "1.1.0", "1.1.0"),
+		withVersion("g", "0.9.0", "0.9.0"),
+	}
+	got := Versions([]string{"a", "b", "c", "d", "e", "f", "g"}, list)
+	want := []meta.VersionCount{{Version: "1.0.0", Clusters: 2}, {Version: "1.1.0", Clusters: 2}, {Version: "0.9.0", Clusters: 1}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("versions (-want +got):\n%s", diff)
+	}
+	if got := Versions([]string{"a"}, nil); got != nil {
+		t.Errorf("no reports: %v, want nil", got)
+	}
+
+	var many []fleetv1.Assignment
+	var names []string
+	for i := range meta.MaxVersionCounts + 5 {
+		c := fmt.Sprintf("c%d", i)
+		names = append(names, c)
+		many = append(many, withVersion(c, fmt.Sprintf("1.0.%d", i), ""))
+	}
+	many = append(many, withVersion("top", "1.0.7", ""))
+	names = append(names, "top")
+	got = Versions(names, many)
+	if len(got) != meta.MaxVersionCounts || got[0] != (meta.VersionCount{Version: "1.0.7", Clusters: 2}) {
+		t.Errorf("bounded versions: %d entries, first %+v", len(got), got[0])
+	}
+}

@@ -31,8 +31,8 @@ const MaxChartSize = 64 << 20
 // ErrChartNotFound: the index has no chart of that name, or no version in the range.
 var ErrChartNotFound = errors.New("chart not found in the repository index")
 
-// ChartFetcher fetches chart versions of default (HTTP) HelmRepositories into the
-// store, for the HelmRelease controller.
+// ChartFetcher fetches chart versions of HelmRepositories (default and oci) into
+// the store, for the HelmRelease controller.
 type ChartFetcher struct {
 	// Reader reads the repository's Secret.
 	Reader client.Reader
@@ -43,44 +43,72 @@ type ChartFetcher struct {
 }
 
 // FetchChart picks the newest version of chart within versionRange (a semver range;
-// empty means the newest stable) from the index the HelmRepository last stored,
-// downloads it, checks it against the index's digest, and stores it re-packed in
-// the hub's artifact format. The artifact's revision is the chart version; its files
+// empty means the newest stable) from the index the HelmRepository last stored, or
+// from the tags of <url>/<chart> for an oci one, downloads it (checked against the
+// index's digest where there is one), and stores it re-packed in the hub's artifact
+// format. The artifact's revision is the chart version; its files
 // are the chart's, below a folder named after the chart, as in the .tgz.
 func (f *ChartFetcher) FetchChart(ctx context.Context, hr *sourcev1.HelmRepository, chart, versionRange string) (*meta.Artifact, error) {
+	var tgz []byte
+	var version string
+	var err error
 	if hr.Spec.Type == TypeOCI {
-		return nil, errors.New("charts of oci HelmRepositories are not fetched yet")
+		tgz, version, err = f.fetchOCIChart(ctx, hr, chart, versionRange)
+	} else {
+		tgz, version, err = f.fetchIndexedChart(ctx, hr, chart, versionRange)
 	}
+	if err != nil {
+		return nil, err
+	}
+	chartFiles, err := artifact.Unpack(bytes.NewReader(tgz), MaxChartSize)
+	if err != nil {
+		return nil, fmt.Errorf("chart %s %s: %w", chart, version, err)
+	}
+	packed, err := artifact.Pack(chartFiles)
+	if err != nil {
+		return nil, fmt.Errorf("chart %s %s: %w", chart, version, err)
+	}
+	digest, err := f.Store.Put(packed)
+	if err != nil {
+		return nil, err
+	}
+	size := int64(len(packed))
+	return &meta.Artifact{URL: f.Store.URL(digest), Revision: version, Digest: digest, Size: &size, LastUpdateTime: metav1.NewTime(time.Now())}, nil
+}
+
+// fetchIndexedChart downloads a chart version of a default repository, picked from
+// the index the HelmRepository last stored, and checks it against the index's digest.
+func (f *ChartFetcher) fetchIndexedChart(ctx context.Context, hr *sourcev1.HelmRepository, chart, versionRange string) ([]byte, string, error) {
 	if hr.Status.Artifact == nil {
-		return nil, fmt.Errorf("HelmRepository %s/%s has no index yet", hr.Namespace, hr.Name)
+		return nil, "", fmt.Errorf("HelmRepository %s/%s has no index yet", hr.Namespace, hr.Name)
 	}
 	stored, err := f.Store.Get(hr.Status.Artifact.Digest)
 	if err != nil {
-		return nil, fmt.Errorf("reading the index of %s/%s: %w", hr.Namespace, hr.Name, err)
+		return nil, "", fmt.Errorf("reading the index of %s/%s: %w", hr.Namespace, hr.Name, err)
 	}
 	files, err := artifact.Unpack(bytes.NewReader(stored), MaxIndexSize)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	idx, err := parseIndex(files[IndexFile])
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	cv, err := pickVersion(idx, chart, versionRange)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if len(cv.URLs) == 0 {
-		return nil, fmt.Errorf("%w: %s %s has no download URL", ErrChartNotFound, chart, cv.Version)
+		return nil, "", fmt.Errorf("%w: %s %s has no download URL", ErrChartNotFound, chart, cv.Version)
 	}
 	chartURL, err := repo.ResolveReferenceURL(hr.Spec.URL, cv.URLs[0])
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 
 	creds, err := credentials.Load(ctx, f.Reader, hr.Namespace, hr.Spec.SecretRef, credentials.Options{Scheme: schemeOf(hr.Spec.URL)})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if !sameHost(hr.Spec.URL, chartURL) {
 		// As helm does by default: the repository's password is not sent to another host.
@@ -88,27 +116,14 @@ func (f *ChartFetcher) FetchChart(ctx context.Context, hr *sourcev1.HelmReposito
 	}
 	tgz, err := get(ctx, creds, f.Transport, chartURL, MaxChartSize)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if cv.Digest != "" {
 		if got := fmt.Sprintf("%x", sha256.Sum256(tgz)); got != cv.Digest {
-			return nil, fmt.Errorf("chart %s %s: digest %s, the index says %s", chart, cv.Version, got, cv.Digest)
+			return nil, "", fmt.Errorf("chart %s %s: digest %s, the index says %s", chart, cv.Version, got, cv.Digest)
 		}
 	}
-	chartFiles, err := artifact.Unpack(bytes.NewReader(tgz), MaxChartSize)
-	if err != nil {
-		return nil, fmt.Errorf("chart %s %s: %w", chart, cv.Version, err)
-	}
-	packed, err := artifact.Pack(chartFiles)
-	if err != nil {
-		return nil, fmt.Errorf("chart %s %s: %w", chart, cv.Version, err)
-	}
-	digest, err := f.Store.Put(packed)
-	if err != nil {
-		return nil, err
-	}
-	size := int64(len(packed))
-	return &meta.Artifact{URL: f.Store.URL(digest), Revision: cv.Version, Digest: digest, Size: &size, LastUpdateTime: metav1.NewTime(time.Now())}, nil
+	return tgz, cv.Version, nil
 }
 
 // pickVersion returns the chart version that equals versionRange, else the newest in

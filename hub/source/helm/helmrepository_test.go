@@ -20,6 +20,7 @@ import (
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
 	"github.com/flotilla-dev/flotilla/hub/source/helm"
 	"github.com/flotilla-dev/flotilla/hub/storage"
+	chartspkg "github.com/flotilla-dev/flotilla/test/charts"
 	"github.com/flotilla-dev/flotilla/test/helmrepo"
 	"github.com/flotilla-dev/flotilla/test/registry"
 	"github.com/flotilla-dev/flotilla/test/sourceenv"
@@ -152,5 +153,34 @@ func TestHelmRepository(t *testing.T) {
 		if c := apimeta.FindStatusCondition(obj.Status.Conditions, meta.ArtifactInStorageCondition); c != nil {
 			t.Fatalf("an oci repository has no ArtifactInStorage: %+v", c)
 		}
+		t.Run("fetch a chart", func(t *testing.T) {
+			ctx := context.Background()
+			for _, v := range []string{"1.0.0", "1.1.0", "1.2.0+build.1", "2.0.0"} {
+				reg.PushChart("charts", "app", v, chartspkg.Simple("app", v).Package(t))
+			}
+			f := &helm.ChartFetcher{Reader: h.Client, Store: h.Store}
+			a, err := f.FetchChart(ctx, obj, "app", "~1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.Revision != "1.2.0+build.1" {
+				t.Fatalf("revision %s, want the newest in ~1 read back from its tag, 1.2.0+build.1", a.Revision)
+			}
+			files := sourceenv.Download(t, a)
+			if !strings.Contains(files["app/Chart.yaml"], "version: 1.2.0+build.1") || files["app/templates/configmap.yaml"] == "" {
+				t.Fatalf("chart files %v", files)
+			}
+			if a, err := f.FetchChart(ctx, obj, "app", "1.0.0"); err != nil || a.Revision != "1.0.0" {
+				t.Fatalf("exact version: %+v, %v", a, err)
+			}
+			if _, err := f.FetchChart(ctx, obj, "app", ">=3"); !errors.Is(err, helm.ErrChartNotFound) {
+				t.Fatalf("FetchChart >=3 = %v, want ErrChartNotFound", err)
+			}
+			// An OCI artifact that is not a chart is refused by its media type.
+			reg.Push("charts/notachart", "1.0.0", map[string]string{"a.yaml": "x: 1\n"})
+			if _, err := f.FetchChart(ctx, obj, "notachart", ""); err == nil || !strings.Contains(err.Error(), "not a Helm chart") {
+				t.Fatalf("FetchChart of a non-chart = %v, want a media type error", err)
+			}
+		})
 	})
 }

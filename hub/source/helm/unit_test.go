@@ -77,3 +77,24 @@ func TestParseIndex(t *testing.T) {
 		t.Fatal("an index without apiVersion was accepted")
 	}
 }
+
+func TestPickTag(t *testing.T) {
+	t.Parallel()
+	tags := []string{"1.0.0", "1.1.0", "1.2.0-rc.1", "2.0.0_build.7", "latest"}
+	for _, tc := range []struct{ rng, want string }{
+		{"", "2.0.0+build.7"},
+		{"~1.0", "1.0.0"},
+		{"^1", "1.1.0"},
+		{">=1.2.0-0 <2", "1.2.0-rc.1"},
+		{"2.0.0+build.7", "2.0.0+build.7"},
+		{"latest", "latest"},
+	} {
+		got, err := pickTag(tags, tc.rng)
+		if err != nil || got != tc.want {
+			t.Errorf("pickTag(%q) = %q, %v; want %q", tc.rng, got, err, tc.want)
+		}
+	}
+	if _, err := pickTag(tags, ">=3"); !errors.Is(err, ErrChartNotFound) {
+		t.Errorf("pickTag(>=3) = %v, want ErrChartNotFound", err)
+	}
+}
