@@ -102,9 +102,11 @@ func newTest(t *testing.T, hub client.Client, name string) (hubNS, appNS string)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := hub.DeleteAllOf(ctx, &deliveryv1.Kustomization{}, client.InNamespace(hubNS)); err != nil {
-			t.Errorf("delete the deployments of %s: %v", hubNS, err)
-			return
+		for _, kind := range []client.Object{&deliveryv1.Kustomization{}, &deliveryv1.HelmRelease{}} {
+			if err := hub.DeleteAllOf(ctx, kind, client.InNamespace(hubNS)); err != nil {
+				t.Errorf("delete the deployments of %s: %v", hubNS, err)
+				return
+			}
 		}
 		env.Eventually(t, "the Assignments of "+hubNS+" to be gone", func() error {
 			var list fleetv1.AssignmentList

@@ -26,9 +26,11 @@ import (
 	tenancyv1 "github.com/flotilla-dev/flotilla/api/tenancy/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/devenv"
 	"github.com/flotilla-dev/flotilla/spoke/apply"
+	"github.com/flotilla-dev/flotilla/test/charts"
 	"github.com/flotilla-dev/flotilla/test/env"
 	"github.com/flotilla-dev/flotilla/test/fleetenv"
 	"github.com/flotilla-dev/flotilla/test/gitserver"
+	"github.com/flotilla-dev/flotilla/test/helmrepo"
 )
 
 // tenantRole stands for the admin ClusterRole: the test spokes run no
@@ -383,6 +385,67 @@ func TestTenantEscapes(t *testing.T) {
 			}
 			return nil
 		})
+	})
+	t.Run("a tenant's HelmReleases run as the tenant", func(t *testing.T) {
+		charts1 := helmrepo.New(t)
+		charts1.Add(charts.Simple("hello", "1.0.0"))
+		charts1.Add(charts.Simple("escape", "1.0.0").With(map[string]string{"templates/crb.yaml": "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: helm-escape\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: cluster-admin\nsubjects:\n- kind: ServiceAccount\n  name: team-a\n  namespace: app-a\n"}))
+		if err := hub.Create(ctx, helmRepository("team-a", "charts", charts1.URL(), "")); err != nil {
+			t.Fatal(err)
+		}
+		release := func(name, chart string, edit func(*deliveryv1.HelmReleaseSpec)) *deliveryv1.HelmRelease {
+			hr := &deliveryv1.HelmRelease{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: name},
+				Spec: deliveryv1.HelmReleaseSpec{
+					Chart: deliveryv1.HelmChartTemplate{Chart: chart,
+						SourceRef: deliveryv1.ChartSourceReference{Kind: sourcev1.HelmRepositoryKind, Name: "charts"}},
+					ReleaseName: name, TargetNamespace: "app-a", Interval: metav1.Duration{Duration: time.Hour}, Placement: dev,
+				}}
+			if edit != nil {
+				edit(&hr.Spec)
+			}
+			if err := hub.Create(ctx, hr); err != nil {
+				t.Fatal(err)
+			}
+			return hr
+		}
+		own := release("hello", "hello", nil)
+		escape := release("escape", "escape", nil)
+		storage := release("storage", "hello", func(s *deliveryv1.HelmReleaseSpec) { s.StorageNamespace = "kube-system" })
+
+		env.WaitReady(t, hub, own)
+		wantLast(t, helmOn(t, fleet, "spoke-1", "app-a"), "spoke-1", "hello", "1.0.0")
+		a := helmReleaseAssignment("spoke-1", "team-a", "hello")
+		if err := hub.Get(ctx, client.ObjectKeyFromObject(a), a); err != nil {
+			t.Fatal(err)
+		}
+		if a.Spec.Tenant != "team-a" || a.Spec.ServiceAccountName != "team-a" {
+			t.Errorf("the HelmRelease's Assignment runs as %q of %q, want team-a's identity", a.Spec.ServiceAccountName, a.Spec.Tenant)
+		}
+
+		made++
+		env.WaitFor(t, hub, escape, func(h *deliveryv1.HelmRelease) error {
+			if h.Status.Clusters.Failed != 1 || len(h.Status.Failures) != 1 || !strings.Contains(h.Status.Failures[0].Message, "forbidden") {
+				return fmt.Errorf("status %+v %+v, want the spoke's refusal", h.Status.Clusters, h.Status.Failures)
+			}
+			return nil
+		})
+		if err := absent("", "ClusterRoleBinding", "helm-escape")(); err != nil {
+			t.Fatal(err)
+		}
+		refused++
+
+		made++
+		env.WaitFor(t, hub, storage, func(h *deliveryv1.HelmRelease) error {
+			st := apimeta.FindStatusCondition(h.Status.Conditions, meta.StalledCondition)
+			if st == nil || st.Reason != tenancyv1.TargetNamespaceNotAllowedReason || !strings.Contains(st.Message, "kube-system") {
+				return fmt.Errorf("conditions %+v, want Stalled with %s", h.Status.Conditions, tenancyv1.TargetNamespaceNotAllowedReason)
+			}
+			return nil
+		})
+		if err := absent("kube-system", "Secret", "sh.helm.release.v1.storage.v1")(); err != nil {
+			t.Fatal(err)
+		}
+		refused++
 	})
 	t.Logf("tenancy: %d escape attempts, %d refused", made, refused)
 	fmt.Printf("tenancy: %d escape attempts, %d refused\n", made, refused)
