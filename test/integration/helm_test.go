@@ -456,8 +456,10 @@ func TestHelmReleaseSources(t *testing.T) {
 		hr := create("from-git", "./charts/widgets", "", sourcev1.GitRepositoryKind, "platform", "spoke-2")
 		wantLast(t, helmOn(t, f, "spoke-2", appNS), "spoke-2", "from-git", "3.0.0")
 		wantHelmCounts(t, hub, hr, meta.ClusterCounts{Targeted: 1, Applied: 1, Ready: 1}, []meta.VersionCount{{Version: "3.0.0", Clusters: 1}})
-		var crd apiextensionsv1.CustomResourceDefinition
-		if err := f.SpokeClient("spoke-2").Get(ctx, types.NamespacedName{Name: "widgets.example.flotilla.dev"}, &crd); err != nil {
+		crd := &unstructured.Unstructured{}
+		crd.SetAPIVersion("apiextensions.k8s.io/v1")
+		crd.SetKind("CustomResourceDefinition")
+		if err := f.SpokeClient("spoke-2").Get(ctx, types.NamespacedName{Name: "widgets.example.flotilla.dev"}, crd); err != nil {
 			t.Fatalf("the chart's CRD on spoke-2: %v", err)
 		}
 		widget := &unstructured.Unstructured{}
@@ -573,7 +575,8 @@ func TestHelmReleaseTests(t *testing.T) {
 
 	env.WaitReady(t, hub, passing)
 	env.WaitReady(t, hub, ignored)
-	wantHelmCounts(t, hub, failing, meta.ClusterCounts{Targeted: 1, Failed: 1}, nil)
+	// Installed, but its test failed: applied and failed, not ready.
+	wantHelmCounts(t, hub, failing, meta.ClusterCounts{Targeted: 1, Applied: 1, Failed: 1}, nil)
 	env.WaitFor(t, hub, failing, func(h *deliveryv1.HelmRelease) error {
 		if len(h.Status.Failures) != 1 || !strings.Contains(strings.ToLower(h.Status.Failures[0].Message), "test") {
 			return fmt.Errorf("failures %+v do not name the failed test", h.Status.Failures)
