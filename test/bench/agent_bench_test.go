@@ -41,7 +41,13 @@ func configMaps(prefix string, n int) string {
 }
 
 // rssKiB reads VmRSS of a process.
-func rssKiB(pid int) int64 {
+func rssKiB(pid int) int64 { return statusKiB(pid, "VmRSS:") }
+
+// peakRSSKiB reads VmHWM of a process: the most it has ever had resident.
+func peakRSSKiB(pid int) int64 { return statusKiB(pid, "VmHWM:") }
+
+// statusKiB reads one "<field> N kB" line of /proc/<pid>/status.
+func statusKiB(pid int, field string) int64 {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return -1
@@ -49,7 +55,7 @@ func rssKiB(pid int) int64 {
 	defer f.Close()
 	s := bufio.NewScanner(f)
 	for s.Scan() {
-		if rest, ok := strings.CutPrefix(s.Text(), "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(s.Text(), field); ok {
 			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
 			return n
 		}
@@ -57,10 +63,8 @@ func rssKiB(pid int) int64 {
 	return -1
 }
 
-// BenchmarkAgent runs bin/flotilla-agent against a hub and a spoke and measures its
-// idle and loaded memory, its size, and how fast it applies compared with plain
-// server-side apply on the same API server.
-func BenchmarkAgent(b *testing.B) {
+// agentBinary is bin/flotilla-agent, which `make build` makes.
+func agentBinary(b *testing.B) (string, os.FileInfo) {
 	root, err := controlplane.RepoRoot()
 	if err != nil {
 		b.Fatal(err)
@@ -70,37 +74,127 @@ func BenchmarkAgent(b *testing.B) {
 	if err != nil {
 		b.Fatalf("%s (run `make build`): %v", bin, err)
 	}
+	return bin, fi
+}
+
+// rig is a hub and a spoke control plane, a signing artifact server and, once
+// started, the agent of cluster spoke-1 as its own process.
+type rig struct {
+	hub, spoke client.Client
+	arts       *artifactserver.Server
+	dir        string
+	agent      *exec.Cmd
+}
+
+// newRig starts the control planes (stopped when b ends) and makes the spoke's
+// namespaces.
+func newRig(b *testing.B, spokeNamespaces ...string) *rig {
 	hub := env.StartControlPlane(b, "hub", true)
 	spoke := env.StartControlPlane(b, cluster, false)
 	ctx := context.Background()
-	hc, sc := hub.Client(), spoke.Client()
-	for _, ns := range []string{hubNS} {
-		if err := hc.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+	r := &rig{hub: hub.Client(), spoke: spoke.Client(), arts: artifactserver.New(b), dir: b.TempDir()}
+	if err := r.hub.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: hubNS}}); err != nil {
+		b.Fatal(err)
+	}
+	for _, ns := range spokeNamespaces {
+		if err := r.spoke.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			b.Fatal(err)
 		}
 	}
-	for _, ns := range []string{"raw", "first", "load"} {
-		if err := sc.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-			b.Fatal(err)
-		}
-	}
-
-	arts := artifactserver.New(b)
-	dir := b.TempDir()
-	pem, err := artifact.MarshalPublicKeys(arts.PublicKey())
+	pem, err := artifact.MarshalPublicKeys(r.arts.PublicKey())
 	if err != nil {
 		b.Fatal(err)
 	}
-	keys := filepath.Join(dir, "keys.pem")
-	if err := os.WriteFile(keys, pem, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(r.dir, "keys.pem"), pem, 0o600); err != nil {
 		b.Fatal(err)
 	}
-	if err := hub.WriteKubeconfig(filepath.Join(dir, "hub.kubeconfig")); err != nil {
+	if err := hub.WriteKubeconfig(filepath.Join(r.dir, "hub.kubeconfig")); err != nil {
 		b.Fatal(err)
 	}
-	if err := spoke.WriteKubeconfig(filepath.Join(dir, "spoke.kubeconfig")); err != nil {
+	if err := spoke.WriteKubeconfig(filepath.Join(r.dir, "spoke.kubeconfig")); err != nil {
 		b.Fatal(err)
 	}
+	return r
+}
+
+// startAgent runs bin/flotilla-agent until b ends (its log is printed if b failed).
+func (r *rig) startAgent(b *testing.B, bin string) {
+	r.agent = exec.Command(bin, "--cluster-name", cluster, "--hub-kubeconfig", filepath.Join(r.dir, "hub.kubeconfig"),
+		"--kubeconfig", filepath.Join(r.dir, "spoke.kubeconfig"), "--trusted-keys", filepath.Join(r.dir, "keys.pem"),
+		"--state-dir", filepath.Join(r.dir, "state"), "--resync-interval", "1h")
+	logFile, _ := os.Create(filepath.Join(r.dir, "agent.log"))
+	r.agent.Stdout, r.agent.Stderr = logFile, logFile
+	if err := r.agent.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = r.agent.Process.Signal(os.Interrupt)
+		_ = r.agent.Wait()
+		logFile.Close()
+		if b.Failed() {
+			log, _ := os.ReadFile(filepath.Join(r.dir, "agent.log"))
+			if len(log) > 4000 {
+				log = log[len(log)-4000:]
+			}
+			b.Logf("agent log ends:\n%s", log)
+		}
+	})
+}
+
+func (r *rig) pid() int { return r.agent.Process.Pid }
+
+// create signs and creates an Assignment of art for spoke-1; edit fills the rest of
+// its spec before it is signed.
+func (r *rig) create(b *testing.B, name, ns string, art fleetv1.SignedArtifact, edit func(*fleetv1.Assignment)) {
+	a := &fleetv1.Assignment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: hubNS, Name: name},
+		Spec: fleetv1.AssignmentSpec{
+			Owner:           fleetv1.DeploymentReference{APIVersion: "delivery.flotilla.dev/v1alpha1", Kind: "Kustomization", Namespace: "default", Name: name},
+			Artifact:        art,
+			TargetNamespace: ns,
+		},
+	}
+	if edit != nil {
+		edit(a)
+	}
+	r.arts.Sign(cluster, a)
+	if err := r.hub.Create(context.Background(), a); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// ready counts the Assignments Ready on the revision they name.
+func (r *rig) ready() (int, error) {
+	list := &fleetv1.AssignmentList{}
+	if err := r.hub.List(context.Background(), list, client.InNamespace(hubNS)); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, a := range list.Items {
+		if a.Status.AppliedDigest == a.Spec.Artifact.Digest && apimeta.IsStatusConditionTrue(a.Status.Conditions, meta.ReadyCondition) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (r *rig) waitReady(b *testing.B, want int, timeout time.Duration) {
+	env.EventuallyWithin(b, timeout, fmt.Sprintf("%d Assignments Ready", want), func() error {
+		n, err := r.ready()
+		if err == nil && n < want {
+			err = fmt.Errorf("%d Ready", n)
+		}
+		return err
+	})
+}
+
+// BenchmarkAgent runs bin/flotilla-agent against a hub and a spoke and measures its
+// idle and loaded memory, its size, and how fast it applies compared with plain
+// server-side apply on the same API server.
+func BenchmarkAgent(b *testing.B) {
+	bin, fi := agentBinary(b)
+	r := newRig(b, "raw", "first", "load")
+	ctx := context.Background()
 
 	// Raw server-side apply throughput: 1,000 objects, one after the other, as the
 	// agent applies them.
@@ -111,91 +205,34 @@ func BenchmarkAgent(b *testing.B) {
 			"metadata": map[string]interface{}{"name": fmt.Sprintf("raw-%d", i), "namespace": "raw"},
 			"data":     map[string]interface{}{"value": strings.Repeat("x", 64)},
 		}}
-		if err := sc.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("bench"), client.ForceOwnership); err != nil {
+		if err := r.spoke.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("bench"), client.ForceOwnership); err != nil {
 			b.Fatal(err)
 		}
 	}
 	raw := time.Since(began)
 
-	cmd := exec.Command(bin, "--cluster-name", cluster, "--hub-kubeconfig", filepath.Join(dir, "hub.kubeconfig"),
-		"--kubeconfig", filepath.Join(dir, "spoke.kubeconfig"), "--trusted-keys", keys,
-		"--state-dir", filepath.Join(dir, "state"), "--resync-interval", "1h")
-	logFile, _ := os.Create(filepath.Join(dir, "agent.log"))
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-		logFile.Close()
-	})
+	r.startAgent(b, bin)
 	time.Sleep(10 * time.Second)
-	idle := rssKiB(cmd.Process.Pid)
+	idle := rssKiB(r.pid())
 
-	create := func(name, ns string, art fleetv1.SignedArtifact) {
-		a := &fleetv1.Assignment{
-			ObjectMeta: metav1.ObjectMeta{Namespace: hubNS, Name: name},
-			Spec: fleetv1.AssignmentSpec{
-				Owner:           fleetv1.DeploymentReference{APIVersion: "delivery.flotilla.dev/v1alpha1", Kind: "Kustomization", Namespace: "default", Name: name},
-				Artifact:        art,
-				TargetNamespace: ns,
-			},
-		}
-		arts.Sign(cluster, a)
-		if err := hc.Create(ctx, a); err != nil {
-			b.Fatal(err)
-		}
-	}
-	ready := func() (int, error) {
-		list := &fleetv1.AssignmentList{}
-		if err := hc.List(ctx, list, client.InNamespace(hubNS)); err != nil {
-			return 0, err
-		}
-		n := 0
-		for _, a := range list.Items {
-			if a.Status.AppliedDigest == a.Spec.Artifact.Digest && apimeta.IsStatusConditionTrue(a.Status.Conditions, meta.ReadyCondition) {
-				n++
-			}
-		}
-		return n, nil
-	}
-	waitReady := func(want int, timeout time.Duration) {
-		env.EventuallyWithin(b, timeout, fmt.Sprintf("%d Assignments Ready", want), func() error {
-			n, err := ready()
-			if err == nil && n < want {
-				err = fmt.Errorf("%d Ready", n)
-			}
-			return err
-		})
-	}
-	b.Cleanup(func() {
-		if b.Failed() {
-			log, _ := os.ReadFile(filepath.Join(dir, "agent.log"))
-			if len(log) > 4000 {
-				log = log[len(log)-4000:]
-			}
-			b.Logf("agent log ends:\n%s", log)
-		}
-	})
 	add := func(name, manifests string) fleetv1.SignedArtifact {
-		return arts.Add(name, map[string]string{"manifests.yaml": manifests})
+		return r.arts.Add(name, map[string]string{"manifests.yaml": manifests})
 	}
 
 	b.ResetTimer()
 	began = time.Now()
-	create("first", "first", add("first", configMaps("first", 1000)))
-	waitReady(1, 3*time.Minute)
+	r.create(b, "first", "first", add("first", configMaps("first", 1000)), nil)
+	r.waitReady(b, 1, 3*time.Minute)
 	first := time.Since(began)
 
 	began = time.Now()
 	for i := range 100 {
-		create(fmt.Sprintf("load-%d", i), "load", add(fmt.Sprintf("load-%d", i), configMaps(fmt.Sprintf("load-%d", i), 50)))
+		r.create(b, fmt.Sprintf("load-%d", i), "load", add(fmt.Sprintf("load-%d", i), configMaps(fmt.Sprintf("load-%d", i), 50)), nil)
 	}
-	waitReady(101, 10*time.Minute)
+	r.waitReady(b, 101, 10*time.Minute)
 	load := time.Since(began)
 	time.Sleep(5 * time.Second)
-	loaded := rssKiB(cmd.Process.Pid)
+	loaded := rssKiB(r.pid())
 	b.StopTimer()
 
 	b.ReportMetric(float64(idle)/1024, "idle-RSS-MiB")
