@@ -1,13 +1,16 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flotilla-dev/flotilla/api/artifact"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
@@ -53,7 +56,37 @@ func helmSettings(release, storageNS string, timeout metav1.Duration) *meta.Helm
 // loadFigures are one run of 100 Assignments through a fresh agent.
 type loadFigures struct {
 	idle, peak, settled int64 // KiB
-	toReady             time.Duration
+	// toSpoke is until every object (and, for Helm, every release's deployed
+	// revision) is on the spoke; toReady until every Assignment reports Ready on
+	// the hub.
+	toSpoke, toReady time.Duration
+}
+
+// onSpoke says whether the spoke holds every ConfigMap of the 100 Assignments and,
+// for Helm, a deployed revision of every release in Helm's storage.
+func onSpoke(r *rig, kind string) bool {
+	ctx := context.Background()
+	cms := &metav1.PartialObjectMetadataList{}
+	cms.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMapList"))
+	if err := r.spoke.List(ctx, cms, client.InNamespace("load")); err != nil {
+		return false
+	}
+	n := 0
+	for _, cm := range cms.Items {
+		if strings.HasPrefix(cm.Name, "load-") {
+			n++
+		}
+	}
+	if n < releases*objectsPerUnit {
+		return false
+	}
+	if kind != "helm" {
+		return true
+	}
+	secrets := &metav1.PartialObjectMetadataList{}
+	secrets.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
+	err := r.spoke.List(ctx, secrets, client.InNamespace("load"), client.MatchingLabels{"owner": "helm", "status": "deployed"})
+	return err == nil && len(secrets.Items) >= releases
 }
 
 // BenchmarkHelmVsManifests creates 100 Assignments of 10 ConfigMaps each on one
@@ -89,6 +122,22 @@ func BenchmarkHelmVsManifests(b *testing.B) {
 
 		b.ResetTimer()
 		began := time.Now()
+		spokeDone := make(chan time.Duration, 1)
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(250 * time.Millisecond):
+				}
+				if onSpoke(r, kind) {
+					spokeDone <- time.Since(began)
+					return
+				}
+			}
+		}()
 		for i := range releases {
 			name := fmt.Sprintf("load-%d", i)
 			r.create(b, name, "load", arts[i], func(a *fleetv1.Assignment) {
@@ -105,8 +154,14 @@ func BenchmarkHelmVsManifests(b *testing.B) {
 		r.waitReady(b, releases, 15*time.Minute)
 		f.toReady = time.Since(began)
 		b.StopTimer()
+		select {
+		case f.toSpoke = <-spokeDone:
+		case <-time.After(time.Minute):
+			b.Fatal("the spoke does not hold every object although every Assignment is Ready")
+		}
 		time.Sleep(settle)
 		f.settled, f.peak = rssKiB(r.pid()), peakRSSKiB(r.pid())
+		b.ReportMetric(f.toSpoke.Seconds(), "to-spoke-s")
 		b.ReportMetric(f.toReady.Seconds(), "to-ready-s")
 		b.ReportMetric(float64(f.peak)/1024, "peak-RSS-MiB")
 		b.ReportMetric(float64(f.settled)/1024, "settled-RSS-MiB")
@@ -123,6 +178,7 @@ func BenchmarkHelmVsManifests(b *testing.B) {
 	mib := func(k int64) float64 { return float64(k) / 1024 }
 	title := fmt.Sprintf("%d Assignments x %d ConfigMaps, one spoke", releases, objectsPerUnit)
 	fmt.Printf("\n%-44s %12s %12s\n", title, "helm", "manifests")
+	fmt.Printf("%-44s %10.2f s %10.2f s\n", "time from creating them to all on the spoke", helm.toSpoke.Seconds(), manifests.toSpoke.Seconds())
 	fmt.Printf("%-44s %10.2f s %10.2f s\n", "time from creating them to all Ready", helm.toReady.Seconds(), manifests.toReady.Seconds())
 	fmt.Printf("%-44s %8.1f MiB %8.1f MiB\n", "agent idle RSS before (fresh agent)", mib(helm.idle), mib(manifests.idle))
 	fmt.Printf("%-44s %8.1f MiB %8.1f MiB\n", "agent peak RSS (VmHWM)", mib(helm.peak), mib(manifests.peak))
