@@ -35,6 +35,7 @@ $(CONTROLLER_GEN):
 generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and CRDs into deploy/crds.
 	$(CONTROLLER_GEN) object paths=./api/...
 	rm -rf deploy/crds && $(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=deploy/crds
+	bash hack/crd-kustomization.sh deploy/crds
 
 verify: generate ## Fail when generated files are stale or code is not gofmt'ed/vetted.
 	@git diff --exit-code -- api deploy/crds || { echo "generated files are stale: run make generate and commit"; exit 1; }
