@@ -98,11 +98,15 @@ func RunKustomize(fsys filesys.FileSystem, dir string) ([]*unstructured.Unstruct
 	}
 	var objs []*unstructured.Unstructured
 	for _, r := range rm.Resources() {
-		m, err := r.Map()
+		b, err := r.MarshalJSON()
 		if err != nil {
 			return nil, err
 		}
-		objs = append(objs, &unstructured.Unstructured{Object: m})
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(b); err != nil {
+			return nil, err
+		}
+		objs = append(objs, u)
 	}
 	return objs, nil
 }
