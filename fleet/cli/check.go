@@ -456,6 +456,10 @@ func newCheckCommand(g *globals) *cobra.Command {
 
 // NewCheckClient is a client for Checker: the Flotilla kinds, Kubernetes' and CRDs.
 func NewCheckClient(cfg *rest.Config) (client.Client, error) {
+	// The RBAC check asks about every permission of the install, some 200 small
+	// requests: client-go's default 5 per second would take a minute.
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = 100, 200
 	s := api.NewScheme()
 	if err := apiextensionsv1.AddToScheme(s); err != nil {
 		return nil, err
