@@ -48,7 +48,13 @@ type InstallOptions struct {
 	// when empty.
 	HubServer   string
 	ArtifactURL string
+	// ArtifactServiceType is the type of the Service flotilla-artifacts (e.g.
+	// LoadBalancer); the base's (ClusterIP) when empty.
+	ArtifactServiceType string
 }
+
+// ArtifactService is the Service of the hub's artifact server.
+const ArtifactService = "flotilla-artifacts"
 
 func (o InstallOptions) images() (hub, agent string) {
 	v := o.Version
@@ -131,6 +137,11 @@ func HubManifests(opts InstallOptions) ([]*unstructured.Unstructured, error) {
 	}
 	found := false
 	for _, o := range objs {
+		if o.GetKind() == "Service" && o.GetName() == ArtifactService && opts.ArtifactServiceType != "" {
+			if err := unstructured.SetNestedField(o.Object, opts.ArtifactServiceType, "spec", "type"); err != nil {
+				return nil, err
+			}
+		}
 		if o.GetKind() != "Deployment" || o.GetName() != HubDeployment {
 			continue
 		}
@@ -248,5 +259,6 @@ flotilla-artifacts, e.g. as a LoadBalancer, at that address).`,
 	f.StringVar(&opts.Version, "version", "", "tag of the images (default this CLI's version, "+version.Version+")")
 	f.StringVar(&opts.HubServer, "hub-server", "", "address spokes reach the hub's API server at (default the server of --kubeconfig; not set with --export)")
 	f.StringVar(&opts.ArtifactURL, "artifact-url", "", "https:// address spokes reach the hub's artifact server at (the Service flotilla-artifacts, port 9090)")
+	f.StringVar(&opts.ArtifactServiceType, "artifact-service-type", "", "type of the Service flotilla-artifacts, e.g. LoadBalancer (default ClusterIP)")
 	return cmd
 }

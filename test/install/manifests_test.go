@@ -74,9 +74,12 @@ func TestHubManifestsAreTheKustomization(t *testing.T) {
 	}
 
 	custom, err := cli.HubManifests(cli.InstallOptions{Registry: "registry.example.com/flotilla", Version: "v1.2.3",
-		HubServer: "https://hub.example.com:6443", ArtifactURL: "https://flotilla.example.com:9090"})
+		HubServer: "https://hub.example.com:6443", ArtifactURL: "https://flotilla.example.com:9090", ArtifactServiceType: "LoadBalancer"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if typ := byKey(custom)["Service flotilla-system/"+cli.ArtifactService]["spec"].(map[string]any)["type"]; typ != "LoadBalancer" {
+		t.Errorf("artifact Service type %v, want LoadBalancer", typ)
 	}
 	c := hubContainer(t, custom)
 	if c["image"] != "registry.example.com/flotilla/flotilla-hub:v1.2.3" {
