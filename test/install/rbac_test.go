@@ -80,7 +80,8 @@ var ruleCases = []ruleCase{
 	{"ClusterRole", "", "namespaces", "", probeStart},
 	{"ClusterRole", "", "configmaps", "", probeStart},
 	{"ClusterRole", "", "secrets", "", probeStart},
-	{"ClusterRole", "coordination.k8s.io", "leases", "list", probeStart},
+	// The Cluster controller waits for its Lease watch, which never syncs.
+	{"ClusterRole", "coordination.k8s.io", "leases", "list", probeCluster},
 	{"ClusterRole", "authentication.k8s.io", "tokenreviews", "", probeDownload},
 	{"ClusterRole", "", "serviceaccounts", "", probeRegister},
 	{"ClusterRole", "", "serviceaccounts/token", "", probeRegister},
@@ -88,8 +89,12 @@ var ruleCases = []ruleCase{
 	{"ClusterRole", "fleet.flotilla.dev", "assignments/status", "", probeRegister},
 	{"ClusterRole", "coordination.k8s.io", "leases", "create", probeRegister},
 	{"ClusterRole", "", "events", "", probeRegister},
-	{"ClusterRole", "events.k8s.io", "events", "", probeEvents},
-	{"ClusterRole", "cluster.x-k8s.io", "clusters", "", probeStart},
+	// Agents record Events too: their Role cannot be made without it, which the
+	// probes see before the hub's own Events are missing.
+	{"ClusterRole", "events.k8s.io", "events", "", probeRegister},
+	// The Cluster API controller never syncs its watch, and the controllers started
+	// with it wait: nothing is reconciled.
+	{"ClusterRole", "cluster.x-k8s.io", "clusters", "", probeCluster},
 	{"Role", "", "secrets", "", probeRegister},
 }
 
