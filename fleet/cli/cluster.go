@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -27,6 +28,7 @@ type clusterFlags struct {
 	spokeKubeconfig string
 	spokeContext    string
 	systemNamespace string
+	bootstrapSecret bool
 }
 
 func (f *clusterFlags) bind(cmd *cobra.Command, spoke bool) {
@@ -36,6 +38,7 @@ func (f *clusterFlags) bind(cmd *cobra.Command, spoke bool) {
 	if spoke {
 		fl.StringVar(&f.spokeKubeconfig, "kubeconfig", "", "kubeconfig of the spoke: apply to it instead of printing the manifests")
 		fl.StringVar(&f.spokeContext, "spoke-context", "", "context in the spoke's kubeconfig")
+		fl.BoolVar(&f.bootstrapSecret, "bootstrap-secret", false, "print only the bootstrap Secret, for an agent installed from the kustomize base deploy/agent")
 	}
 }
 
@@ -214,6 +217,11 @@ func (f *clusterFlags) install(ctx context.Context, name string, labels map[stri
 		if err != nil {
 			return err
 		}
+		if f.bootstrapSecret {
+			if y, err = bootstrapSecretOnly(vals); err != nil {
+				return err
+			}
+		}
 		_, err = f.g.out.Write(y)
 		fmt.Fprintf(f.g.errOut, "cluster %s %s; apply the manifests above to it before %s\n", name, done, vals.Expires.Local().Format(time.RFC1123))
 		return err
@@ -251,4 +259,19 @@ func parseLabels(in []string) (map[string]string, error) {
 		out[k] = v
 	}
 	return out, nil
+}
+
+// bootstrapSecretOnly is the bootstrap Secret of the agent's install, alone.
+func bootstrapSecretOnly(vals registration.InstallValues) ([]byte, error) {
+	objs, err := registration.InstallObjects(vals)
+	if err != nil {
+		return nil, err
+	}
+	var secrets []*unstructured.Unstructured
+	for _, o := range objs {
+		if o.GetKind() == "Secret" {
+			secrets = append(secrets, o)
+		}
+	}
+	return MarshalManifests(secrets)
 }

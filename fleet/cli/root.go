@@ -50,6 +50,8 @@ func NewRootCommand() *cobra.Command {
 		newVersionCommand(g),
 		newKeysCommand(g),
 		newRolloutCommand(g),
+		newInstallCommand(g),
+		newCheckCommand(g),
 	)
 	return root
 }

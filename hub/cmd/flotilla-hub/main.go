@@ -24,6 +24,9 @@ func main() {
 	flag.StringVar(&opts.SystemNamespace, "system-namespace", manager.DefaultSystemNamespace, "namespace of the hub's signing key and trust ConfigMap")
 	flag.StringVar(&opts.MetricsAddr, "metrics-addr", ":8080", "Prometheus metrics address; 0 turns metrics off")
 	flag.StringVar(&opts.HealthAddr, "health-addr", ":8081", "health probe address; 0 turns probes off")
+	flag.StringVar(&opts.HubServer, "hub-server", "", "address spokes reach this cluster's API server at, handed to agents at registration (default: the address the hub itself uses, which in a Pod is the in-cluster one)")
+	hubCAFile := flag.String("hub-ca-file", "", "PEM file of the CA that verifies --hub-server (default: the CA the hub itself uses)")
+	flag.StringVar(&opts.AgentImage, "agent-image", "", "agent image installed into Cluster API workload clusters (default: this release's)")
 	flag.DurationVar(&opts.HeartbeatGrace, "heartbeat-grace", 40*time.Second, "how old an agent heartbeat may be before its Cluster is not Ready")
 	flag.Func("platform-namespaces", "comma-separated hub namespaces that may hold deployments no Tenant owns (default: the system namespace)", func(v string) error {
 		for _, ns := range strings.Split(v, ",") {
@@ -56,6 +59,12 @@ func main() {
 		os.Exit(1)
 	}
 	opts.Config = cfg
+	if *hubCAFile != "" {
+		if opts.HubCAData, err = os.ReadFile(*hubCAFile); err != nil {
+			fmt.Fprintln(os.Stderr, "flotilla-hub:", err)
+			os.Exit(1)
+		}
+	}
 	if err := manager.Run(ctrl.SetupSignalHandler(), opts); err != nil {
 		fmt.Fprintln(os.Stderr, "flotilla-hub:", err)
 		os.Exit(1)
