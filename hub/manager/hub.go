@@ -75,6 +75,9 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 	if opts.HealthAddr == "0" {
 		opts.HealthAddr = ""
 	}
+	if opts.PprofAddr == "0" {
+		opts.PprofAddr = ""
+	}
 	scheme := api.NewScheme()
 	direct, err := client.New(opts.Config, client.Options{Scheme: scheme})
 	if err != nil {
@@ -117,6 +120,7 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 		Logger:                 logger,
 		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
 		HealthProbeBindAddress: opts.HealthAddr,
+		PprofBindAddress:       opts.PprofAddr,
 		// Tests start one hub after another in the same process, and controller
 		// names are checked for uniqueness process-wide.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},

@@ -28,6 +28,8 @@ type Options struct {
 	MetricsAddr string
 	// HealthAddr for /healthz and /readyz; "0" or empty turns them off.
 	HealthAddr string
+	// PprofAddr serves net/http/pprof (CPU and heap profiles); "0" or empty turns it off.
+	PprofAddr string
 	// AnonymousArtifacts lets anyone who reaches the artifact server download any
 	// artifact. By default a request needs an agent's hub credential and gets only
 	// artifacts assigned to its cluster (hub/artifactauth); agents registered with a

@@ -24,6 +24,7 @@ func main() {
 	flag.StringVar(&opts.SystemNamespace, "system-namespace", manager.DefaultSystemNamespace, "namespace of the hub's signing key and trust ConfigMap")
 	flag.StringVar(&opts.MetricsAddr, "metrics-addr", ":8080", "Prometheus metrics address; 0 turns metrics off")
 	flag.StringVar(&opts.HealthAddr, "health-addr", ":8081", "health probe address; 0 turns probes off")
+	flag.StringVar(&opts.PprofAddr, "pprof-addr", "0", "net/http/pprof address (profiles); 0 turns it off")
 	flag.DurationVar(&opts.HeartbeatGrace, "heartbeat-grace", 40*time.Second, "how old an agent heartbeat may be before its Cluster is not Ready")
 	flag.Func("platform-namespaces", "comma-separated hub namespaces that may hold deployments no Tenant owns (default: the system namespace)", func(v string) error {
 		for _, ns := range strings.Split(v, ",") {

@@ -328,6 +328,7 @@ func (r *Reconciler) build(ctx context.Context, ks *deliveryv1.Kustomization, sr
 		if err != nil {
 			return nil, fmt.Errorf("unpacking source artifact: %w", err)
 		}
+		builds.Inc()
 		out, err := Build(files, ks.Spec.Path)
 		if err != nil {
 			return nil, fmt.Errorf("kustomize build of revision %s failed: %w", src.Revision, err)
