@@ -17,7 +17,7 @@ import (
 // TestBenchFleet is make bench-fleet: the hub binary with 10, 100 and 1,000
 // simulated clusters (FLOTILLA_BENCH_CLUSTERS, comma-separated) and 10 deployments
 // each (FLOTILLA_BENCH_DEPLOYMENTS). FLOTILLA_BENCH_HUB=inprocess runs the hub in
-// this process; FLOTILLA_BENCH_OUT receives the hub's CPU and heap profiles.
+// this process, a path runs that hub binary; FLOTILLA_BENCH_OUT receives the hub's CPU and heap profiles.
 func TestBenchFleet(t *testing.T) {
 	sizes := []int{10, 100, 1000}
 	if v := os.Getenv("FLOTILLA_BENCH_CLUSTERS"); v != "" {
@@ -43,10 +43,17 @@ func TestBenchFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	hub := filepath.Join(root, "bin", "flotilla-hub")
-	if os.Getenv("FLOTILLA_BENCH_HUB") == "inprocess" {
+	switch v := os.Getenv("FLOTILLA_BENCH_HUB"); v {
+	case "inprocess":
 		hub = ""
-	} else if _, err := os.Stat(hub); err != nil {
-		t.Fatalf("%v (run make build)", err)
+	case "":
+	default:
+		hub = v
+	}
+	if hub != "" {
+		if _, err := os.Stat(hub); err != nil {
+			t.Fatalf("%v (run make build)", err)
+		}
 	}
 	out := os.Getenv("FLOTILLA_BENCH_OUT")
 	if out == "" {
