@@ -12,6 +12,7 @@ import (
 
 	hubtenancy "github.com/flotilla-dev/flotilla/hub/tenancy"
 
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -77,6 +78,14 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 	}
 	if opts.PprofAddr == "0" {
 		opts.PprofAddr = ""
+	}
+	opts.Config = rest.CopyConfig(opts.Config)
+	opts.Config.QPS, opts.Config.Burst = opts.KubeAPIQPS, opts.KubeAPIBurst
+	if opts.Config.QPS == 0 {
+		opts.Config.QPS = DefaultKubeAPIQPS
+	}
+	if opts.Config.Burst == 0 {
+		opts.Config.Burst = DefaultKubeAPIBurst
 	}
 	scheme := api.NewScheme()
 	direct, err := client.New(opts.Config, client.Options{Scheme: scheme})
@@ -197,7 +206,8 @@ func setupControllers(mgr ctrl.Manager, store *storage.Store, keyring *signing.K
 		&kustomize.Reconciler{Client: mgr.GetClient(), Store: store, Sign: sign, Recorder: mgr.GetEventRecorder("flotilla-delivery"),
 			PlatformNamespaces: opts.PlatformNamespaces},
 		&hubtenancy.Reconciler{Client: mgr.GetClient(), Store: store, Sign: sign, Recorder: mgr.GetEventRecorder("flotilla-tenancy")},
-		&hubfleet.ClusterReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("flotilla-fleet"), HeartbeatGrace: opts.HeartbeatGrace},
+		&hubfleet.ClusterReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("flotilla-fleet"), HeartbeatGrace: opts.HeartbeatGrace,
+			HeartbeatReport: opts.HeartbeatReport},
 		&hubfleet.ClusterGroupReconciler{Client: mgr.GetClient()},
 		&hubfleet.AssignmentReconciler{Client: mgr.GetClient()},
 	} {

@@ -46,7 +46,7 @@ type simCluster struct {
 	errs      *errorLog
 
 	mu      sync.Mutex
-	pending map[string]bool
+	pending map[string]*fleetv1.Assignment // latest seen, by name
 	wake    chan struct{}
 	applied map[string]appliedRecord // by Assignment name
 	readyAt map[string]time.Time     // revision → when every Assignment ran it
@@ -93,7 +93,7 @@ func newSimCluster(resp *registration.Response, dir string, heartbeat time.Durat
 	}
 	return &simCluster{
 		name: resp.Cluster, ns: resp.Namespace, c: c, fetcher: f, sink: s, heartbeat: heartbeat, errs: errs,
-		pending: map[string]bool{}, wake: make(chan struct{}, 1),
+		pending: map[string]*fleetv1.Assignment{}, wake: make(chan struct{}, 1),
 		applied: map[string]appliedRecord{}, readyAt: map[string]time.Time{},
 	}, nil
 }
@@ -210,7 +210,7 @@ func (s *simCluster) enqueue(a *fleetv1.Assignment) {
 		s.mu.Unlock()
 		return
 	}
-	s.pending[a.Name] = true
+	s.pending[a.Name] = a
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
@@ -227,20 +227,24 @@ func (s *simCluster) work(ctx context.Context) {
 		}
 		for {
 			s.mu.Lock()
-			var name string
-			for n := range s.pending {
-				name = n
+			var a *fleetv1.Assignment
+			for _, p := range s.pending {
+				a = p
 				break
 			}
-			delete(s.pending, name)
+			if a != nil {
+				delete(s.pending, a.Name)
+			}
 			s.mu.Unlock()
-			if name == "" {
+			if a == nil {
 				break
 			}
-			if err := s.reconcile(ctx, name); err != nil && ctx.Err() == nil {
+			if err := s.reconcile(ctx, a); err != nil && ctx.Err() == nil {
 				s.errs.add("apply", err)
 				s.mu.Lock()
-				s.pending[name] = true
+				if _, newer := s.pending[a.Name]; !newer {
+					s.pending[a.Name] = a
+				}
 				s.mu.Unlock()
 				time.Sleep(time.Second)
 			}
@@ -249,13 +253,12 @@ func (s *simCluster) work(ctx context.Context) {
 }
 
 // reconcile does for one Assignment what spoke/agent's reconcile does, against the
-// hub: read it, verify the statement, download and check the artifact, parse its
-// objects, "apply" them to the sink, record an Event and patch the status.
-func (s *simCluster) reconcile(ctx context.Context, name string) error {
-	a := &fleetv1.Assignment{}
-	if err := s.c.Get(ctx, types.NamespacedName{Namespace: s.ns, Name: name}, a); err != nil {
-		return client.IgnoreNotFound(err)
-	}
+// hub: take it from the watch (the agent reads its informer cache), verify the
+// statement, download and check the artifact, parse its objects, "apply" them to the
+// sink, record an Event and patch the status.
+func (s *simCluster) reconcile(ctx context.Context, a *fleetv1.Assignment) error {
+	name := a.Name
+	a = a.DeepCopy()
 	s.mu.Lock()
 	rec, ok := s.applied[name]
 	s.mu.Unlock()

@@ -24,6 +24,10 @@ func main() {
 	flag.StringVar(&opts.SystemNamespace, "system-namespace", manager.DefaultSystemNamespace, "namespace of the hub's signing key and trust ConfigMap")
 	flag.StringVar(&opts.MetricsAddr, "metrics-addr", ":8080", "Prometheus metrics address; 0 turns metrics off")
 	flag.StringVar(&opts.HealthAddr, "health-addr", ":8081", "health probe address; 0 turns probes off")
+	var qps float64
+	flag.Float64Var(&qps, "kube-api-qps", manager.DefaultKubeAPIQPS, "requests per second the hub may make to its API server")
+	flag.IntVar(&opts.KubeAPIBurst, "kube-api-burst", manager.DefaultKubeAPIBurst, "burst of requests the hub may make to its API server")
+	flag.DurationVar(&opts.HeartbeatReport, "heartbeat-report", 5*time.Minute, "how far a Ready Cluster's lastHeartbeatTime may lag its agent's Lease")
 	flag.StringVar(&opts.PprofAddr, "pprof-addr", "0", "net/http/pprof address (profiles); 0 turns it off")
 	flag.DurationVar(&opts.HeartbeatGrace, "heartbeat-grace", 40*time.Second, "how old an agent heartbeat may be before its Cluster is not Ready")
 	flag.Func("platform-namespaces", "comma-separated hub namespaces that may hold deployments no Tenant owns (default: the system namespace)", func(v string) error {
@@ -57,6 +61,7 @@ func main() {
 		os.Exit(1)
 	}
 	opts.Config = cfg
+	opts.KubeAPIQPS = float32(qps)
 	if err := manager.Run(ctrl.SetupSignalHandler(), opts); err != nil {
 		fmt.Fprintln(os.Stderr, "flotilla-hub:", err)
 		os.Exit(1)
