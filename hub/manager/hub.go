@@ -196,7 +196,7 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 }
 
 func setupControllers(mgr ctrl.Manager, store *storage.Store, keyring *signing.Keyring, opts Options) error {
-	sign := keyring.SignStatement
+	sign := newSignatureCache(keyring).Sign
 	for _, c := range []interface{ SetupWithManager(ctrl.Manager) error }{
 		&signing.Controller{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Keyring: keyring,
 			Namespace: opts.SystemNamespace, Recorder: mgr.GetEventRecorder("flotilla-signing")},

@@ -213,8 +213,13 @@ func (e *Engine) assign(ctx context.Context, d Deployment, kind owners.Kind, f *
 		if ex != nil && ex.DeletionTimestamp != nil {
 			continue
 		}
-		a := &fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: c.Status.Namespace}}
 		spec := desired[c.Name]
+		if upToDate(ex, labels, c.Name, &spec) {
+			// The cache already shows it as it should be: no request at all, which is
+			// what most Assignments of a reconcile during a rollout's reports are.
+			continue
+		}
+		a := &fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: c.Status.Namespace}}
 		op, err := controllerutil.CreateOrPatch(ctx, e.Client, a, func() error {
 			if a.Labels == nil {
 				a.Labels = map[string]string{}
@@ -253,6 +258,20 @@ func (e *Engine) assign(ctx context.Context, d Deployment, kind owners.Kind, f *
 		}
 	}
 	return plan, kerrors.NewAggregate(errs)
+}
+
+// upToDate reports whether an existing Assignment already has the labels, finalizer
+// and spec the engine would write.
+func upToDate(ex *fleetv1.Assignment, labels map[string]string, cluster string, spec *fleetv1.AssignmentSpec) bool {
+	if ex == nil || ex.Labels[fleetv1.ClusterLabel] != cluster || !controllerutil.ContainsFinalizer(ex, fleetv1.AssignmentFinalizer) {
+		return false
+	}
+	for k, v := range labels {
+		if ex.Labels[k] != v {
+			return false
+		}
+	}
+	return equality.Semantic.DeepEqual(&ex.Spec, spec)
 }
 
 // plan runs the rollout planner over the targeted clusters, recording approvals of
