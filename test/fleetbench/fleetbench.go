@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -80,6 +81,9 @@ type Result struct {
 	ServedBytes int64
 	// Status sizes (JSON bytes) of one Kustomization and one Cluster.
 	KustomizationStatus, ClusterStatus int
+	// CPU time during the rollout of the hub's kube-apiserver and etcd, and of this
+	// process (the simulated clusters, and the hub when in-process).
+	APIServerCPU, EtcdCPU, BenchCPU time.Duration
 	// Errors seen by the simulated clusters.
 	Errors string
 }
@@ -224,6 +228,9 @@ func Run(t testing.TB, opts Options) Result {
 
 	// One commit that changes every deployment; the webhook a Git host would call
 	// is a reconcile request on the GitRepository.
+	apiPid := findProcess("kube-apiserver", "--secure-port="+portOf(cp.URL()))
+	etcdPid := findProcess("etcd", portOf(cp.EtcdURL()))
+	apiCPU, etcdCPU, benchCPU := cpuOf(apiPid), cpuOf(etcdPid), cpuOf(os.Getpid())
 	rollA, hubC, procC := snapshot(t, ctx, cp, hub, hubHTTP)
 	commit2 := repo.Write(manifests(opts.Deployments, 2))
 	t0 := time.Now()
@@ -236,6 +243,7 @@ func Run(t testing.TB, opts Options) Result {
 	rev2 := gitserver.DefaultBranch + "@sha1:" + commit2
 	lat := waitRevision(t, sims, rev2, t0, opts.Timeout)
 	rollB, hubD, procD := snapshot(t, ctx, cp, hub, hubHTTP)
+	res.APIServerCPU, res.EtcdCPU, res.BenchCPU = cpuOf(apiPid)-apiCPU, cpuOf(etcdPid)-etcdCPU, cpuOf(os.Getpid())-benchCPU
 	res.P50, res.P99, res.Max = lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)], lat[len(lat)-1]
 	res.Rollout = ratesBetween(rollA, rollB)
 	res.HubRollout = hubRequests(hubC, hubD, res.Rollout.seconds)
@@ -406,6 +414,15 @@ func saveURL(ctx context.Context, url, path string) {
 	}
 	_ = os.MkdirAll(filepath.Dir(path), 0o755)
 	_ = os.WriteFile(path, b, 0o644)
+}
+
+// portOf is the port of a URL, "" when it has none.
+func portOf(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return ""
+	}
+	return p.Port()
 }
 
 func corev1ObjectReference(a *fleetv1.Assignment) corev1.ObjectReference {

@@ -222,3 +222,40 @@ func readProc(pid int) (procStat, error) {
 	}
 	return ps, nil
 }
+
+// findProcess returns the pid of the process whose command line holds every one of
+// parts, or 0.
+func findProcess(parts ...string) int {
+	dirs, _ := os.ReadDir("/proc")
+next:
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			continue
+		}
+		cmd := strings.ReplaceAll(string(b), "\x00", " ")
+		for _, p := range parts {
+			if !strings.Contains(cmd, p) {
+				continue next
+			}
+		}
+		return pid
+	}
+	return 0
+}
+
+// cpuOf is the CPU time of a process, zero when it cannot be read.
+func cpuOf(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	ps, err := readProc(pid)
+	if err != nil {
+		return 0
+	}
+	return ps.cpu
+}

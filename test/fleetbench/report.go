@@ -34,6 +34,9 @@ func Format(results []Result) string {
 	row("hub RSS after rollout", func(r Result) string { return mib(r.HubRSS) })
 	row("hub CPU s, rest window", func(r Result) string { return secs(r.HubCPURest, r.HubRSS) })
 	row("hub CPU s, rollout", func(r Result) string { return secs(r.HubCPURollout, r.HubRSS) })
+	row("CPU s in rollout: kube-apiserver / etcd / bench process", func(r Result) string {
+		return fmt.Sprintf("%.1f / %.1f / %.1f", r.APIServerCPU.Seconds(), r.EtcdCPU.Seconds(), r.BenchCPU.Seconds())
+	})
 	row("API req/s at rest: reads / writes", func(r Result) string { return fmt.Sprintf("%.1f / %.1f", r.Rest.reads, r.Rest.writes) })
 	row("  of which Lease writes/s", func(r Result) string { return fmt.Sprintf("%.1f", perSec(r.Rest.leaseWrites, r.Rest.seconds)) })
 	row("  Cluster status writes /cluster/min", func(r Result) string {
