@@ -18,7 +18,7 @@ TEST_TIMEOUT ?= 25m
 TEST_P ?= 3
 API_SERVER_TESTS = ./test/integration ./spoke/agent $(shell $(GO) list -test -f '{{if .ForTest}}{{.ForTest}} {{join .Deps " "}}{{end}}' ./... | awk '/(fleet\/devenv\/controlplane|controller-runtime\/pkg\/envtest)( |$$)/ {print $$1}' | sort -u)
 
-.PHONY: all build generate verify test bench demo control-plane fuzz clean images push
+.PHONY: all build generate verify test bench bench-fleet demo control-plane fuzz clean images push
 
 all: build
 
@@ -66,6 +66,11 @@ test: control-plane ## Run every test, real control planes included.
 
 bench: control-plane build ## Print performance figures (long; not part of make test).
 	FLOTILLA_CONTROL_PLANE="$$(bash hack/control-plane.sh)" $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./test/bench/...
+
+# FLOTILLA_BENCH_CLUSTERS (default 10,100,1000) and FLOTILLA_BENCH_DEPLOYMENTS (10)
+# size the fleet; profiles of the hub land in .cache/bench-fleet.
+bench-fleet: control-plane build ## The hub at fleet scale: simulated clusters, one commit, its rollout (long).
+	FLOTILLA_CONTROL_PLANE="$$(bash hack/control-plane.sh)" $(GO) test -tags fleetbench -count=1 -v -run '^TestBenchFleet$$' -timeout 180m ./test/fleetbench/
 
 # Every fuzz target, as package:Target; `make fuzz FUZZTIME=10m` runs each that long.
 FUZZ_TARGETS := ./api/artifact:FuzzUnpack ./api/artifact:FuzzPackRoundTrip ./api/artifact:FuzzStatement \

@@ -9,10 +9,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/flotilla-dev/flotilla/api/conditions"
@@ -48,7 +51,7 @@ func (r *AssignmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	// ownerExists reads, so that the check sees the deletion that woke it. Owners of
 	// kinds this hub does not serve are found gone on the Assignment's own events.
 	for _, k := range owners.All() {
-		b = b.WatchesMetadata(k.New(), byOwner(k.Kind))
+		b = b.WatchesMetadata(k.New(), byOwner(k.Kind), builder.WithPredicates(goneOrGoing{}))
 	}
 	return b.
 		Watches(&fleetv1.Cluster{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
@@ -57,7 +60,7 @@ func (r *AssignmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 				return nil
 			}
 			return assignmentRequests(list.Items)
-		})).
+		}), builder.WithPredicates(goneOrGoing{})).
 		Named("assignment").
 		Complete(r)
 }
@@ -137,3 +140,16 @@ func ownerIn(ctx context.Context, c client.Reader, gvk schema.GroupVersionKind, 
 	}
 	return o.UID == "" || string(obj.GetUID()) == o.UID, nil
 }
+
+// goneOrGoing passes the events of an owner or a Cluster that can release or collect
+// an Assignment: its deletion, or the start of it. Its status writes (every rollout,
+// every heartbeat report) would otherwise look at each of its Assignments again.
+type goneOrGoing struct{ predicate.Funcs }
+
+func (goneOrGoing) Create(event.CreateEvent) bool { return false }
+
+func (goneOrGoing) Update(e event.UpdateEvent) bool {
+	return e.ObjectNew.GetDeletionTimestamp() != nil || e.ObjectOld.GetUID() != e.ObjectNew.GetUID()
+}
+
+func (goneOrGoing) Delete(event.DeleteEvent) bool { return true }

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -23,6 +24,7 @@ import (
 	"github.com/flotilla-dev/flotilla/api/conditions"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+	"github.com/flotilla-dev/flotilla/hub/delivery/engine"
 	"github.com/flotilla-dev/flotilla/hub/delivery/rollup"
 )
 
@@ -32,12 +34,24 @@ const ClusterFinalizer = "fleet.flotilla.dev/cleanup"
 // DefaultHeartbeatGrace is how old a heartbeat may be before the Cluster is not Ready.
 const DefaultHeartbeatGrace = 40 * time.Second
 
+// DefaultHeartbeatReport is how far lastHeartbeatTime may lag the Lease while Ready
+// holds, as kubelet's node status report frequency: a healthy cluster costs one
+// Cluster write per 5 minutes, not one per grace/2.
+const DefaultHeartbeatReport = 5 * time.Minute
+
+// AssignmentBatch is how long the Cluster controller gathers Assignment changes before
+// it counts a cluster's Assignments again.
+const AssignmentBatch = 2 * time.Second
+
 // ClusterReconciler keeps each Cluster's hub namespace and status.
 type ClusterReconciler struct {
 	Client   client.Client
 	Recorder events.EventRecorder
 	// HeartbeatGrace: DefaultHeartbeatGrace when zero.
 	HeartbeatGrace time.Duration
+	// HeartbeatReport is how far lastHeartbeatTime may fall behind the Lease while
+	// Ready does not change; DefaultHeartbeatReport when zero, never less than grace/2.
+	HeartbeatReport time.Duration
 	// Now is time.Now unless a test sets it.
 	Now func() time.Time
 }
@@ -47,18 +61,25 @@ func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.HeartbeatGrace == 0 {
 		r.HeartbeatGrace = DefaultHeartbeatGrace
 	}
+	if r.HeartbeatReport == 0 {
+		r.HeartbeatReport = DefaultHeartbeatReport
+	}
+	r.HeartbeatReport = max(r.HeartbeatReport, r.HeartbeatGrace/2)
 	if r.Now == nil {
 		r.Now = time.Now
 	}
-	toCluster := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+	toCluster := func(_ context.Context, o client.Object) []reconcile.Request {
 		if c := o.GetLabels()[fleetv1.ClusterLabel]; c != "" {
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: c}}}
 		}
 		return nil
-	})
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&fleetv1.Cluster{}).
-		Watches(&fleetv1.Assignment{}, toCluster).
+		// A rollout changes every Assignment of a cluster within seconds, each twice
+		// (the hub's spec, the agent's status): the counts are taken once per batch.
+		Watches(&fleetv1.Assignment{}, engine.Coalesce(toCluster, AssignmentBatch)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			// The namespace, not a label the agent writes, says whose Lease it is.
 			name, ok := strings.CutPrefix(o.GetNamespace(), fleetv1.ClusterNamespacePrefix)
@@ -135,7 +156,7 @@ func (r *ClusterReconciler) heartbeat(c *fleetv1.Cluster, renewed *time.Time) ti
 	changed := prev == nil || prev.Status != hb.Status
 	wasReady := prev != nil && prev.Status == metav1.ConditionTrue
 	conditions.Set(c, meta.ReadyCondition, hb.Status, hb.Reason, hb.Message)
-	c.Status.LastHeartbeatTime = RecordedHeartbeat(c.Status.LastHeartbeatTime, renewed, changed, r.HeartbeatGrace/2)
+	c.Status.LastHeartbeatTime = RecordedHeartbeat(c.Status.LastHeartbeatTime, renewed, changed, r.HeartbeatReport)
 	switch {
 	case hb.Status == metav1.ConditionTrue && !wasReady:
 		r.event(c, corev1.EventTypeNormal, meta.HeartbeatFreshReason, "agent connected")

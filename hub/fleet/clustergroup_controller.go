@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -85,7 +86,14 @@ func (r *ClusterGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		if equality.Semantic.DeepEqual(before.Status, g.Status) {
 			return
 		}
-		if err := r.Client.Status().Patch(ctx, &g, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+		// Locked: a diff against a cached copy that lags our last write could leave
+		// stale counts in place, and our own writes do not wake us.
+		err := r.Client.Status().Patch(ctx, &g, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+		switch {
+		case err == nil, apierrors.IsNotFound(err):
+		case apierrors.IsConflict(err) && retErr == nil:
+			result = ctrl.Result{RequeueAfter: 200 * time.Millisecond}
+		default:
 			retErr = kerrors.NewAggregate([]error{retErr, err})
 			result = ctrl.Result{}
 		}

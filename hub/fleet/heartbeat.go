@@ -18,11 +18,12 @@ import (
 // Cluster.status.lastHeartbeatTime is a coarse copy of that renewTime for people
 // (`kubectl get fcluster`, `flotilla status`): it is written when the Ready condition
 // changes (then it is the exact last renewal, to the second) and otherwise only when
-// the renewal has moved more than half the grace period past the recorded value. So a
-// healthy cluster costs one Cluster status write every grace/2 or so, not one per
-// renewal, and every ClusterGroup and Kustomization that watches Clusters is not woken
-// by each heartbeat. While Ready is True the recorded time lags the real heartbeat by
-// at most grace/2 plus one renewal interval.
+// the renewal has moved more than the report interval (5 minutes, as kubelet reports
+// node status) past the recorded value. So a healthy cluster costs one Cluster status
+// write every 5 minutes, not one per renewal, and every ClusterGroup and Kustomization
+// that watches Clusters is not woken by each heartbeat. While Ready is True the
+// recorded time lags the real heartbeat by at most the report interval plus one
+// renewal interval; the Lease has the exact time.
 //
 // renewTime is written by the agent with the spoke's clock: a spoke whose clock runs
 // far ahead of the hub's stays Ready that much longer after it goes silent.

@@ -12,6 +12,7 @@ import (
 
 	hubtenancy "github.com/flotilla-dev/flotilla/hub/tenancy"
 
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -76,6 +77,17 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 	if opts.HealthAddr == "0" {
 		opts.HealthAddr = ""
 	}
+	if opts.PprofAddr == "0" {
+		opts.PprofAddr = ""
+	}
+	opts.Config = rest.CopyConfig(opts.Config)
+	opts.Config.QPS, opts.Config.Burst = opts.KubeAPIQPS, opts.KubeAPIBurst
+	if opts.Config.QPS == 0 {
+		opts.Config.QPS = DefaultKubeAPIQPS
+	}
+	if opts.Config.Burst == 0 {
+		opts.Config.Burst = DefaultKubeAPIBurst
+	}
 	scheme := api.NewScheme()
 	direct, err := client.New(opts.Config, client.Options{Scheme: scheme})
 	if err != nil {
@@ -118,6 +130,7 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 		Logger:                 logger,
 		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
 		HealthProbeBindAddress: opts.HealthAddr,
+		PprofBindAddress:       opts.PprofAddr,
 		// Tests start one hub after another in the same process, and controller
 		// names are checked for uniqueness process-wide.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
@@ -184,7 +197,7 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 }
 
 func setupControllers(mgr ctrl.Manager, store *storage.Store, keyring *signing.Keyring, opts Options) error {
-	sign := keyring.SignStatement
+	sign := newSignatureCache(keyring).Sign
 	for _, c := range []interface{ SetupWithManager(ctrl.Manager) error }{
 		&signing.Controller{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Keyring: keyring,
 			Namespace: opts.SystemNamespace, Recorder: mgr.GetEventRecorder("flotilla-signing")},
@@ -199,7 +212,8 @@ func setupControllers(mgr ctrl.Manager, store *storage.Store, keyring *signing.K
 			Charts: &helm.ChartFetcher{Reader: mgr.GetAPIReader(), Store: store}, Sign: sign,
 			Recorder: mgr.GetEventRecorder("flotilla-delivery"), PlatformNamespaces: opts.PlatformNamespaces},
 		&hubtenancy.Reconciler{Client: mgr.GetClient(), Store: store, Sign: sign, Recorder: mgr.GetEventRecorder("flotilla-tenancy")},
-		&hubfleet.ClusterReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("flotilla-fleet"), HeartbeatGrace: opts.HeartbeatGrace},
+		&hubfleet.ClusterReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("flotilla-fleet"), HeartbeatGrace: opts.HeartbeatGrace,
+			HeartbeatReport: opts.HeartbeatReport},
 		&hubfleet.ClusterGroupReconciler{Client: mgr.GetClient()},
 		&hubfleet.AssignmentReconciler{Client: mgr.GetClient()},
 	} {

@@ -11,10 +11,23 @@ import (
 // DefaultSystemNamespace holds the hub's own Secrets and ConfigMaps.
 const DefaultSystemNamespace = fleetv1.SystemNamespace
 
+// Defaults of the hub's client rate limit (Options.KubeAPIQPS, KubeAPIBurst); the API
+// server's own priority and fairness still protects it.
+const (
+	DefaultKubeAPIQPS   = 300
+	DefaultKubeAPIBurst = 600
+)
+
 // Options configures one hub.
 type Options struct {
 	// Config reaches the hub cluster's API server.
 	Config *rest.Config
+	// KubeAPIQPS and KubeAPIBurst bound the hub's own requests to its API server
+	// (client-go's rate limiter); DefaultKubeAPIQPS and DefaultKubeAPIBurst when zero.
+	// A rollout writes one Assignment per targeted cluster, so client-go's 20 QPS
+	// default would take 50 s for 1,000 clusters × one deployment.
+	KubeAPIQPS   float32
+	KubeAPIBurst int
 	// StorageDir is where artifacts are kept.
 	StorageDir string
 	// ArtifactAddr is the listen address of the artifact server, e.g. 127.0.0.1:0.
@@ -28,6 +41,8 @@ type Options struct {
 	MetricsAddr string
 	// HealthAddr for /healthz and /readyz; "0" or empty turns them off.
 	HealthAddr string
+	// PprofAddr serves net/http/pprof (CPU and heap profiles); "0" or empty turns it off.
+	PprofAddr string
 	// AnonymousArtifacts lets anyone who reaches the artifact server download any
 	// artifact. By default a request needs an agent's hub credential and gets only
 	// artifacts assigned to its cluster (hub/artifactauth); agents registered with a
@@ -42,6 +57,9 @@ type Options struct {
 	AgentImage string
 	// HeartbeatGrace is how old an agent's heartbeat may be before its Cluster is not Ready.
 	HeartbeatGrace time.Duration
+	// HeartbeatReport is how far a Ready Cluster's lastHeartbeatTime may lag its
+	// Lease (hub/fleet.DefaultHeartbeatReport when zero).
+	HeartbeatReport time.Duration
 	// CAPILabelKeys are the Cluster API Cluster label keys copied to fleet Clusters
 	// ("prefix*" allows a prefix); none when empty.
 	CAPILabelKeys []string

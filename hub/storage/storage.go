@@ -172,7 +172,11 @@ func (s *Store) URL(digest string) string {
 
 // Handler serves GET and HEAD of PathPrefix<hex>.tar.gz from the store.
 func (s *Store) Handler() http.Handler {
-	return http.HandlerFunc(s.serve)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cw := &countingWriter{ResponseWriter: w}
+		defer cw.done()
+		s.serve(cw, r)
+	})
 }
 
 func (s *Store) serve(w http.ResponseWriter, r *http.Request) {

@@ -106,6 +106,15 @@ func (c *ControlPlane) BinaryDir() string { return c.env.BinaryAssetsDirectory }
 // URL of the API server.
 func (c *ControlPlane) URL() string { return c.config.Host }
 
+// EtcdURL is the client URL of the control plane's etcd, which also serves its
+// Prometheus metrics at /metrics (the fleet benchmark reads the database size there).
+func (c *ControlPlane) EtcdURL() string {
+	if c.env.ControlPlane.Etcd == nil || c.env.ControlPlane.Etcd.URL == nil {
+		return ""
+	}
+	return c.env.ControlPlane.Etcd.URL.String()
+}
+
 // AddUser returns the configuration of a new client-certificate user.
 func (c *ControlPlane) AddUser(name string, groups ...string) (*rest.Config, error) {
 	u, err := c.env.AddUser(envtest.User{Name: name, Groups: groups}, nil)

@@ -27,6 +27,11 @@ func main() {
 	flag.StringVar(&opts.HubServer, "hub-server", "", "address spokes reach this cluster's API server at, handed to agents at registration (default: the address the hub itself uses, which in a Pod is the in-cluster one)")
 	hubCAFile := flag.String("hub-ca-file", "", "PEM file of the CA that verifies --hub-server (default: the CA the hub itself uses)")
 	flag.StringVar(&opts.AgentImage, "agent-image", "", "agent image installed into Cluster API workload clusters (default: this release's)")
+	var qps float64
+	flag.Float64Var(&qps, "kube-api-qps", manager.DefaultKubeAPIQPS, "requests per second the hub may make to its API server")
+	flag.IntVar(&opts.KubeAPIBurst, "kube-api-burst", manager.DefaultKubeAPIBurst, "burst of requests the hub may make to its API server")
+	flag.DurationVar(&opts.HeartbeatReport, "heartbeat-report", 5*time.Minute, "how far a Ready Cluster's lastHeartbeatTime may lag its agent's Lease")
+	flag.StringVar(&opts.PprofAddr, "pprof-addr", "0", "net/http/pprof address (profiles); 0 turns it off")
 	flag.DurationVar(&opts.HeartbeatGrace, "heartbeat-grace", 40*time.Second, "how old an agent heartbeat may be before its Cluster is not Ready")
 	flag.Func("platform-namespaces", "comma-separated hub namespaces that may hold deployments no Tenant owns (default: the system namespace)", func(v string) error {
 		for _, ns := range strings.Split(v, ",") {
@@ -65,6 +70,7 @@ func main() {
 			os.Exit(1)
 		}
 	}
+	opts.KubeAPIQPS = float32(qps)
 	if err := manager.Run(ctrl.SetupSignalHandler(), opts); err != nil {
 		fmt.Fprintln(os.Stderr, "flotilla-hub:", err)
 		os.Exit(1)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -204,6 +205,7 @@ func (e *Engine) assign(ctx context.Context, d Deployment, kind owners.Kind, f *
 
 	var errs []error
 	targeted := map[string]bool{}
+	var writes []*assignmentWrite
 	for i := range f.targets {
 		c := &f.targets[i]
 		targeted[c.Name] = true
@@ -216,8 +218,19 @@ func (e *Engine) assign(ctx context.Context, d Deployment, kind owners.Kind, f *
 		if ex != nil && ex.DeletionTimestamp != nil {
 			continue
 		}
-		a := &fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: c.Status.Namespace}}
 		spec := desired[c.Name]
+		if upToDate(ex, labels, c.Name, &spec) {
+			// The cache already shows it as it should be: no request at all, which is
+			// what most Assignments of a reconcile during a rollout's reports are.
+			continue
+		}
+		writes = append(writes, &assignmentWrite{cluster: c.Name, namespace: c.Status.Namespace, existing: ex, spec: spec})
+	}
+	// A new revision writes one Assignment per cluster: in parallel, so that a large
+	// fleet waits on the client's rate limit, not on one round trip after another.
+	parallel(len(writes), AssignmentWriters, func(i int) {
+		w := writes[i]
+		a := &fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: w.namespace}}
 		op, err := controllerutil.CreateOrPatch(ctx, e.Client, a, func() error {
 			if a.Labels == nil {
 				a.Labels = map[string]string{}
@@ -225,25 +238,34 @@ func (e *Engine) assign(ctx context.Context, d Deployment, kind owners.Kind, f *
 			for k, v := range labels {
 				a.Labels[k] = v
 			}
-			a.Labels[fleetv1.ClusterLabel] = c.Name
+			a.Labels[fleetv1.ClusterLabel] = w.cluster
 			controllerutil.AddFinalizer(a, fleetv1.AssignmentFinalizer)
-			a.Spec = spec
+			a.Spec = w.spec
 			return nil
 		})
 		if err != nil {
-			errs = append(errs, fmt.Errorf("cluster %s: %w", c.Name, err))
-			continue
+			w.err = fmt.Errorf("cluster %s: %w", w.cluster, err)
+			return
 		}
 		if op != controllerutil.OperationResultNone {
-			log.FromContext(ctx).V(1).Info("assigned", "cluster", c.Name, "assignment", name, "operation", op)
+			log.FromContext(ctx).V(1).Info("assigned", "cluster", w.cluster, "assignment", name, "operation", op)
 		}
-		// The rollup reads what the API server answered rather than a lagging cache.
-		if ex != nil && ex.Namespace == a.Namespace && ex.Name == a.Name {
-			*ex = *a
-		} else {
-			f.assignments = append(f.assignments, *a)
+		w.written = a
+	})
+	// The rollup reads what the API server answered rather than a lagging cache. The
+	// existing entries are updated before any is appended, as they point into the slice.
+	var created []fleetv1.Assignment
+	for _, w := range writes {
+		switch {
+		case w.err != nil:
+			errs = append(errs, w.err)
+		case w.existing != nil && w.existing.Namespace == w.written.Namespace && w.existing.Name == w.written.Name:
+			*w.existing = *w.written
+		default:
+			created = append(created, *w.written)
 		}
 	}
+	f.assignments = append(f.assignments, created...)
 	for i := range f.assignments {
 		a := &f.assignments[i]
 		if targeted[a.Labels[fleetv1.ClusterLabel]] || a.DeletionTimestamp != nil {
@@ -256,6 +278,51 @@ func (e *Engine) assign(ctx context.Context, d Deployment, kind owners.Kind, f *
 		}
 	}
 	return plan, kerrors.NewAggregate(errs)
+}
+
+// AssignmentWriters is how many Assignment writes of one deployment are in flight at
+// once; the hub's client rate limit bounds them all together.
+const AssignmentWriters = 16
+
+// assignmentWrite is one Assignment the engine writes, and what came of it.
+type assignmentWrite struct {
+	cluster, namespace string
+	existing           *fleetv1.Assignment
+	spec               fleetv1.AssignmentSpec
+	written            *fleetv1.Assignment
+	err                error
+}
+
+// parallel runs do(0…n-1) on at most workers goroutines and returns when all are done.
+func parallel(n, workers int, do func(i int)) {
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(n, workers) {
+		wg.Go(func() {
+			for i := range next {
+				do(i)
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}
+
+// upToDate reports whether an existing Assignment already has the labels, finalizer
+// and spec the engine would write.
+func upToDate(ex *fleetv1.Assignment, labels map[string]string, cluster string, spec *fleetv1.AssignmentSpec) bool {
+	if ex == nil || ex.Labels[fleetv1.ClusterLabel] != cluster || !controllerutil.ContainsFinalizer(ex, fleetv1.AssignmentFinalizer) {
+		return false
+	}
+	for k, v := range labels {
+		if ex.Labels[k] != v {
+			return false
+		}
+	}
+	return equality.Semantic.DeepEqual(&ex.Spec, spec)
 }
 
 // plan runs the rollout planner over the targeted clusters, recording approvals of
