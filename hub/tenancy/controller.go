@@ -6,9 +6,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -67,13 +65,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 		// Its Assignments are released (and pruned) once it is gone (hub/fleet).
 		return ctrl.Result{}, nil
 	}
-	patch := client.MergeFrom(t.DeepCopy())
-	defer func() {
-		if err := r.Client.Status().Patch(ctx, &t, patch); err != nil && !apierrors.IsNotFound(err) {
-			retErr = kerrors.NewAggregate([]error{retErr, err})
-			result = ctrl.Result{}
-		}
-	}()
+	status := engine.StartStatusPatch(&t)
+	defer func() { status.Write(ctx, r.Client, &t, &result, &retErr) }()
 
 	var tenants tenancyv1.TenantList
 	if err := r.Client.List(ctx, &tenants); err != nil {

@@ -12,7 +12,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -224,15 +223,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	if hr.Spec.Suspend {
 		return ctrl.Result{}, nil
 	}
-	patch := client.MergeFrom(hr.DeepCopy())
+	status := engine.StartStatusPatch(&hr)
 	defer func() {
 		if v, ok := hr.Annotations[meta.ReconcileRequestedAtAnnotation]; ok {
 			hr.Status.LastHandledReconcileAt = v
 		}
-		if err := r.Client.Status().Patch(ctx, &hr, patch); err != nil && !apierrors.IsNotFound(err) {
-			retErr = kerrors.NewAggregate([]error{retErr, err})
-			result = ctrl.Result{}
-		}
+		status.Write(ctx, r.Client, &hr, &result, &retErr)
 	}()
 
 	// Tenancy first: a source, dependency, namespace or identity the release may not

@@ -12,7 +12,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -161,24 +160,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	if ks.Spec.Suspend {
 		return ctrl.Result{}, nil
 	}
-	// The optimistic lock: a status computed from a cached copy that lags one of our
-	// own writes would be patched as a diff against stale fields and could leave the
-	// rollup of an earlier look in place, with nothing left to wake us (found at 100
-	// clusters by make bench-fleet). A conflict reads again shortly.
-	patch := client.MergeFromWithOptions(ks.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	status := engine.StartStatusPatch(&ks)
 	defer func() {
 		if v, ok := ks.Annotations[meta.ReconcileRequestedAtAnnotation]; ok {
 			ks.Status.LastHandledReconcileAt = v
 		}
-		err := r.Client.Status().Patch(ctx, &ks, patch)
-		switch {
-		case err == nil, apierrors.IsNotFound(err):
-		case apierrors.IsConflict(err) && retErr == nil:
-			result = ctrl.Result{RequeueAfter: conflictRetry}
-		default:
-			retErr = kerrors.NewAggregate([]error{retErr, err})
-			result = ctrl.Result{}
-		}
+		status.Write(ctx, r.Client, &ks, &result, &retErr)
 	}()
 
 	// Tenancy first: a source, dependency or identity the deployment may not name is
@@ -229,10 +216,6 @@ func (r *Reconciler) event(ks *deliveryv1.Kustomization, typ, reason, msg string
 		r.Recorder.Eventf(ks, nil, typ, reason, "Reconcile", "%s", msg)
 	}
 }
-
-// conflictRetry is how soon a reconcile whose status write met a newer Kustomization
-// looks again, once the cache has caught up.
-const conflictRetry = 200 * time.Millisecond
 
 // MinInterval is the shortest interval the hub honours: a tenant asking for a
 // rebuild every second would otherwise take the build workers from everyone else.
