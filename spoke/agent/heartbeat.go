@@ -29,6 +29,10 @@ type heartbeat struct {
 	log       logr.Logger
 
 	kubeVersion string // last known, kept when the spoke does not answer
+	// last is the Lease as the hub returned it after the last renewal: the next one
+	// updates it without reading it first (as the kubelet renews its node Lease), so a
+	// beat is one request to the hub, not two. A conflict or a missing Lease reads again.
+	last *coordinationv1.Lease
 }
 
 // Start renews the Lease now and then every interval until ctx is done. A hub that
@@ -56,13 +60,30 @@ func (h *heartbeat) beat(ctx context.Context) error {
 	}
 
 	now := metav1.NewMicroTime(time.Now())
+	if h.last != nil {
+		lease := h.last.DeepCopy()
+		h.fill(lease, now)
+		err := h.writer.Update(ctx, lease)
+		if err == nil {
+			h.last = lease
+			return nil
+		}
+		h.last = nil
+		if !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
 	lease := &coordinationv1.Lease{}
 	err := h.reader.Get(ctx, types.NamespacedName{Namespace: h.namespace, Name: fleetv1.AgentLeaseName}, lease)
 	if apierrors.IsNotFound(err) {
 		lease = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: h.namespace, Name: fleetv1.AgentLeaseName}}
 		lease.Spec.AcquireTime = &now
 		h.fill(lease, now)
-		return h.writer.Create(ctx, lease)
+		if err := h.writer.Create(ctx, lease); err != nil {
+			return err
+		}
+		h.last = lease
+		return nil
 	}
 	if err != nil {
 		return err
@@ -71,7 +92,11 @@ func (h *heartbeat) beat(ctx context.Context) error {
 		lease.Spec.AcquireTime = &now
 	}
 	h.fill(lease, now)
-	return h.writer.Update(ctx, lease)
+	if err := h.writer.Update(ctx, lease); err != nil {
+		return err
+	}
+	h.last = lease
+	return nil
 }
 
 func (h *heartbeat) fill(lease *coordinationv1.Lease, now metav1.MicroTime) {

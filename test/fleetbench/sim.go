@@ -44,6 +44,7 @@ type simCluster struct {
 	sink      *sink
 	heartbeat time.Duration
 	errs      *errorLog
+	lease     *coordinationv1.Lease // what the last renewal returned; the beat goroutine's own
 
 	mu      sync.Mutex
 	pending map[string]*fleetv1.Assignment // latest seen, by name
@@ -118,8 +119,9 @@ func (s *simCluster) run(ctx context.Context) {
 	s.watch(ctx)
 }
 
-// beat renews the Lease as spoke/agent's heartbeat does: an uncached Get, then
-// Update (or Create). The first beat comes at a random point of the interval, so the
+// beat renews the Lease as spoke/agent's heartbeat does: an Update of the Lease the
+// last renewal returned, reading it (uncached Get, then Update or Create) only the
+// first time or after a conflict. The first beat comes at a random point of the interval, so the
 // fleet's renewals spread evenly as real agents' do.
 func (s *simCluster) beat(ctx context.Context) {
 	first := true
@@ -142,8 +144,6 @@ func (s *simCluster) beat(ctx context.Context) {
 
 func (s *simCluster) renew(ctx context.Context) error {
 	now := metav1.NewMicroTime(time.Now())
-	lease := &coordinationv1.Lease{}
-	err := s.c.Get(ctx, types.NamespacedName{Namespace: s.ns, Name: fleetv1.AgentLeaseName}, lease)
 	fill := func(l *coordinationv1.Lease) {
 		l.Labels = map[string]string{fleetv1.ClusterLabel: s.name}
 		l.Annotations = map[string]string{fleetv1.AgentVersionAnnotation: "bench", fleetv1.KubernetesVersionAnnotation: "v1.36.0-sim"}
@@ -151,17 +151,34 @@ func (s *simCluster) renew(ctx context.Context) error {
 		l.Spec.LeaseDurationSeconds = ptr.To(int32(3 * s.heartbeat / time.Second))
 		l.Spec.RenewTime = &now
 	}
+	if s.lease != nil {
+		lease := s.lease.DeepCopy()
+		fill(lease)
+		err := s.c.Update(ctx, lease)
+		if err == nil {
+			s.lease = lease
+			return nil
+		}
+		s.lease = nil
+		if !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	lease := &coordinationv1.Lease{}
+	err := s.c.Get(ctx, types.NamespacedName{Namespace: s.ns, Name: fleetv1.AgentLeaseName}, lease)
 	if apierrors.IsNotFound(err) {
 		lease = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: fleetv1.AgentLeaseName}}
 		lease.Spec.AcquireTime = &now
 		fill(lease)
-		return s.c.Create(ctx, lease)
+		err = s.c.Create(ctx, lease)
+	} else if err == nil {
+		fill(lease)
+		err = s.c.Update(ctx, lease)
 	}
-	if err != nil {
-		return err
+	if err == nil {
+		s.lease = lease
 	}
-	fill(lease)
-	return s.c.Update(ctx, lease)
+	return err
 }
 
 // watch lists the namespace's Assignments and then watches them, starting over on
