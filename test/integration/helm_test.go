@@ -345,6 +345,27 @@ func TestHelmReleaseAcrossFleet(t *testing.T) {
 		env.WaitReady(t, hub, hr)
 	})
 
+	t.Run("a cluster that leaves the placement is uninstalled", func(t *testing.T) {
+		patchHelmRelease(t, hub, hr, func(h *deliveryv1.HelmRelease) { h.Spec.Placement = byName("spoke-1", "spoke-2") })
+		cfg := helmOn(t, f, "spoke-3", appNS)
+		env.Eventually(t, "release hello gone from spoke-3", func() error {
+			rels, err := history(cfg, "hello")
+			if err != nil && !strings.Contains(err.Error(), "not found") {
+				return err
+			}
+			if len(rels) > 0 {
+				return fmt.Errorf("history is %s", describe(rels))
+			}
+			return nil
+		})
+		wantLast(t, helmOn(t, f, "spoke-1", appNS), "spoke-1", "hello", "1.3.0")
+		wantHelmCounts(t, hub, hr, meta.ClusterCounts{Targeted: 2, Applied: 2, Ready: 2}, []meta.VersionCount{{Version: "1.3.0", Clusters: 2}})
+		spokes = spokes[:2]
+	})
+
+	// While a chart or values fail to build, nothing changes on the clusters: not the
+	// release, and not the placement either (the last good artifact is not combined
+	// with a newer spec).
 	t.Run("a chart that does not render never leaves the hub", func(t *testing.T) {
 		charts1.Add(charts.Simple("hello", "1.4.0").With(map[string]string{"templates/bad.yaml": "{{ .Values.greeting "}))
 		reindex(t, hub, repo)
