@@ -189,6 +189,9 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 	go func() {
 		defer close(h.done)
 		h.err = mgr.Start(ctx)
+		if ctx.Err() != nil && h.err != nil && h.err.Error() == "leader election lost" {
+			h.err = nil // the elector says so on every stop, asked for or not
+		}
 	}()
 	syncCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
