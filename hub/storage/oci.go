@@ -93,7 +93,7 @@ type OCIStore struct {
 	baseURL string
 
 	configPushed atomic.Bool
-	locks        [64]sync.Mutex // per digest: a Put and a Delete of it never interleave
+	locks        [16]sync.Mutex // striped by digest: a Put and a Delete of one never interleave
 	known        expiring       // digests Has saw lately
 	cache        *blobCache
 	flight       flight
@@ -240,7 +240,7 @@ var emptyDigest = v1.Hash{Algorithm: "sha256", Hex: "44136fa355b3678a1146ad16f7e
 
 type rawManifest []byte
 
-func (m rawManifest) RawManifest() ([]byte, error)          { return m, nil }
+func (m rawManifest) RawManifest() ([]byte, error)        { return m, nil }
 func (m rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
 
 func (s *OCIStore) manifest(ctx context.Context, ref name.Reference) (*v1.Manifest, v1.Hash, error) {

@@ -220,4 +220,3 @@ func TestHubReplicas(t *testing.T) {
 		t.Logf("rollout completed %s after the leader stopped", time.Since(stopped).Round(time.Millisecond))
 	})
 }
-
