@@ -507,6 +507,25 @@ func (r *agentRun) stop() error {
 	}
 }
 
+// StopHub stops the hub as if its process ended (keeping its leader Lease, if it
+// holds one, until the Lease expires) and waits until it has stopped; control planes
+// and agents go on. Tests stop a leading replica this way while another takes over.
+func (f *Fleet) StopHub() error {
+	if f.hub == nil || f.hubCancel == nil {
+		return errors.New("no hub is running")
+	}
+	f.hubCancel()
+	select {
+	case <-f.hub.Done():
+	case <-time.After(30 * time.Second):
+		return errors.New("hub did not stop within 30s")
+	}
+	if err := f.hub.Err(); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
 // Hub is the hub's control plane.
 func (f *Fleet) Hub() *controlplane.ControlPlane { return f.hubCP }
 

@@ -24,12 +24,21 @@ const (
 	DefaultGracePeriod = 10 * time.Minute
 )
 
+// Store is the part of the artifact store the collector uses; the file store and
+// the OCI store both are one.
+type Store interface {
+	List() ([]storage.Stored, error)
+	Delete(digest string) error
+	LoadHistory() (storage.History, error)
+	SaveHistory(storage.History) error
+}
+
 // Collector deletes unreferenced artifacts from the store. It runs in the hub's
 // manager (Start) and can be called directly (Collect).
 type Collector struct {
 	// Client lists the objects that reference artifacts.
 	Client client.Reader
-	Store  *storage.Store
+	Store  Store
 	// Interval between collections.
 	Interval time.Duration
 	// Revisions is how many of the last artifacts of each source and deployment are

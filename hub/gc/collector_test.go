@@ -22,6 +22,7 @@ import (
 	"github.com/flotilla-dev/flotilla/hub/gc"
 	"github.com/flotilla-dev/flotilla/hub/storage"
 	"github.com/flotilla-dev/flotilla/test/env"
+	"github.com/flotilla-dev/flotilla/test/registry"
 )
 
 // put stores content and backdates it past the grace period.
@@ -148,5 +149,45 @@ func TestCollectorOnARealAPIServer(t *testing.T) {
 	sort.Strings(want)
 	if diff := cmp.Diff(want, res.Deleted); diff != "" {
 		t.Fatalf("second collection deleted (-want +got):\n%s", diff)
+	}
+}
+
+// TestCollectorWithOCIStore collects from a registry as from disk: what a status
+// names stays, the rest goes, and the history lives in the registry.
+func TestCollectorWithOCIStore(t *testing.T) {
+	ctx := context.Background()
+	cp := env.StartControlPlane(t, "gc-oci", true)
+	c := cp.Client()
+	reg := registry.New(t)
+	store, err := storage.NewOCI(reg.URL("flotilla/artifacts"), "https://hub", storage.OCIOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, _ := store.Put([]byte("kept"))
+	gone, _ := store.Put([]byte("gone"))
+	repo := &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "oci-app"},
+		Spec: sourcev1.GitRepositorySpec{URL: "https://example.com/app.git", Interval: metav1.Duration{Duration: time.Minute}}}
+	if err := c.Create(ctx, repo); err != nil {
+		t.Fatal(err)
+	}
+	repo.Status.Artifact = &meta.Artifact{URL: store.URL(kept), Revision: "main@sha1:" + strings.Repeat("0", 40), Digest: kept, LastUpdateTime: metav1.Now()}
+	if err := c.Status().Update(ctx, repo); err != nil {
+		t.Fatal(err)
+	}
+	// Every artifact is past a grace period of a nanosecond.
+	col := &gc.Collector{Client: c, Store: store, GracePeriod: time.Nanosecond}
+	res, err := col.Collect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Deleted) != 1 || res.Deleted[0] != gone {
+		t.Fatalf("deleted %v, want only %s", res.Deleted, gone)
+	}
+	if !store.Has(kept) || store.Has(gone) {
+		t.Fatalf("after collection: kept there %v, gone there %v", store.Has(kept), store.Has(gone))
+	}
+	hist, err := store.LoadHistory()
+	if err != nil || len(hist["GitRepository/default/oci-app"]) != 1 {
+		t.Fatalf("history in the registry: %v, %v", hist, err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	hubtenancy "github.com/flotilla-dev/flotilla/hub/tenancy"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -37,6 +38,7 @@ type Hub struct {
 	baseURL string
 	caPEM   []byte
 	keyring *signing.Keyring
+	elected <-chan struct{}
 	done    chan struct{}
 	err     error
 }
@@ -51,6 +53,9 @@ func (h *Hub) ArtifactCA() []byte { return h.caPEM }
 // PublicKeys are the keys agents must trust to verify this hub's artifacts, the
 // active one first; they change when the keys are rotated or retired.
 func (h *Hub) PublicKeys() []ed25519.PublicKey { return h.keyring.PublicKeys() }
+
+// Elected is closed once this replica leads: at once without leader election.
+func (h *Hub) Elected() <-chan struct{} { return h.elected }
 
 // Done is closed when the hub has stopped; Err then says why.
 func (h *Hub) Done() <-chan struct{} { return h.done }
@@ -68,7 +73,7 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 	if opts.PlatformNamespaces == nil {
 		opts.PlatformNamespaces = []string{opts.SystemNamespace}
 	}
-	if opts.StorageDir == "" {
+	if opts.StorageDir == "" && !storage.IsOCI(opts.ArtifactStore) {
 		return nil, errors.New("a storage directory is required")
 	}
 	if opts.MetricsAddr == "" {
@@ -115,17 +120,21 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 		baseURL = "https://" + lis.Addr().String()
 	}
 	cert, caPEM, err := artifactTLS(ctx, direct, opts.SystemNamespace, artifactHosts(lis.Addr(), baseURL))
+	if apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err) {
+		// Another replica, starting too, wrote it first: use theirs.
+		cert, caPEM, err = artifactTLS(ctx, direct, opts.SystemNamespace, artifactHosts(lis.Addr(), baseURL))
+	}
 	if err != nil {
 		lis.Close()
 		return nil, fmt.Errorf("artifact server certificate: %w", err)
 	}
-	store, err := storage.New(opts.StorageDir, baseURL)
+	store, err := openStore(opts, baseURL)
 	if err != nil {
 		lis.Close()
 		return nil, err
 	}
 
-	mgr, err := ctrl.NewManager(opts.Config, ctrl.Options{
+	mgrOpts := ctrl.Options{
 		Scheme:                 scheme,
 		Logger:                 logger,
 		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
@@ -134,7 +143,11 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 		// Tests start one hub after another in the same process, and controller
 		// names are checked for uniqueness process-wide.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	}
+	if opts.LeaderElection {
+		leaderElection(&mgrOpts, opts)
+	}
+	mgr, err := ctrl.NewManager(opts.Config, mgrOpts)
 	if err != nil {
 		lis.Close()
 		return nil, err
@@ -146,7 +159,8 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
-	if err := mgr.Add(runnable(func(ctx context.Context) error {
+	// Every replica serves artifacts and registration, leader or not.
+	if err := mgr.Add(everyReplica(func(ctx context.Context) error {
 		go func() {
 			<-ctx.Done()
 			shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -168,6 +182,13 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 			return nil, err
 		}
 	}
+	if opts.LeaderElection {
+		// Registration on a replica that is not the leader hands out the keys too.
+		if err := mgr.Add(&signing.Follower{Reader: direct, Keyring: keyring, Namespace: opts.SystemNamespace}); err != nil {
+			lis.Close()
+			return nil, err
+		}
+	}
 	if err := setupControllers(mgr, store, keyring, opts); err != nil {
 		lis.Close()
 		return nil, err
@@ -177,10 +198,13 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 		return nil, err
 	}
 
-	h := &Hub{baseURL: baseURL, caPEM: caPEM, keyring: keyring, done: make(chan struct{})}
+	h := &Hub{baseURL: baseURL, caPEM: caPEM, keyring: keyring, elected: mgr.Elected(), done: make(chan struct{})}
 	go func() {
 		defer close(h.done)
 		h.err = mgr.Start(ctx)
+		if ctx.Err() != nil && h.err != nil && h.err.Error() == "leader election lost" {
+			h.err = nil // the elector says so on every stop, asked for or not
+		}
 	}()
 	syncCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
@@ -192,11 +216,45 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 			return nil, errors.New("hub caches did not sync")
 		}
 	}
-	logger.Info("hub started", "artifacts", baseURL)
+	logger.Info("hub started", "artifacts", baseURL, "store", storeName(opts), "leaderElection", opts.LeaderElection)
 	return h, nil
 }
 
-func setupControllers(mgr ctrl.Manager, store *storage.Store, keyring *signing.Keyring, opts Options) error {
+// openStore opens the file store in StorageDir, or the registry of ArtifactStore.
+func openStore(opts Options, baseURL string) (storage.Backend, error) {
+	switch {
+	case opts.ArtifactStore == "":
+		return storage.New(opts.StorageDir, baseURL)
+	case storage.IsOCI(opts.ArtifactStore):
+		o := opts.ArtifactStoreOptions
+		o.Insecure = o.Insecure || opts.ArtifactStoreInsecure
+		return storage.NewOCI(opts.ArtifactStore, baseURL, o)
+	default:
+		return nil, fmt.Errorf("artifact store %q: want empty (the storage directory) or %shost/repository", opts.ArtifactStore, storage.OCIScheme)
+	}
+}
+
+func storeName(opts Options) string {
+	if opts.ArtifactStore != "" {
+		return opts.ArtifactStore
+	}
+	return opts.StorageDir
+}
+
+// leaderElection makes the controllers and the collector run on one replica at a
+// time, with a Lease in the system namespace.
+func leaderElection(mo *ctrl.Options, opts Options) {
+	mo.LeaderElection = true
+	mo.LeaderElectionID = LeaderElectionID
+	mo.LeaderElectionNamespace = opts.SystemNamespace
+	mo.LeaderElectionReleaseOnCancel = opts.ReleaseLeaseOnStop
+	if lease := opts.LeaderElectionLease; lease > 0 {
+		renew, retry := lease*2/3, lease*2/15
+		mo.LeaseDuration, mo.RenewDeadline, mo.RetryPeriod = &lease, &renew, &retry
+	}
+}
+
+func setupControllers(mgr ctrl.Manager, store storage.Artifacts, keyring *signing.Keyring, opts Options) error {
 	sign := newSignatureCache(keyring).Sign
 	for _, c := range []interface{ SetupWithManager(ctrl.Manager) error }{
 		&signing.Controller{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Keyring: keyring,
@@ -224,9 +282,12 @@ func setupControllers(mgr ctrl.Manager, store *storage.Store, keyring *signing.K
 	return nil
 }
 
-type runnable func(context.Context) error
+// everyReplica is a runnable that runs whether or not its replica leads.
+type everyReplica func(context.Context) error
 
-func (r runnable) Start(ctx context.Context) error { return r(ctx) }
+func (r everyReplica) Start(ctx context.Context) error { return r(ctx) }
+
+func (everyReplica) NeedLeaderElection() bool { return false }
 
 // Run starts a hub and blocks until it stops.
 func Run(ctx context.Context, opts Options) error {

@@ -3,6 +3,8 @@ package manager
 import (
 	"time"
 
+	"github.com/flotilla-dev/flotilla/hub/storage"
+
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 
 	"k8s.io/client-go/rest"
@@ -18,6 +20,9 @@ const (
 	DefaultKubeAPIBurst = 600
 )
 
+// LeaderElectionID is the name of the Lease the hub's replicas elect a leader with.
+const LeaderElectionID = "flotilla-hub"
+
 // Options configures one hub.
 type Options struct {
 	// Config reaches the hub cluster's API server.
@@ -28,8 +33,29 @@ type Options struct {
 	// default would take 50 s for 1,000 clusters × one deployment.
 	KubeAPIQPS   float32
 	KubeAPIBurst int
-	// StorageDir is where artifacts are kept.
+	// StorageDir is where artifacts are kept with the file store.
 	StorageDir string
+	// ArtifactStore is where artifacts are kept: empty for the file store in
+	// StorageDir, or oci://host/repository for a registry (storage.OCIStore), which
+	// every replica of the hub shares. Agents download from the artifact server
+	// either way.
+	ArtifactStore string
+	// ArtifactStoreInsecure lets the OCI store use plain HTTP.
+	ArtifactStoreInsecure bool
+	// ArtifactStoreOptions adjusts the OCI store (registry credentials, transport,
+	// cache); ArtifactStoreInsecure is applied on top.
+	ArtifactStoreOptions storage.OCIOptions
+	// LeaderElection lets several replicas run on one hub: the controllers and the
+	// collector run on the one holding the Lease LeaderElectionID in the system
+	// namespace, while every replica serves artifacts and registration.
+	LeaderElection bool
+	// LeaderElectionLease is how long a leader's Lease lasts without renewal, which
+	// is how long a crashed leader's work waits; 15s when zero (renewed within 2/3 of
+	// it, retried every 2/15 of it).
+	LeaderElectionLease time.Duration
+	// ReleaseLeaseOnStop gives the Lease up when the hub stops, so that another
+	// replica takes over at once; the process must exit right after.
+	ReleaseLeaseOnStop bool
 	// ArtifactAddr is the listen address of the artifact server, e.g. 127.0.0.1:0.
 	ArtifactAddr string
 	// ArtifactBaseURL is the address spokes reach the artifact server at; derived from

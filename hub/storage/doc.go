@@ -1,3 +1,4 @@
 // Package storage owns the hub's content-addressed artifact store: tar.gz files kept
-// on disk under their sha256 digest and served to agents over HTTP.
+// under their sha256 digest, on disk (Store) or as one-layer manifests in an OCI
+// registry repository (OCIStore), and served to agents over HTTP by the hub.
 package storage

@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -29,6 +30,36 @@ const ext = ".tar.gz"
 
 // ValidDigest reports whether d is sha256:<64 lowercase hex>.
 func ValidDigest(d string) bool { return meta.ValidDigest(d) }
+
+// Artifacts is what the controllers need of a store. The file store (Store) and the
+// registry-backed one (OCIStore) both are one; a controller never knows which.
+type Artifacts interface {
+	// Put stores data under its digest (sha256 of the bytes) and returns the digest.
+	Put(data []byte) (string, error)
+	// Get returns the bytes of a digest; an unknown one is an error matching
+	// fs.ErrNotExist, and bytes that do not hash to the digest are never returned.
+	Get(digest string) ([]byte, error)
+	// Has reports whether the digest is stored.
+	Has(digest string) bool
+	// URL is where agents download the digest: always the hub's artifact server.
+	URL(digest string) string
+}
+
+// Backend is a whole store as the hub runs it: the controllers' part, the
+// collector's part and the artifact server's handler.
+type Backend interface {
+	Artifacts
+	List() ([]Stored, error)
+	Delete(digest string) error
+	LoadHistory() (History, error)
+	SaveHistory(History) error
+	Handler() http.Handler
+}
+
+var (
+	_ Backend = (*Store)(nil)
+	_ Backend = (*OCIStore)(nil)
+)
 
 // Store keeps artifacts at <dir>/sha256/<hex>.tar.gz.
 type Store struct {
@@ -163,11 +194,15 @@ func (s *Store) Delete(digest string) error {
 }
 
 // URL is where Handler serves the artifact, or "" for an invalid digest.
-func (s *Store) URL(digest string) string {
+func (s *Store) URL(digest string) string { return artifactURL(s.BaseURL(), digest) }
+
+// artifactURL is where a store with this base URL serves digest; every store serves
+// the same paths, so an agent cannot tell which store the hub keeps its artifacts in.
+func artifactURL(base, digest string) string {
 	if !ValidDigest(digest) {
 		return ""
 	}
-	return s.BaseURL() + PathPrefix + strings.TrimPrefix(digest, "sha256:") + ext
+	return base + PathPrefix + strings.TrimPrefix(digest, "sha256:") + ext
 }
 
 // Handler serves GET and HEAD of PathPrefix<hex>.tar.gz from the store.
@@ -179,17 +214,38 @@ func (s *Store) Handler() http.Handler {
 	})
 }
 
-func (s *Store) serve(w http.ResponseWriter, r *http.Request) {
+// requestedDigest checks the method and name of an artifact request and writes the
+// error itself when it is not one.
+func requestedDigest(w http.ResponseWriter, r *http.Request) (string, bool) {
 	name, ok := strings.CutPrefix(r.URL.Path, PathPrefix)
 	hex, okExt := strings.CutSuffix(name, ext)
 	digest := "sha256:" + hex
 	if !ok || !okExt || !ValidDigest(digest) {
 		http.Error(w, "malformed artifact name: want "+PathPrefix+"<64 hex>"+ext, http.StatusBadRequest)
-		return
+		return "", false
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return "", false
+	}
+	return digest, true
+}
+
+// serveArtifact writes an artifact's response; content's name is its hash, so the
+// response never changes.
+func serveArtifact(w http.ResponseWriter, r *http.Request, digest string, modTime time.Time, content io.ReadSeeker) {
+	h := w.Header()
+	h.Set("Content-Type", "application/gzip")
+	h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	h.Set("ETag", `"`+digest+`"`)
+	h.Set("X-Content-Type-Options", "nosniff")
+	http.ServeContent(w, r, "", modTime, content)
+}
+
+func (s *Store) serve(w http.ResponseWriter, r *http.Request) {
+	digest, ok := requestedDigest(w, r)
+	if !ok {
 		return
 	}
 	p, _ := s.path(digest)
@@ -208,11 +264,5 @@ func (s *Store) serve(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/gzip")
-	// The name is the content's hash, so the response never changes.
-	h.Set("Cache-Control", "public, max-age=31536000, immutable")
-	h.Set("ETag", `"`+digest+`"`)
-	h.Set("X-Content-Type-Options", "nosniff")
-	http.ServeContent(w, r, "", fi.ModTime(), f)
+	serveArtifact(w, r, digest, fi.ModTime(), f)
 }

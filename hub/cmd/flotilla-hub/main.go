@@ -18,7 +18,13 @@ import (
 
 func main() {
 	var opts manager.Options
-	flag.StringVar(&opts.StorageDir, "storage-dir", "/var/lib/flotilla/artifacts", "where artifacts are kept")
+	flag.StringVar(&opts.StorageDir, "storage-dir", "/var/lib/flotilla/artifacts", "where artifacts are kept (file store)")
+	flag.StringVar(&opts.ArtifactStore, "artifact-store", "", "oci://host/repository keeps artifacts in that registry repository, shared by every replica (default: the file store in --storage-dir); agents still download from the artifact server")
+	flag.BoolVar(&opts.ArtifactStoreInsecure, "artifact-store-insecure", false, "reach the --artifact-store registry over plain HTTP")
+	// In a cluster the hub may run as several replicas, which must elect a leader;
+	// a hub run by hand is one process.
+	flag.BoolVar(&opts.LeaderElection, "leader-elect", os.Getenv("KUBERNETES_SERVICE_HOST") != "", "run the controllers on one elected replica (Lease flotilla-hub in the system namespace) while every replica serves artifacts (default: true in a cluster)")
+	flag.DurationVar(&opts.LeaderElectionLease, "leader-elect-lease", 15*time.Second, "how long a leader's Lease lasts without renewal")
 	flag.StringVar(&opts.ArtifactAddr, "artifact-addr", ":9090", "listen address of the artifact server")
 	flag.StringVar(&opts.ArtifactBaseURL, "artifact-base-url", "", "address spokes reach the artifact server at (default: derived from --artifact-addr)")
 	flag.StringVar(&opts.SystemNamespace, "system-namespace", manager.DefaultSystemNamespace, "namespace of the hub's signing key and trust ConfigMap")
@@ -71,6 +77,8 @@ func main() {
 		}
 	}
 	opts.KubeAPIQPS = float32(qps)
+	// The process exits as soon as the manager stops, so the Lease can go at once.
+	opts.ReleaseLeaseOnStop = true
 	if err := manager.Run(ctrl.SetupSignalHandler(), opts); err != nil {
 		fmt.Fprintln(os.Stderr, "flotilla-hub:", err)
 		os.Exit(1)

@@ -31,7 +31,6 @@ import (
 	"github.com/flotilla-dev/flotilla/hub/delivery/engine"
 	"github.com/flotilla-dev/flotilla/hub/delivery/owners"
 	"github.com/flotilla-dev/flotilla/hub/source/helm"
-	"github.com/flotilla-dev/flotilla/hub/storage"
 	"github.com/flotilla-dev/flotilla/tenancy"
 )
 
@@ -68,7 +67,7 @@ type Reconciler struct {
 	Reader client.Reader
 	Store  Store
 	// Charts fetches charts of HelmRepositories; a helm.ChartFetcher over Store and
-	// Reader when nil (Store must then be a *storage.Store).
+	// Reader when nil.
 	Charts ChartFetcher
 	Sign   engine.Signer
 	// PlatformNamespaces may hold HelmReleases no Tenant owns.
@@ -95,11 +94,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Recorder = mgr.GetEventRecorder("flotilla-delivery")
 	}
 	if r.Charts == nil {
-		s, ok := r.Store.(*storage.Store)
-		if !ok {
-			return errors.New("helmrelease: Charts is required when Store is not a *storage.Store")
-		}
-		r.Charts = &helm.ChartFetcher{Reader: r.Reader, Store: s}
+		r.Charts = &helm.ChartFetcher{Reader: r.Reader, Store: r.Store}
 	}
 	r.defaults()
 	kind, ok := owners.Lookup(deliveryv1.HelmReleaseKind)

@@ -37,7 +37,7 @@ type ChartFetcher struct {
 	// Reader reads the repository's Secret.
 	Reader client.Reader
 	// Store holds the repository's index artifact and receives the chart's.
-	Store *storage.Store
+	Store storage.Artifacts
 	// Transport is the HTTP transport to repositories; http.DefaultTransport when nil.
 	Transport http.RoundTripper
 }

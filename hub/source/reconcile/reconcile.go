@@ -95,7 +95,7 @@ type Deps struct {
 	// caches every Secret nor needs to watch them; mgr.GetAPIReader() when nil.
 	APIReader client.Reader
 	// Store keeps the artifacts; the loop also asks it whether one is still there.
-	Store *storage.Store
+	Store storage.Artifacts
 	// Recorder emits Events; mgr.GetEventRecorder(controller name) when nil.
 	Recorder events.EventRecorder
 	// Transport is the HTTP transport to servers, http.DefaultTransport when nil.
