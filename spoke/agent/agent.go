@@ -91,6 +91,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	r := &reconciler{
 		hub:       mgr.GetClient(),
+		live:      mgr.GetAPIReader(),
 		events:    mgr.GetEventRecorder(FieldOwner),
 		spoke:     sp,
 		fetcher:   fetcher,
@@ -98,13 +99,24 @@ func Run(ctx context.Context, opts Options) error {
 		resync:    opts.ResyncInterval,
 		poll:      opts.PollInterval,
 		applied:   map[string]appliedRecord{},
+		failures:  map[string]int{},
+		cluster:   opts.ClusterName,
 		state:     &stateStore{client: sp.own, cluster: opts.ClusterName, namespace: opts.Namespace, saved: map[string]string{}},
 		namespace: opts.Namespace,
 	}
-	err = ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("assignment").
 		For(&fleetv1.Assignment{}, builder.WithPredicates(specOrRequestChanged{})).
-		WatchesRawSource(keys.source()).
+		WatchesRawSource(keys.source())
+	if !opts.DisableDriftWatch {
+		watchCtx, stopWatch := context.WithCancel(ctx)
+		defer stopWatch()
+		if r.watch, err = newDriftWatch(watchCtx, sp.config, sp.mapper, opts.HubNamespace, log.WithName("drift-watch")); err != nil {
+			return err
+		}
+		b = b.WatchesRawSource(r.watch.source())
+	}
+	err = b.
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 			// Several agents may share one process (the dev environment, tests).

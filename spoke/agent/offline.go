@@ -185,7 +185,11 @@ func (o *offline) correct(ctx context.Context, a *fleetv1.Assignment) {
 		// is checked again once the hub answers.
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
+	if a.Spec.Suspend {
+		// A suspended deployment is compared, never corrected.
+		mode = meta.DriftWarn
+	}
+	ctx, cancel := context.WithTimeout(ctx, applyTimeout(a))
 	defer cancel()
 	files, err := o.r.fetcher.Fetch(ctx, a)
 	if err != nil {

@@ -56,6 +56,9 @@ type Options struct {
 	HeartbeatInterval time.Duration
 	// ResyncInterval between drift checks of an unchanged Assignment; 5m when zero.
 	ResyncInterval time.Duration
+	// DisableDriftWatch turns off the watch on applied objects: drift is then found
+	// at each resync only (spec.interval or ResyncInterval).
+	DisableDriftWatch bool
 	// PollInterval between checks while waiting for health or for dependencies; 2s
 	// when zero.
 	PollInterval time.Duration

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,9 +33,9 @@ import (
 // safety net; a change to the Assignment wakes the agent at once anyway.
 const stalledRetry = 2 * time.Minute
 
-// applyTimeout bounds one fetch-and-apply, so one stuck Assignment cannot hold a
-// worker forever.
-const applyTimeout = 5 * time.Minute
+// defaultApplyTimeout bounds one fetch-and-apply when spec.timeout is not set, so
+// one stuck Assignment cannot hold a worker forever.
+const defaultApplyTimeout = 5 * time.Minute
 
 // defaultHealthTimeout is how long applied objects may take to become healthy when
 // spec.timeout is not set.
@@ -46,7 +47,9 @@ const healthFailedPoll = 10 * time.Second
 
 // reconciler applies one Assignment to the spoke and reports in its status.
 type reconciler struct {
-	hub     client.Client
+	hub client.Client
+	// live reads the hub without the cache; nil in tests that build a reconciler.
+	live    client.Reader
 	events  events.EventRecorder
 	spoke   *spoke
 	fetcher *fetch.Fetcher
@@ -54,11 +57,17 @@ type reconciler struct {
 	state   *stateStore
 	// namespace is the agent's own namespace on the spoke (decryption keys).
 	namespace string
+	cluster   string
 	resync    time.Duration
 	poll      time.Duration // between health and dependency checks while waiting
+	// watch notices changes to applied objects; nil when the drift watch is off.
+	watch *driftWatch
 
 	mu      sync.Mutex
 	applied map[string]appliedRecord // by namespace/name
+	// failures counts consecutive failed syncs, by namespace/name, for the backoff
+	// of Assignments without spec.retryInterval.
+	failures map[string]int
 }
 
 func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -83,25 +92,57 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.fetcher.Verify(a); err != nil {
 		r.stall(a, meta.VerificationFailedReason, fmt.Sprintf("revision %s not applied: %v", revisionOf(a.Spec.Artifact), err))
 		res = ctrl.Result{RequeueAfter: min(stalledRetry, r.resync)}
-	} else if waiting := r.dependenciesNotReady(ctx, a); waiting != "" {
+	} else if len(a.Spec.UnplacedDependencies) > 0 && !a.Spec.Suspend {
+		// The hub knows both placements: this will not change without a change there,
+		// which rewrites the Assignment and wakes the agent.
+		msg := fmt.Sprintf("dependency %s is not placed on cluster %s: nothing is applied until it is, or the dependency is removed",
+			strings.Join(a.Spec.UnplacedDependencies, ", "), r.cluster)
+		if ready := conditions.Get(a, meta.ReadyCondition); ready == nil || ready.Reason != meta.DependencyNotPlacedReason {
+			r.event(a, corev1.EventTypeWarning, meta.DependencyNotPlacedReason, "DependsOn", msg)
+		}
+		conditions.MarkStalled(a, meta.DependencyNotPlacedReason, msg)
+		a.Status.Message = msg
+		a.Status.ObservedGeneration = a.Generation
+		res = ctrl.Result{RequeueAfter: r.resyncFor(a)}
+	} else if waiting := r.dependenciesNotReady(ctx, a); waiting != "" && !a.Spec.Suspend {
 		// Nothing is applied, nor corrected, until what this builds on is in place.
 		conditions.MarkReconciling(a, meta.DependencyNotReadyReason, waiting)
 		a.Status.Message = waiting
 		res = ctrl.Result{RequeueAfter: r.poll}
 	} else {
-		step, wait := nextStep(a, rec, time.Now(), r.resync)
+		step, wait := nextStep(a, rec, time.Now(), r.resyncFor(a))
+		if step == stepApply && rec.matches(a) && r.live != nil {
+			// The agent applied this very spec, yet the status does not say so: the
+			// cache may not have seen the status the agent just wrote (a wake-up right
+			// after an apply). Ask the hub before applying it all again.
+			live := &fleetv1.Assignment{}
+			if err := r.live.Get(ctx, req.NamespacedName, live); err == nil && live.Generation == a.Generation {
+				a.Status = live.Status
+				a.ResourceVersion = live.ResourceVersion
+				before = a.DeepCopy()
+				step, wait = nextStep(a, rec, time.Now(), r.resyncFor(a))
+			}
+		}
+		// Objects the watch saw changed are checked now, whatever the step; a
+		// Helm release stays on the resync path (its objects carry no agent label).
+		var suspects map[string]bool
+		if r.watch != nil && a.Spec.Helm == nil && rec.matches(a) {
+			suspects = r.watch.take(req.String(), rec.refs)
+		}
 		switch {
-		case step == stepIdle:
+		case step == stepIdle && suspects == nil:
 			return ctrl.Result{RequeueAfter: wait}, nil
 		case a.Spec.Helm != nil:
 			// Helm waits for its own objects: a release has no separate health step.
 			res, syncErr = r.syncHelm(ctx, a, rec, step == stepResync)
+		case suspects != nil && (step == stepIdle || step == stepHealth):
+			res, syncErr = r.sync(ctx, a, rec, syncOptions{resync: true, only: suspects})
 		case step == stepHealth:
 			res, syncErr = r.checkHealth(ctx, a, rec)
 		case step == stepResync:
-			res, syncErr = r.sync(ctx, a, rec, true)
+			res, syncErr = r.sync(ctx, a, rec, syncOptions{resync: true})
 		default:
-			res, syncErr = r.sync(ctx, a, rec, false)
+			res, syncErr = r.sync(ctx, a, rec, syncOptions{})
 		}
 	}
 	if err := r.hub.Status().Patch(ctx, a, client.MergeFrom(before)); err != nil {
@@ -111,9 +152,36 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, errors.Join(syncErr, fmt.Errorf("writing status: %w", err))
 	}
 	if syncErr != nil {
-		return ctrl.Result{}, syncErr
+		// A failed sync is tried again after spec.retryInterval, as Flux does; the
+		// failure is in the status and an Event already.
+		retry := r.retryAfter(a)
+		ctrl.LoggerFrom(ctx).Info("sync failed", "error", syncErr.Error(), "retryAfter", retry.String())
+		return ctrl.Result{RequeueAfter: retry}, nil
 	}
+	r.succeeded(req.NamespacedName)
 	return res, nil
+}
+
+// retryAfter is how soon a failed sync of a is tried again: spec.retryInterval, or
+// an exponential backoff from 100 ms capped at the Assignment's resync interval.
+func (r *reconciler) retryAfter(a *fleetv1.Assignment) time.Duration {
+	key := client.ObjectKeyFromObject(a).String()
+	r.mu.Lock()
+	r.failures[key]++
+	n := r.failures[key]
+	r.mu.Unlock()
+	return retryDelay(a, n, r.resyncFor(a))
+}
+
+func (r *reconciler) succeeded(key types.NamespacedName) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.failures, key.String())
+}
+
+// resyncFor is how often a's whole spoke state is checked (resyncInterval).
+func (r *reconciler) resyncFor(a *fleetv1.Assignment) time.Duration {
+	return resyncInterval(a, r.resync)
 }
 
 // dependenciesNotReady names the first Assignment of spec.dependsOn that is not
@@ -140,19 +208,40 @@ func (r *reconciler) dependenciesNotReady(ctx context.Context, a *fleetv1.Assign
 // unchanged revision is a drift check: only objects that differ from the artifact
 // are applied (or, in Warn mode, only reported). It returns an error only for what
 // is worth retrying with backoff.
-func (r *reconciler) sync(ctx context.Context, a *fleetv1.Assignment, rec appliedRecord, resync bool) (ctrl.Result, error) {
+func (r *reconciler) sync(ctx context.Context, a *fleetv1.Assignment, rec appliedRecord, so syncOptions) (ctrl.Result, error) {
 	mode := driftMode(a)
-	if resync && mode == meta.DriftDisabled {
+	art := a.Spec.Artifact
+	rev := revisionOf(art)
+	suspended := a.Spec.Suspend
+	if suspended {
+		if a.Status.AppliedDigest != art.Digest {
+			// Nothing of this revision runs here: a suspended deployment gets nothing new.
+			msg := fmt.Sprintf("suspended: revision %s is not applied", rev)
+			a.Status.Message = msg
+			conditions.MarkReconciling(a, meta.SuspendedReason, msg)
+			a.Status.ObservedGeneration = a.Generation
+			return ctrl.Result{RequeueAfter: r.resyncFor(a)}, nil
+		}
+		if mode != meta.DriftDisabled {
+			// What runs is compared, never corrected.
+			mode = meta.DriftWarn
+		} else {
+			so.resync = true
+		}
+	}
+	if so.resync && mode == meta.DriftDisabled {
 		// Nothing to compare: only keep an eye on health.
-		rec.at = time.Now()
+		if so.only == nil {
+			rec.at = time.Now()
+		}
+		a.Status.ObservedGeneration = a.Generation
 		r.store(a, rec)
 		return r.checkHealth(ctx, a, rec)
 	}
-	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
+	timeout := applyTimeout(a)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	log := ctrl.LoggerFrom(ctx)
-	art := a.Spec.Artifact
-	rev := revisionOf(art)
 	owner := a.Namespace + "/" + a.Name
 	if why := r.identityProblem(a); why != "" {
 		r.stall(a, meta.VerificationFailedReason, fmt.Sprintf("revision %s not applied: %s", rev, why))
@@ -190,12 +279,22 @@ func (r *reconciler) sync(ctx context.Context, a *fleetv1.Assignment, rec applie
 	// the last resync) is checked for drift rather than applied blindly.
 	check := mode != meta.DriftDisabled && a.Status.AppliedDigest == art.Digest
 	engine := apply.New(c, FieldManager(a))
-	res, err := engine.Apply(ctx, objs, apply.Options{
+	opts := apply.Options{
 		Owner: owner, TargetNamespace: a.Spec.TargetNamespace, Force: a.Spec.Force, Adopt: a.Spec.Adopt,
 		DriftCheck: check, WarnOnly: mode == meta.DriftWarn,
-	})
+	}
 	if check {
-		r.reportDrift(a, res, mode)
+		opts.Only = so.only
+	}
+	res, err := engine.Apply(ctx, objs, opts)
+	if r.watch != nil {
+		r.watch.applied(owner, res.Changes, opts.Only == nil && err == nil)
+	}
+	if check {
+		r.reportDrift(a, res, mode, suspended)
+	}
+	if err != nil && ctx.Err() == context.DeadlineExceeded {
+		err = fmt.Errorf("timed out after %s (spec.timeout): %w", timeout, err)
 	}
 	if err != nil {
 		// Objects applied before the failure are ours now; keep track of them so a
@@ -227,6 +326,14 @@ func (r *reconciler) sync(ctx context.Context, a *fleetv1.Assignment, rec applie
 	previous := a.Status.AppliedDigest
 	r.setApplied(a, entries)
 	msg := appliedMessage(rev, res, pruned)
+	switch {
+	case suspended:
+		msg = fmt.Sprintf("suspended: revision %s runs, left as it is (%s)", rev, res.Summary())
+	case so.only != nil && !changed(previous, art.Digest, res, pruned) && rec.message != "":
+		// A check of what the watch saw change, which found nothing to do, keeps
+		// the message of the apply.
+		msg = rec.message
+	}
 	a.Status.ObservedGeneration = a.Generation
 	if changed(previous, art.Digest, res, pruned) {
 		log.Info(msg, "revision", rev, "digest", art.Digest)
@@ -238,6 +345,10 @@ func (r *reconciler) sync(ctx context.Context, a *fleetv1.Assignment, rec applie
 		requestedAt: a.Annotations[meta.ReconcileRequestedAtAnnotation],
 		at:          now, refs: res.Refs(), message: msg,
 		healthSince: rec.healthSince, healthy: rec.healthy,
+	}
+	if so.only != nil {
+		// A check of what the watch saw change does not put off the full one.
+		next.at = rec.at
 	}
 	// A new revision, or anything the agent changed, starts a new wait for health; an
 	// unchanged resync keeps the running one (its timeout does not start over).
@@ -296,7 +407,7 @@ func (r *reconciler) checkHealth(ctx context.Context, a *fleetv1.Assignment, rec
 		if wasWaiting {
 			r.event(a, corev1.EventTypeNormal, meta.SucceededReason, "HealthCheck", fmt.Sprintf("%s healthy", objects(len(refs))))
 		}
-		return ctrl.Result{RequeueAfter: max(time.Until(rec.at.Add(r.resync)), time.Second)}, nil
+		return ctrl.Result{RequeueAfter: max(time.Until(rec.at.Add(r.resyncFor(a))), time.Second)}, nil
 	case worst.Status == health.Failed || elapsed >= timeout:
 		msg := fmt.Sprintf("%s: %s", first, worst.Message)
 		if worst.Status != health.Failed {
@@ -307,7 +418,7 @@ func (r *reconciler) checkHealth(ctx context.Context, a *fleetv1.Assignment, rec
 		}
 		a.Status.Message = msg
 		conditions.MarkFailed(a, meta.HealthCheckFailedReason, msg)
-		return ctrl.Result{RequeueAfter: min(healthFailedPoll, r.resync)}, nil
+		return ctrl.Result{RequeueAfter: min(healthFailedPoll, r.resyncFor(a))}, nil
 	default:
 		msg := fmt.Sprintf("waiting for %s: %s", first, worst.Message)
 		conditions.MarkReconciling(a, meta.ProgressingReason, msg)
@@ -316,7 +427,7 @@ func (r *reconciler) checkHealth(ctx context.Context, a *fleetv1.Assignment, rec
 }
 
 // reportDrift records what a drift check found: Drifted, status.drift and an Event.
-func (r *reconciler) reportDrift(a *fleetv1.Assignment, res *apply.Result, mode string) {
+func (r *reconciler) reportDrift(a *fleetv1.Assignment, res *apply.Result, mode string, suspended bool) {
 	drifted := res.Drifted()
 	if len(drifted) == 0 {
 		if conditions.Get(a, meta.DriftedCondition) != nil {
@@ -325,7 +436,10 @@ func (r *reconciler) reportDrift(a *fleetv1.Assignment, res *apply.Result, mode 
 		return
 	}
 	reason, verb := meta.DriftCorrectedReason, "corrected"
-	if mode == meta.DriftWarn {
+	switch {
+	case suspended:
+		reason, verb = meta.DriftDetectedReason, "left as found (the deployment is suspended)"
+	case mode == meta.DriftWarn:
 		reason, verb = meta.DriftDetectedReason, "left as found (drift detection mode Warn)"
 	}
 	msg := driftMessage(drifted, verb)
@@ -438,8 +552,21 @@ func (r *reconciler) store(a *fleetv1.Assignment, rec appliedRecord) {
 
 func (r *reconciler) forget(key types.NamespacedName) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	delete(r.applied, key.String())
+	delete(r.failures, key.String())
+	r.mu.Unlock()
+	if r.watch != nil {
+		r.watch.forget(key.String())
+	}
+}
+
+// syncOptions says what kind of sync to run.
+type syncOptions struct {
+	// resync checks an unchanged revision for drift rather than applying it.
+	resync bool
+	// only, when not nil, limits the drift check to these inventory IDs (what the
+	// watch saw change).
+	only map[string]bool
 }
 
 // identityProblem says why a tenant's Assignment may not be applied as it names its

@@ -84,6 +84,40 @@ func healthRefs(a *fleetv1.Assignment, applied []apply.ObjectRef) []apply.Object
 	return out
 }
 
+// applyTimeout bounds one fetch-and-apply: spec.timeout, as in Flux, or 5 minutes.
+func applyTimeout(a *fleetv1.Assignment) time.Duration {
+	if a.Spec.Timeout != nil && a.Spec.Timeout.Duration > 0 {
+		return a.Spec.Timeout.Duration
+	}
+	return defaultApplyTimeout
+}
+
+// MinInterval is the shortest spec.interval the agent honours for full re-checks.
+const MinInterval = 10 * time.Second
+
+// resyncInterval is how often a's whole spoke state is checked again: the agent's
+// resync, or spec.interval when shorter (but not under MinInterval).
+func resyncInterval(a *fleetv1.Assignment, resync time.Duration) time.Duration {
+	if a.Spec.Interval == nil || a.Spec.Interval.Duration <= 0 || a.Spec.Interval.Duration >= resync {
+		return resync
+	}
+	return min(max(a.Spec.Interval.Duration, MinInterval), resync)
+}
+
+// retryDelay is how soon the n-th consecutive failed sync of a is retried:
+// spec.retryInterval when set, else 100 ms doubling with each failure, at most
+// interval.
+func retryDelay(a *fleetv1.Assignment, n int, interval time.Duration) time.Duration {
+	if a.Spec.RetryInterval != nil && a.Spec.RetryInterval.Duration > 0 {
+		return a.Spec.RetryInterval.Duration
+	}
+	d := 100 * time.Millisecond
+	for i := 1; i < n && d < interval; i++ {
+		d *= 2
+	}
+	return min(d, interval)
+}
+
 func healthTimeout(a *fleetv1.Assignment) time.Duration {
 	if a.Spec.Timeout != nil && a.Spec.Timeout.Duration > 0 {
 		return a.Spec.Timeout.Duration

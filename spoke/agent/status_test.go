@@ -153,3 +153,32 @@ func TestServiceAccountUser(t *testing.T) {
 		t.Errorf("got %q", u)
 	}
 }
+
+func TestResyncAndRetry(t *testing.T) {
+	d := func(v time.Duration) *metav1.Duration { return &metav1.Duration{Duration: v} }
+	for _, tc := range []struct {
+		name             string
+		interval, retry  *metav1.Duration
+		resync           time.Duration
+		failures         int
+		wantResync, want time.Duration
+	}{
+		{"no interval: the agent's resync", nil, nil, 5 * time.Minute, 1, 5 * time.Minute, 100 * time.Millisecond},
+		{"shorter interval wins", d(30 * time.Second), nil, 5 * time.Minute, 3, 30 * time.Second, 400 * time.Millisecond},
+		{"interval has a floor", d(time.Second), nil, 5 * time.Minute, 1, MinInterval, 100 * time.Millisecond},
+		{"longer interval: the resync", d(time.Hour), nil, 5 * time.Minute, 1, 5 * time.Minute, 100 * time.Millisecond},
+		{"a short resync stays", d(time.Second), nil, 2 * time.Second, 1, 2 * time.Second, 100 * time.Millisecond},
+		{"backoff capped at the interval", d(30 * time.Second), nil, 5 * time.Minute, 20, 30 * time.Second, 30 * time.Second},
+		{"retryInterval", d(time.Hour), d(7 * time.Second), 5 * time.Minute, 1, 5 * time.Minute, 7 * time.Second},
+	} {
+		a := &fleetv1.Assignment{}
+		a.Spec.Interval, a.Spec.RetryInterval = tc.interval, tc.retry
+		got := resyncInterval(a, tc.resync)
+		if got != tc.wantResync {
+			t.Errorf("%s: resync %s, want %s", tc.name, got, tc.wantResync)
+		}
+		if r := retryDelay(a, tc.failures, got); r != tc.want {
+			t.Errorf("%s: retry %s, want %s", tc.name, r, tc.want)
+		}
+	}
+}

@@ -87,6 +87,10 @@ type Change struct {
 	// Drift, when Options.DriftCheck, says how the live object differed from the
 	// manifest: DriftDeleted, or the differing fields. Empty means no drift.
 	Drift string
+	// ResourceVersion is the object's resourceVersion once applied (or as found,
+	// when nothing was written); empty when no request was made. A watch tells the
+	// agent's own writes from others' by it.
+	ResourceVersion string
 }
 
 // Result lists what Apply did, in apply order.
@@ -205,6 +209,10 @@ type Options struct {
 	// Assignment owns. Without it such an object is a conflict, left as it is.
 	// Namespaces are shared containers and always adopted.
 	Adopt bool
+	// Only, when not nil, limits the pass to the objects whose inventory ID it holds
+	// (a drift check of what a watch saw change); the others are reported Unchanged
+	// without a request.
+	Only map[string]bool
 }
 
 // ErrOwnedElsewhere is the conflict of an object another Assignment owns, or one
@@ -248,6 +256,10 @@ func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 		}
 		u.SetNamespace("")
 		mark(u, opts.Owner)
+		if opts.Only != nil && !opts.Only[RefOf(u).ID()] {
+			res.Changes = append(res.Changes, Change{Ref: RefOf(u), Action: Unchanged})
+			continue
+		}
 		ch, err := e.applyOne(ctx, u, opts)
 		if err != nil {
 			return res, &Error{Failed: []*ObjectError{{Ref: RefOf(u), Err: err}}}
@@ -278,6 +290,10 @@ func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 					continue
 				}
 				mark(u, opts.Owner)
+				if opts.Only != nil && !opts.Only[RefOf(u).ID()] {
+					changes[i] = &Change{Ref: RefOf(u), Action: Unchanged}
+					continue
+				}
 				ch, err := e.applyOne(ctx, u, opts)
 				if err != nil {
 					errs[i] = &ObjectError{Ref: RefOf(u), Err: err}
@@ -430,13 +446,13 @@ func (e *Engine) applyOne(ctx context.Context, u *unstructured.Unstructured, opt
 			}
 			paths := drift.Diff(live, dry)
 			if len(paths) == 0 {
-				ch.Action = Unchanged
+				ch.Action, ch.ResourceVersion = Unchanged, live.GetResourceVersion()
 				return ch, nil
 			}
 			ch.Drift = drift.Describe(paths)
 		}
 		if opts.WarnOnly {
-			ch.Action = Unchanged
+			ch.Action, ch.ResourceVersion = Unchanged, live.GetResourceVersion()
 			return ch, nil
 		}
 	}
@@ -454,9 +470,10 @@ func (e *Engine) applyOne(ctx context.Context, u *unstructured.Unstructured, opt
 			client.FieldOwner(e.fieldOwner), client.ForceOwnership); err != nil {
 			return ch, err
 		}
-		ch.Action = Replaced
+		ch.Action, ch.ResourceVersion = Replaced, applied.GetResourceVersion()
 		return ch, nil
 	}
+	ch.ResourceVersion = applied.GetResourceVersion()
 	switch {
 	case err != nil:
 		return ch, err

@@ -117,11 +117,13 @@ func newRig(b *testing.B, spokeNamespaces ...string) *rig {
 	return r
 }
 
-// startAgent runs bin/flotilla-agent until b ends (its log is printed if b failed).
-func (r *rig) startAgent(b *testing.B, bin string) {
-	r.agent = exec.Command(bin, "--cluster-name", cluster, "--hub-kubeconfig", filepath.Join(r.dir, "hub.kubeconfig"),
+// startAgent runs bin/flotilla-agent, with extra flags, until b ends (its log is
+// printed if b failed).
+func (r *rig) startAgent(b *testing.B, bin string, flags ...string) {
+	args := []string{"--cluster-name", cluster, "--hub-kubeconfig", filepath.Join(r.dir, "hub.kubeconfig"),
 		"--kubeconfig", filepath.Join(r.dir, "spoke.kubeconfig"), "--trusted-keys", filepath.Join(r.dir, "keys.pem"),
-		"--state-dir", filepath.Join(r.dir, "state"), "--resync-interval", "1h")
+		"--state-dir", filepath.Join(r.dir, "state"), "--resync-interval", "1h"}
+	r.agent = exec.Command(bin, append(args, flags...)...)
 	logFile, _ := os.Create(filepath.Join(r.dir, "agent.log"))
 	r.agent.Stdout, r.agent.Stderr = logFile, logFile
 	if err := r.agent.Start(); err != nil {
@@ -247,4 +249,74 @@ func BenchmarkAgent(b *testing.B) {
 	fmt.Printf("%-44s %9.2f s\n", "first apply of 1,000 objects (to Ready)", first.Seconds())
 	fmt.Printf("%-44s %9.2f s\n", "raw SSA of 1,000 objects, plain client", raw.Seconds())
 	fmt.Printf("%-44s %9.2f s\n", "100 Assignments x 50 objects (to Ready)", load.Seconds())
+}
+
+// BenchmarkDriftWatch measures what the drift watch costs: the agent's RSS with
+// 1,000 and then 5,000 applied objects (ConfigMaps, 5 Assignments of 1,000), once
+// with the watch (metadata-only informers of what it applied) and once with
+// --drift-watch=false, each with a fresh agent and control planes. With the watch it
+// also times how soon a hand edit is healed.
+func BenchmarkDriftWatch(b *testing.B) {
+	bin, _ := agentBinary(b)
+	type figures struct{ idle, at1k, at5k, peak int64 }
+	var got [2]figures
+	var healed time.Duration
+	b.ResetTimer()
+	for i, watch := range []bool{false, true} {
+		r := newRig(b, "d0", "d1", "d2", "d3", "d4")
+		r.startAgent(b, bin, fmt.Sprintf("--drift-watch=%t", watch))
+		time.Sleep(5 * time.Second)
+		f := figures{idle: rssKiB(r.pid())}
+		for n := range 5 {
+			name := fmt.Sprintf("d%d", n)
+			r.create(b, name, name, r.arts.Add(name, map[string]string{"manifests.yaml": configMaps(name, 1000)}), nil)
+			r.waitReady(b, n+1, 5*time.Minute)
+			if n == 0 {
+				time.Sleep(5 * time.Second)
+				f.at1k = rssKiB(r.pid())
+			}
+		}
+		time.Sleep(5 * time.Second)
+		f.at5k, f.peak = rssKiB(r.pid()), peakRSSKiB(r.pid())
+		got[i] = f
+		if watch {
+			healed = healEdit(b, r)
+		}
+		_ = r.agent.Process.Signal(os.Interrupt)
+	}
+	b.StopTimer()
+	mib := func(k int64) float64 { return float64(k) / 1024 }
+	b.ReportMetric(mib(got[1].at5k-got[0].at5k), "watch-cost-5000-MiB")
+	fmt.Printf("\n%-40s %14s %14s\n", "agent RSS", "--drift-watch", "=false")
+	fmt.Printf("%-40s %10.1f MiB %10.1f MiB\n", "idle (no Assignments)", mib(got[1].idle), mib(got[0].idle))
+	fmt.Printf("%-40s %10.1f MiB %10.1f MiB\n", "1,000 applied objects", mib(got[1].at1k), mib(got[0].at1k))
+	fmt.Printf("%-40s %10.1f MiB %10.1f MiB\n", "5,000 applied objects", mib(got[1].at5k), mib(got[0].at5k))
+	fmt.Printf("%-40s %10.1f MiB %10.1f MiB\n", "peak (VmHWM)", mib(got[1].peak), mib(got[0].peak))
+	fmt.Printf("%-40s %10.2f s\n", "hand edit healed (watch on)", healed.Seconds())
+}
+
+// healEdit edits one applied ConfigMap by hand and returns how soon the agent put
+// it back.
+func healEdit(b *testing.B, r *rig) time.Duration {
+	ctx := context.Background()
+	cm := &corev1.ConfigMap{}
+	if err := r.spoke.Get(ctx, client.ObjectKey{Namespace: "d0", Name: "d0-7"}, cm); err != nil {
+		b.Fatal(err)
+	}
+	want := cm.Data["value"]
+	cm.Data["value"] = "by hand"
+	if err := r.spoke.Update(ctx, cm); err != nil {
+		b.Fatal(err)
+	}
+	began := time.Now()
+	env.EventuallyWithin(b, 30*time.Second, "the hand edit healed", func() error {
+		if err := r.spoke.Get(ctx, client.ObjectKey{Namespace: "d0", Name: "d0-7"}, cm); err != nil {
+			return err
+		}
+		if cm.Data["value"] != want {
+			return fmt.Errorf("value %q", cm.Data["value"])
+		}
+		return nil
+	})
+	return time.Since(began)
 }

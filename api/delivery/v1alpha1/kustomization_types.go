@@ -37,6 +37,11 @@ type KustomizationSpec struct {
 	// +kubebuilder:default="5m"
 	// +optional
 	Interval metav1.Duration `json:"interval,omitempty"`
+	// RetryInterval is how soon a failed apply is retried on a spoke; the interval
+	// when unset (the agent then retries sooner, with a short backoff capped at the
+	// interval).
+	// +optional
+	RetryInterval *metav1.Duration `json:"retryInterval,omitempty"`
 	// Prune deletes, on each spoke, objects that a new revision dropped and every object
 	// when the cluster stops being targeted.
 	// +optional
@@ -64,7 +69,9 @@ type KustomizationSpec struct {
 	// Rollout limits how fast a new revision moves across the targeted clusters.
 	// +optional
 	Rollout *Rollout `json:"rollout,omitempty"`
-	// Suspend stops building and placing while true; spokes keep what they run.
+	// Suspend stops building and placing while true, and every spoke leaves what it
+	// runs as it is: no apply, no drift correction (drift and health are still
+	// reported).
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
 }

@@ -302,6 +302,11 @@ func (in *KustomizationSpec) DeepCopyInto(out *KustomizationSpec) {
 	*out = *in
 	out.SourceRef = in.SourceRef
 	out.Interval = in.Interval
+	if in.RetryInterval != nil {
+		in, out := &in.RetryInterval, &out.RetryInterval
+		*out = new(metav1.Duration)
+		**out = **in
+	}
 	in.ApplySettings.DeepCopyInto(&out.ApplySettings)
 	if in.DependsOn != nil {
 		in, out := &in.DependsOn, &out.DependsOn

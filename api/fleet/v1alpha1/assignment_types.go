@@ -97,6 +97,26 @@ type AssignmentSpec struct {
 	// current artifact before this one is applied.
 	// +optional
 	DependsOn []string `json:"dependsOn,omitempty"`
+	// UnplacedDependencies names Assignments (as DependsOn does) this one depends
+	// on whose deployments are not placed on this cluster: they will never exist here,
+	// so the agent applies nothing and reports DependencyNotPlaced rather than
+	// waiting. The hub moves a dependency back to DependsOn once it is placed here.
+	// +optional
+	UnplacedDependencies []string `json:"unplacedDependencies,omitempty"`
+	// Interval is the deployment's spec.interval: the agent checks the whole
+	// Assignment for drift (and health) at least this often, and no more often than
+	// every 10 seconds; its own --resync-interval when longer or unset.
+	// +optional
+	Interval *metav1.Duration `json:"interval,omitempty"`
+	// RetryInterval is how soon a failed apply is tried again; when unset the agent
+	// retries with a short exponential backoff, capped at the interval.
+	// +optional
+	RetryInterval *metav1.Duration `json:"retryInterval,omitempty"`
+	// Suspend, set by the hub while the deployment is suspended, makes the agent leave
+	// the spoke as it is: nothing is applied or corrected; health and drift are still
+	// reported.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
 	// Helm makes the agent release the artifact's chart and values with Helm (see
 	// artifact.HelmChartDir) instead of applying its manifests. Set by HelmReleases.
 	// +optional

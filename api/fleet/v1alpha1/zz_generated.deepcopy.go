@@ -80,6 +80,21 @@ func (in *AssignmentSpec) DeepCopyInto(out *AssignmentSpec) {
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
+	if in.UnplacedDependencies != nil {
+		in, out := &in.UnplacedDependencies, &out.UnplacedDependencies
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
+	if in.Interval != nil {
+		in, out := &in.Interval, &out.Interval
+		*out = new(v1.Duration)
+		**out = **in
+	}
+	if in.RetryInterval != nil {
+		in, out := &in.RetryInterval, &out.RetryInterval
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	if in.Helm != nil {
 		in, out := &in.Helm, &out.Helm
 		*out = new(metav1alpha1.HelmReleaseSettings)

@@ -70,8 +70,12 @@ const (
 	// DependencyNotReadyReason: an Assignment named in dependsOn is not Ready on its
 	// current artifact yet.
 	DependencyNotReadyReason = "DependencyNotReady"
+	// DependencyNotPlacedReason: a dependency's deployment is not placed on this
+	// cluster, so it will never be Ready here; nothing is applied until the
+	// placements change (Stalled).
+	DependencyNotPlacedReason = "DependencyNotPlaced"
 	// DriftDetectedReason: objects on the spoke differ from the artifact and were left
-	// so (drift detection mode Warn).
+	// so (drift detection mode Warn, or the deployment is suspended).
 	DriftDetectedReason = "DriftDetected"
 	// DriftCorrectedReason: objects on the spoke differed from the artifact and were
 	// restored.

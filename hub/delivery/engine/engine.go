@@ -61,6 +61,12 @@ type Deployment struct {
 	Placement deliveryv1.Placement
 	// Rollout paces a new revision; nil hands it to every cluster at once.
 	Rollout *deliveryv1.Rollout
+	// Unplaced, when set, names the dependencies (Assignment names from Spec.DependsOn)
+	// whose deployments are not placed on a cluster: the cluster's Assignment lists
+	// them in spec.unplacedDependencies instead of spec.dependsOn, so its agent
+	// reports DependencyNotPlaced rather than waiting for an Assignment that will
+	// never exist there.
+	Unplaced func(c *fleetv1.Cluster) []string
 	// RolloutStatus points at the owner's status.rollout, which the engine keeps for
 	// the revision being rolled out while Rollout is set, and clears otherwise.
 	RolloutStatus **deliveryv1.RolloutStatus
@@ -187,6 +193,9 @@ func (e *Engine) assign(ctx context.Context, d Deployment, kind owners.Kind, f *
 	for i := range f.targets {
 		c := &f.targets[i]
 		spec := AssignmentSpecFor(base, c)
+		if d.Unplaced != nil {
+			spec.DependsOn, spec.UnplacedDependencies = splitDependencies(spec.DependsOn, d.Unplaced(c))
+		}
 		if c.Status.Namespace != "" {
 			// The signature binds the whole spec to this cluster and this Assignment.
 			a := &fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: c.Status.Namespace}, Spec: spec}
@@ -460,4 +469,23 @@ func (e *Engine) rollup(d Deployment, f *fleet, plan rollout.Plan) Result {
 			Clusters: counts, Failures: failures, Plan: plan, Silent: silentNames,
 		}),
 	}
+}
+
+// splitDependencies moves the unplaced names out of dependsOn, keeping the order.
+func splitDependencies(dependsOn, unplaced []string) (placed, notPlaced []string) {
+	if len(unplaced) == 0 {
+		return dependsOn, nil
+	}
+	skip := map[string]bool{}
+	for _, n := range unplaced {
+		skip[n] = true
+	}
+	for _, n := range dependsOn {
+		if skip[n] {
+			notPlaced = append(notPlaced, n)
+		} else {
+			placed = append(placed, n)
+		}
+	}
+	return placed, notPlaced
 }

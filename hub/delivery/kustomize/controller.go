@@ -77,13 +77,21 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}); err != nil {
 		return err
 	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &deliveryv1.Kustomization{}, dependsOnIndex,
+		func(o client.Object) []string { return dependencyKeys(o.(*deliveryv1.Kustomization)) }); err != nil {
+		return err
+	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&deliveryv1.Kustomization{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&sourcev1.GitRepository{}, handler.EnqueueRequestsFromMapFunc(r.forSource(sourcev1.GitRepositoryKind)),
 			builder.WithPredicates(artifactChanged{})).
 		Watches(&sourcev1.OCIRepository{}, handler.EnqueueRequestsFromMapFunc(r.forSource(sourcev1.OCIRepositoryKind)),
-			builder.WithPredicates(artifactChanged{}))
+			builder.WithPredicates(artifactChanged{})).
+		// A dependency placed on more or fewer clusters changes its dependents'
+		// Assignments (spec.unplacedDependencies).
+		Watches(&deliveryv1.Kustomization{}, handler.EnqueueRequestsFromMapFunc(r.dependents),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{}))
 	return engine.Watch(b, r.Client, kind).
 		// Several workers, so that one slow build (bounded by BuildTimeout) never
 		// holds every other tenant's deployments.
@@ -158,7 +166,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 		return ctrl.Result{}, nil
 	}
 	if ks.Spec.Suspend {
-		return ctrl.Result{}, nil
+		// The spokes hold too: each Assignment is marked suspended (and signed again).
+		return ctrl.Result{}, r.suspendAssignments(ctx, &ks)
 	}
 	status := engine.StartStatusPatch(&ks)
 	defer func() {
@@ -202,7 +211,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	ks.Status.Artifact = art
 	ks.Status.LastAppliedRevision = revision
 
-	res, err := r.engine.Deploy(ctx, deployment(&ks, dec))
+	d := deployment(&ks, dec)
+	if d.Unplaced, err = r.unplaced(ctx, &ks); err != nil {
+		return ctrl.Result{}, err
+	}
+	res, err := r.engine.Deploy(ctx, d)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -251,6 +264,10 @@ func deployment(ks *deliveryv1.Kustomization, dec tenancy.Decision) engine.Deplo
 		TargetNamespace:         ks.Spec.TargetNamespace,
 		Prune:                   ks.Spec.Prune,
 		ApplySettings:           *ks.Spec.ApplySettings.DeepCopy(),
+		RetryInterval:           ks.Spec.RetryInterval.DeepCopy(),
+	}
+	if ks.Spec.Interval.Duration > 0 {
+		spec.Interval = ks.Spec.Interval.DeepCopy()
 	}
 	for _, d := range ks.Spec.DependsOn {
 		ns := d.Namespace

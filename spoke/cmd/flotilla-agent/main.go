@@ -45,6 +45,7 @@ func main() {
 	fs.StringVar(&opts.HealthAddr, "health-addr", "0", `/healthz and /readyz listen address; "0" turns it off`)
 	fs.DurationVar(&opts.HeartbeatInterval, "heartbeat-interval", 10*time.Second, "time between renewals of the agent's Lease on the hub")
 	fs.DurationVar(&opts.ResyncInterval, "resync-interval", 5*time.Minute, "time between re-applies of an unchanged Assignment")
+	driftWatch := fs.Bool("drift-watch", true, "watch applied objects (metadata only) and check an Assignment for drift within seconds of a change to one of its objects; when false, drift is found at each resync only")
 	fs.BoolVar(&bootstrapMode, "bootstrap", false, "register with the bootstrap token in the spoke Secret flotilla-agent-bootstrap and keep the credential in flotilla-agent-hub; --cluster-name, --hub-kubeconfig and --trusted-keys then come from the hub")
 	fs.StringVar(&opts.Namespace, "bootstrap-namespace", registration.SpokeNamespace, "the agent's namespace on the spoke: bootstrap and credential Secrets, state Secrets, SOPS decryption keys")
 	showVersion := fs.Bool("version", false, "print the version and exit")
@@ -52,6 +53,7 @@ func main() {
 	zapOpts.BindFlags(fs)
 	_ = fs.Parse(os.Args[1:])
 
+	opts.DisableDriftWatch = !*driftWatch
 	if *showVersion {
 		fmt.Println(version.Version)
 		return
