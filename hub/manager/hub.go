@@ -17,13 +17,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/flotilla-dev/flotilla/api"
+	"github.com/flotilla-dev/flotilla/api/metricsserve"
 	"github.com/flotilla-dev/flotilla/hub/delivery/helmrelease"
 	"github.com/flotilla-dev/flotilla/hub/delivery/kustomize"
 	hubfleet "github.com/flotilla-dev/flotilla/hub/fleet"
 	"github.com/flotilla-dev/flotilla/hub/gc"
+	hubmetrics "github.com/flotilla-dev/flotilla/hub/metrics"
 	"github.com/flotilla-dev/flotilla/hub/signing"
 	"github.com/flotilla-dev/flotilla/hub/source/git"
 	"github.com/flotilla-dev/flotilla/hub/source/helm"
@@ -116,7 +117,7 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 	mgr, err := ctrl.NewManager(opts.Config, ctrl.Options{
 		Scheme:                 scheme,
 		Logger:                 logger,
-		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
+		Metrics:                metricsserve.Options(opts.MetricsAddr, opts.MetricsInsecure, opts.MetricsCertDir),
 		HealthProbeBindAddress: opts.HealthAddr,
 		// Tests start one hub after another in the same process, and controller
 		// names are checked for uniqueness process-wide.
@@ -154,6 +155,10 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 			lis.Close()
 			return nil, err
 		}
+	}
+	if err := hubmetrics.Setup(mgr); err != nil {
+		lis.Close()
+		return nil, err
 	}
 	if err := setupControllers(mgr, store, keyring, opts); err != nil {
 		lis.Close()
@@ -200,7 +205,7 @@ func setupControllers(mgr ctrl.Manager, store *storage.Store, keyring *signing.K
 			Recorder: mgr.GetEventRecorder("flotilla-delivery"), PlatformNamespaces: opts.PlatformNamespaces},
 		&hubtenancy.Reconciler{Client: mgr.GetClient(), Store: store, Sign: sign, Recorder: mgr.GetEventRecorder("flotilla-tenancy")},
 		&hubfleet.ClusterReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("flotilla-fleet"), HeartbeatGrace: opts.HeartbeatGrace},
-		&hubfleet.ClusterGroupReconciler{Client: mgr.GetClient()},
+		&hubfleet.ClusterGroupReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("flotilla-fleet")},
 		&hubfleet.AssignmentReconciler{Client: mgr.GetClient()},
 	} {
 		if err := c.SetupWithManager(mgr); err != nil {

@@ -190,10 +190,12 @@ func (r *reconciler) sync(ctx context.Context, a *fleetv1.Assignment, rec applie
 	// the last resync) is checked for drift rather than applied blindly.
 	check := mode != meta.DriftDisabled && a.Status.AppliedDigest == art.Digest
 	engine := apply.New(c, FieldManager(a))
+	began := time.Now()
 	res, err := engine.Apply(ctx, objs, apply.Options{
 		Owner: owner, TargetNamespace: a.Spec.TargetNamespace, Force: a.Spec.Force, Adopt: a.Spec.Adopt,
 		DriftCheck: check, WarnOnly: mode == meta.DriftWarn,
 	})
+	observeApply(began, err)
 	if check {
 		r.reportDrift(a, res, mode)
 	}
@@ -214,8 +216,10 @@ func (r *reconciler) sync(ctx context.Context, a *fleetv1.Assignment, rec applie
 	pruned := 0
 	if a.Spec.Prune {
 		dropped := apply.Diff(a.Status.Entries, entries)
+		began := time.Now()
 		del, err := engine.Delete(ctx, dropped, owner)
 		pruned = len(del.Deleted)
+		observePrune(began, pruned, err)
 		if err != nil {
 			entries = apply.Merge(entries, del.Failed)
 			r.setApplied(a, entries)
@@ -329,6 +333,7 @@ func (r *reconciler) reportDrift(a *fleetv1.Assignment, res *apply.Result, mode 
 		reason, verb = meta.DriftDetectedReason, "left as found (drift detection mode Warn)"
 	}
 	msg := driftMessage(drifted, verb)
+	observeDrift(len(drifted), mode == meta.DriftWarn)
 	now := metav1.Now()
 	d := a.Status.Drift
 	if d == nil {
@@ -383,7 +388,9 @@ func (r *reconciler) release(ctx context.Context, a *fleetv1.Assignment) (ctrl.R
 		if err != nil {
 			return ctrl.Result{}, err
 		}
+		began := time.Now()
 		del, relErr = apply.New(c, FieldManager(a)).Delete(ctx, a.Status.Entries, a.Namespace+"/"+a.Name)
+		observePrune(began, len(del.Deleted), relErr)
 	}
 	if relErr != nil {
 		msg := fmt.Sprintf("pruning failed: %v", relErr)
