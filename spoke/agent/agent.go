@@ -18,8 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 
 	"github.com/flotilla-dev/flotilla/api"
-	"github.com/flotilla-dev/flotilla/api/metricsserve"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
+	"github.com/flotilla-dev/flotilla/api/metricsserve"
 	"github.com/flotilla-dev/flotilla/spoke/fetch"
 	"github.com/flotilla-dev/flotilla/spoke/helm"
 )
@@ -48,7 +48,7 @@ func Run(ctx context.Context, opts Options) error {
 		Scheme: scheme,
 		Logger: log,
 		// The agent's hub credential reaches only its own namespace.
-		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{opts.HubNamespace: {}}},
+		Cache: cache.Options{DefaultNamespaces: map[string]cache.Config{opts.HubNamespace: {}}},
 		// Scraped on the spoke, so authorised by the spoke's API server.
 		Metrics:                metricsserve.OptionsAgainst(opts.SpokeConfig, addr(opts.MetricsAddr), opts.MetricsInsecure, opts.MetricsCertDir),
 		HealthProbeBindAddress: addr(opts.HealthAddr),
