@@ -44,3 +44,18 @@ func TestGroupEvents(t *testing.T) {
 		}
 	}
 }
+
+func TestVersionSkew(t *testing.T) {
+	c := &fleetv1.Cluster{}
+	c.Status.AgentVersion = "v0.2.0"
+	if !VersionSkew(c, "v0.4.0") || !conditions.IsTrue(c, meta.AgentVersionSkewCondition) {
+		t.Fatalf("two minors apart: conditions %+v", c.Status.Conditions)
+	}
+	if VersionSkew(c, "v0.4.0") {
+		t.Error("an unchanged skew is reported as new again")
+	}
+	c.Status.AgentVersion = "v0.3.5"
+	if VersionSkew(c, "v0.4.0") || conditions.Get(c, meta.AgentVersionSkewCondition) != nil {
+		t.Errorf("one minor apart: conditions %+v", c.Status.Conditions)
+	}
+}
