@@ -143,6 +143,7 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		c.Status.AgentVersion = lease.Annotations[fleetv1.AgentVersionAnnotation]
 		c.Status.KubernetesVersion = lease.Annotations[fleetv1.KubernetesVersionAnnotation]
 	}
+	r.checkVersionSkew(&c)
 	requeue := r.heartbeat(&c, renewed)
 	c.Status.ObservedGeneration = c.Generation
 	return ctrl.Result{RequeueAfter: requeue}, nil

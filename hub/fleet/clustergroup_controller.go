@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -32,6 +33,8 @@ import (
 type ClusterGroupReconciler struct {
 	// Client is the manager's cached client.
 	Client client.Client
+	// Recorder records membership and health changes; none when nil.
+	Recorder events.EventRecorder
 }
 
 // SetupWithManager registers the controller.
@@ -96,7 +99,9 @@ func (r *ClusterGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		default:
 			retErr = kerrors.NewAggregate([]error{retErr, err})
 			result = ctrl.Result{}
+			return
 		}
+		recordGroupEvents(r.Recorder, before, &g)
 	}()
 	g.Status.ObservedGeneration = g.Generation
 	selector, err := metav1.LabelSelectorAsSelector(&g.Spec.ClusterSelector)

@@ -19,13 +19,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/flotilla-dev/flotilla/api"
+	"github.com/flotilla-dev/flotilla/api/metricsserve"
 	"github.com/flotilla-dev/flotilla/hub/delivery/helmrelease"
 	"github.com/flotilla-dev/flotilla/hub/delivery/kustomize"
 	hubfleet "github.com/flotilla-dev/flotilla/hub/fleet"
 	"github.com/flotilla-dev/flotilla/hub/gc"
+	hubmetrics "github.com/flotilla-dev/flotilla/hub/metrics"
 	"github.com/flotilla-dev/flotilla/hub/signing"
 	"github.com/flotilla-dev/flotilla/hub/source/git"
 	"github.com/flotilla-dev/flotilla/hub/source/helm"
@@ -137,7 +138,7 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 	mgrOpts := ctrl.Options{
 		Scheme:                 scheme,
 		Logger:                 logger,
-		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
+		Metrics:                metricsserve.Options(opts.MetricsAddr, opts.MetricsInsecure, opts.MetricsCertDir),
 		HealthProbeBindAddress: opts.HealthAddr,
 		PprofBindAddress:       opts.PprofAddr,
 		// Tests start one hub after another in the same process, and controller
@@ -181,6 +182,10 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 			lis.Close()
 			return nil, err
 		}
+	}
+	if err := hubmetrics.Setup(mgr); err != nil {
+		lis.Close()
+		return nil, err
 	}
 	if opts.LeaderElection {
 		// Registration on a replica that is not the leader hands out the keys too.
@@ -272,7 +277,7 @@ func setupControllers(mgr ctrl.Manager, store storage.Artifacts, keyring *signin
 		&hubtenancy.Reconciler{Client: mgr.GetClient(), Store: store, Sign: sign, Recorder: mgr.GetEventRecorder("flotilla-tenancy")},
 		&hubfleet.ClusterReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("flotilla-fleet"), HeartbeatGrace: opts.HeartbeatGrace,
 			HeartbeatReport: opts.HeartbeatReport},
-		&hubfleet.ClusterGroupReconciler{Client: mgr.GetClient()},
+		&hubfleet.ClusterGroupReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("flotilla-fleet")},
 		&hubfleet.AssignmentReconciler{Client: mgr.GetClient()},
 	} {
 		if err := c.SetupWithManager(mgr); err != nil {

@@ -65,6 +65,13 @@ type Options struct {
 	SystemNamespace string
 	// MetricsAddr for Prometheus metrics; "0" turns them off.
 	MetricsAddr string
+	// MetricsInsecure serves metrics over plain HTTP to anyone (local development and
+	// tests); by default they are HTTPS, and a request needs a token the hub's API
+	// server authenticates and allows to get the non-resource URL /metrics.
+	MetricsInsecure bool
+	// MetricsCertDir holds tls.crt and tls.key for the metrics server; a self-signed
+	// certificate when empty.
+	MetricsCertDir string
 	// HealthAddr for /healthz and /readyz; "0" or empty turns them off.
 	HealthAddr string
 	// PprofAddr serves net/http/pprof (CPU and heap profiles); "0" or empty turns it off.

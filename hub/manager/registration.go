@@ -15,6 +15,7 @@ import (
 	fregistration "github.com/flotilla-dev/flotilla/api/registration"
 	"github.com/flotilla-dev/flotilla/hub/artifactauth"
 	"github.com/flotilla-dev/flotilla/hub/capi"
+	hubmetrics "github.com/flotilla-dev/flotilla/hub/metrics"
 	"github.com/flotilla-dev/flotilla/hub/registration"
 	"github.com/flotilla-dev/flotilla/hub/storage"
 )
@@ -49,7 +50,7 @@ func artifactMux(ctx context.Context, mgr ctrl.Manager, direct client.Client, st
 
 	log := mgr.GetLogger()
 	mux := http.NewServeMux()
-	var artifacts http.Handler = store.Handler()
+	var artifacts = hubmetrics.CountServed(store.Handler())
 	if !opts.AnonymousArtifacts {
 		artifacts = (&artifactauth.Guard{Reviewer: direct, Assignments: mgr.GetClient(), Live: mgr.GetAPIReader(),
 			Log: log.WithName("artifactauth")}).Wrap(artifacts)

@@ -207,11 +207,8 @@ func artifactURL(base, digest string) string {
 
 // Handler serves GET and HEAD of PathPrefix<hex>.tar.gz from the store.
 func (s *Store) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cw := &countingWriter{ResponseWriter: w}
-		defer cw.done()
-		s.serve(cw, r)
-	})
+	// hub/metrics counts what it serves (the manager wraps it).
+	return http.HandlerFunc(s.serve)
 }
 
 // requestedDigest checks the method and name of an artifact request and writes the

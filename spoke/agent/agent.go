@@ -16,10 +16,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/flotilla-dev/flotilla/api"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
+	"github.com/flotilla-dev/flotilla/api/metricsserve"
 	"github.com/flotilla-dev/flotilla/spoke/fetch"
 	"github.com/flotilla-dev/flotilla/spoke/helm"
 )
@@ -48,8 +48,9 @@ func Run(ctx context.Context, opts Options) error {
 		Scheme: scheme,
 		Logger: log,
 		// The agent's hub credential reaches only its own namespace.
-		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{opts.HubNamespace: {}}},
-		Metrics:                metricsserver.Options{BindAddress: addr(opts.MetricsAddr)},
+		Cache: cache.Options{DefaultNamespaces: map[string]cache.Config{opts.HubNamespace: {}}},
+		// Scraped on the spoke, so authorised by the spoke's API server.
+		Metrics:                metricsserve.OptionsAgainst(opts.SpokeConfig, addr(opts.MetricsAddr), opts.MetricsInsecure, opts.MetricsCertDir),
 		HealthProbeBindAddress: addr(opts.HealthAddr),
 		LeaderElection:         false,
 	})

@@ -140,6 +140,7 @@ func (r *reconciler) reportHelmDrift(a *fleetv1.Assignment, res *helm.Result) {
 		reason, verb = meta.DriftDetectedReason, "left as found (drift detection mode warn)"
 	}
 	last := res.Drifted[len(res.Drifted)-1]
+	observeDrift(len(res.Drifted), res.WarnOnly)
 	msg := fmt.Sprintf("%s (%s)", last.Object, last.Fields)
 	if len(res.Drifted) > 1 {
 		msg = fmt.Sprintf("%d objects drifted, the last %s", len(res.Drifted), msg)

@@ -217,6 +217,7 @@ func (o *offline) correct(ctx context.Context, a *fleetv1.Assignment) {
 		log.Error(err, "drift correction while the hub is away")
 	}
 	if d := res.Drifted(); len(d) > 0 {
+		observeDrift(len(d), mode == meta.DriftWarn)
 		log.Info("drift found while the hub is away: "+driftMessage(d, "found"), "mode", mode)
 	}
 }

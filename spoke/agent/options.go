@@ -65,6 +65,13 @@ type Options struct {
 	// MetricsAddr and HealthAddr are listen addresses; "0" or empty turns them off.
 	MetricsAddr string
 	HealthAddr  string
+	// MetricsInsecure serves metrics over plain HTTP to anyone (local development and
+	// tests); by default they are HTTPS, and a request needs a token the spoke's API
+	// server authenticates and allows to get the non-resource URL /metrics.
+	MetricsInsecure bool
+	// MetricsCertDir holds tls.crt and tls.key for the metrics server; a self-signed
+	// certificate when empty.
+	MetricsCertDir string
 	// Logger for everything the agent logs; controller-runtime's global logger when unset.
 	Logger logr.Logger
 	// MaxConcurrentReconciles is how many Assignments are applied at once; 4 when zero.

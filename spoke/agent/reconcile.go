@@ -286,7 +286,9 @@ func (r *reconciler) sync(ctx context.Context, a *fleetv1.Assignment, rec applie
 	if check {
 		opts.Only = so.only
 	}
+	began := time.Now()
 	res, err := engine.Apply(ctx, objs, opts)
+	observeApply(began, err)
 	if r.watch != nil {
 		r.watch.applied(owner, res.Changes, opts.Only == nil && err == nil)
 	}
@@ -313,8 +315,10 @@ func (r *reconciler) sync(ctx context.Context, a *fleetv1.Assignment, rec applie
 	pruned := 0
 	if a.Spec.Prune {
 		dropped := apply.Diff(a.Status.Entries, entries)
+		began := time.Now()
 		del, err := engine.Delete(ctx, dropped, owner)
 		pruned = len(del.Deleted)
+		observePrune(began, pruned, err)
 		if err != nil {
 			entries = apply.Merge(entries, del.Failed)
 			r.setApplied(a, entries)
@@ -443,6 +447,7 @@ func (r *reconciler) reportDrift(a *fleetv1.Assignment, res *apply.Result, mode 
 		reason, verb = meta.DriftDetectedReason, "left as found (drift detection mode Warn)"
 	}
 	msg := driftMessage(drifted, verb)
+	observeDrift(len(drifted), mode == meta.DriftWarn)
 	now := metav1.Now()
 	d := a.Status.Drift
 	if d == nil {
@@ -497,7 +502,9 @@ func (r *reconciler) release(ctx context.Context, a *fleetv1.Assignment) (ctrl.R
 		if err != nil {
 			return ctrl.Result{}, err
 		}
+		began := time.Now()
 		del, relErr = apply.New(c, FieldManager(a)).Delete(ctx, a.Status.Entries, a.Namespace+"/"+a.Name)
+		observePrune(began, len(del.Deleted), relErr)
 	}
 	if relErr != nil {
 		msg := fmt.Sprintf("pruning failed: %v", relErr)

@@ -30,9 +30,8 @@ import (
 	fregistration "github.com/flotilla-dev/flotilla/api/registration"
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/devenv/controlplane"
-	"github.com/flotilla-dev/flotilla/hub/delivery/kustomize"
+	hubmetrics "github.com/flotilla-dev/flotilla/hub/metrics"
 	"github.com/flotilla-dev/flotilla/hub/registration"
-	"github.com/flotilla-dev/flotilla/hub/storage"
 	"github.com/flotilla-dev/flotilla/test/env"
 	"github.com/flotilla-dev/flotilla/test/gitserver"
 )
@@ -249,8 +248,8 @@ func Run(t testing.TB, opts Options) Result {
 	res.HubRollout = hubRequests(hubC, hubD, res.Rollout.seconds)
 	res.HubCPURollout = procD.cpu - procC.cpu
 	res.HubRSS = procD.rssBytes
-	res.Builds = int(first(hubD, kustomize.BuildsMetric) - first(hubC, kustomize.BuildsMetric))
-	res.ServedBytes = int64(first(hubD, storage.ServedBytesMetric) - first(hubC, storage.ServedBytesMetric))
+	res.Builds = int(first(hubD, hubmetrics.BuildsName) - first(hubC, hubmetrics.BuildsName))
+	res.ServedBytes = int64(first(hubD, hubmetrics.ArtifactBytesServedName) - first(hubC, hubmetrics.ArtifactBytesServedName))
 	res.Artifacts = len(s.digests())
 
 	waitFor(t, opts.Timeout, "every Kustomization's status on the new revision", func() (bool, string) {
@@ -366,7 +365,7 @@ func snapshot(t testing.TB, ctx context.Context, cp *controlplane.ControlPlane, 
 	if err != nil {
 		t.Fatalf("API server metrics: %v", err)
 	}
-	m, err := scrape(ctx, hc, hub.metricsURL, kustomize.BuildsMetric, storage.ServedBytesMetric, "rest_client_requests_total")
+	m, err := scrape(ctx, hc, hub.metricsURL, hubmetrics.BuildsName, hubmetrics.ArtifactBytesServedName, "rest_client_requests_total")
 	if err != nil {
 		t.Fatalf("hub metrics: %v", err)
 	}

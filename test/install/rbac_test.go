@@ -70,6 +70,7 @@ const (
 	probeDeliver  = "a Kustomization assigns a signed artifact to the cluster"
 	probeEvents   = "the hub records Events on what it reconciles"
 	probeDownload = "the agent downloads its artifact with its credential"
+	probeMetrics  = "a metrics reader scrapes the hub's metrics"
 )
 
 var ruleCases = []ruleCase{
@@ -83,6 +84,7 @@ var ruleCases = []ruleCase{
 	// The Cluster controller waits for its Lease watch, which never syncs.
 	{"ClusterRole", "coordination.k8s.io", "leases", "list", probeCluster},
 	{"ClusterRole", "authentication.k8s.io", "tokenreviews", "", probeDownload},
+	{"ClusterRole", "authorization.k8s.io", "subjectaccessreviews", "", probeMetrics},
 	{"ClusterRole", "", "serviceaccounts", "", probeRegister},
 	{"ClusterRole", "", "serviceaccounts/token", "", probeRegister},
 	{"ClusterRole", "rbac.authorization.k8s.io", "roles", "", probeRegister},
@@ -254,13 +256,14 @@ func runProbes(t *testing.T, cp *controlplane.ControlPlane, id string, startTime
 			<-h.Done()
 		}
 	}()
+	metricsAddr := env.FreeAddr(t)
 	var timer *time.Timer
 	if startTimeout > 0 {
 		timer = time.AfterFunc(startTimeout, cancel)
 	}
 	h, err := manager.Start(ctx, manager.Options{
 		Config: asHub(cp.Config()), StorageDir: t.TempDir(), ArtifactAddr: "127.0.0.1:0",
-		MetricsAddr: "0", HealthAddr: "0", GCInterval: -1, PlatformNamespaces: []string{tenancy.AnyNamespace},
+		MetricsAddr: metricsAddr, HealthAddr: "0", GCInterval: -1, PlatformNamespaces: []string{tenancy.AnyNamespace},
 	})
 	if timer != nil && !timer.Stop() {
 		return probeStart, errors.New("the hub did not start in time")
@@ -401,6 +404,17 @@ func runProbes(t *testing.T, cp *controlplane.ControlPlane, id string, startTime
 	}
 	if err := download(hc, assignment.Spec.Artifact.URL, reg.Token); err != nil {
 		return probeDownload, err
+	}
+	// Bound to the install's flotilla-metrics-reader.
+	scraper := env.MetricsToken(t, admin, true)
+	if err := within("metrics", func() error {
+		_, code, err := env.Scrape("https://"+metricsAddr+"/metrics", scraper)
+		if err == nil && code != http.StatusOK {
+			err = fmt.Errorf("HTTP %d", code)
+		}
+		return err
+	}); err != nil {
+		return probeMetrics, err
 	}
 	return "", nil
 }

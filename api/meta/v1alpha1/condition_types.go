@@ -20,7 +20,15 @@ const (
 	// ReleasedCondition is True on a deleted Assignment once its agent has pruned (or
 	// orphaned) what it applied, so that the hub may let it go.
 	ReleasedCondition = "Released"
+	// AgentVersionSkewCondition is True on a Cluster whose agent is more than one
+	// minor version from the hub's (version.Compatible): an unsupported pair, which
+	// an agent upgrade or a hub rollback must end. Absent otherwise.
+	AgentVersionSkewCondition = "AgentVersionSkew"
 )
+
+// UnsupportedVersionSkewReason: the agent and the hub are more than one minor
+// version apart, or of different majors.
+const UnsupportedVersionSkewReason = "UnsupportedVersionSkew"
 
 // Condition reasons, in CamelCase as metav1.Condition requires.
 const (

@@ -29,6 +29,8 @@ func main() {
 	flag.StringVar(&opts.ArtifactBaseURL, "artifact-base-url", "", "address spokes reach the artifact server at (default: derived from --artifact-addr)")
 	flag.StringVar(&opts.SystemNamespace, "system-namespace", manager.DefaultSystemNamespace, "namespace of the hub's signing key and trust ConfigMap")
 	flag.StringVar(&opts.MetricsAddr, "metrics-addr", ":8080", "Prometheus metrics address; 0 turns metrics off")
+	flag.BoolVar(&opts.MetricsInsecure, "metrics-insecure", false, "serve metrics over plain HTTP without authentication (local development only); by default HTTPS, each request authenticated and authorised by the API server (get on /metrics)")
+	flag.StringVar(&opts.MetricsCertDir, "metrics-cert-dir", "", "folder with tls.crt and tls.key for the metrics server (default: a self-signed certificate)")
 	flag.StringVar(&opts.HealthAddr, "health-addr", ":8081", "health probe address; 0 turns probes off")
 	flag.StringVar(&opts.HubServer, "hub-server", "", "address spokes reach this cluster's API server at, handed to agents at registration (default: the address the hub itself uses, which in a Pod is the in-cluster one)")
 	hubCAFile := flag.String("hub-ca-file", "", "PEM file of the CA that verifies --hub-server (default: the CA the hub itself uses)")

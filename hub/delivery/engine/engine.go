@@ -26,6 +26,7 @@ import (
 	"github.com/flotilla-dev/flotilla/hub/delivery/placement"
 	"github.com/flotilla-dev/flotilla/hub/delivery/rollout"
 	"github.com/flotilla-dev/flotilla/hub/delivery/rollup"
+	hubmetrics "github.com/flotilla-dev/flotilla/hub/metrics"
 	"github.com/flotilla-dev/flotilla/tenancy"
 )
 
@@ -127,6 +128,7 @@ func (e *Engine) Deploy(ctx context.Context, d Deployment) (Result, error) {
 		return Result{Plan: plan}, err
 	}
 	res := e.rollup(d, f, plan)
+	hubmetrics.SetDeployment(d.Kind, d.Owner.GetNamespace(), d.Owner.GetName(), res.Clusters)
 	res.Condition.Apply(d.Owner)
 	return res, nil
 }

@@ -30,6 +30,7 @@ import (
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
 	"github.com/flotilla-dev/flotilla/hub/delivery/engine"
 	"github.com/flotilla-dev/flotilla/hub/delivery/owners"
+	hubmetrics "github.com/flotilla-dev/flotilla/hub/metrics"
 	"github.com/flotilla-dev/flotilla/hub/source/helm"
 	"github.com/flotilla-dev/flotilla/tenancy"
 )
@@ -448,7 +449,10 @@ func (r *Reconciler) build(ctx context.Context, hr *deliveryv1.HelmRelease, ch c
 		}
 		version := loaded.Metadata.Version
 		hr.Status.LastAttemptedRevision = version
-		if err := render(loaded, vals, releaseName, ns); err != nil {
+		began := time.Now()
+		err = render(loaded, vals, releaseName, ns)
+		hubmetrics.ObserveBuild(deliveryv1.HelmReleaseKind, began, err)
+		if err != nil {
 			return nil, fmt.Errorf("chart %s %s does not render with these values: %w", loaded.Name(), version, err)
 		}
 		packed, err := pack(files, valuesData)

@@ -31,6 +31,7 @@ import (
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
 	"github.com/flotilla-dev/flotilla/hub/delivery/engine"
 	"github.com/flotilla-dev/flotilla/hub/delivery/owners"
+	hubmetrics "github.com/flotilla-dev/flotilla/hub/metrics"
 	"github.com/flotilla-dev/flotilla/tenancy"
 )
 
@@ -341,8 +342,9 @@ func (r *Reconciler) build(ctx context.Context, ks *deliveryv1.Kustomization, sr
 		if err != nil {
 			return nil, fmt.Errorf("unpacking source artifact: %w", err)
 		}
-		builds.Inc()
+		began := time.Now()
 		out, err := Build(files, ks.Spec.Path)
+		hubmetrics.ObserveBuild(deliveryv1.KustomizationKind, began, err)
 		if err != nil {
 			return nil, fmt.Errorf("kustomize build of revision %s failed: %w", src.Revision, err)
 		}
