@@ -52,7 +52,7 @@ func TestInstallObjects(t *testing.T) {
 	for _, o := range objs {
 		kinds = append(kinds, o.GetKind()+"/"+o.GetName())
 	}
-	want := "Namespace/flotilla-system ServiceAccount/flotilla-agent ClusterRole/flotilla-agent ClusterRoleBinding/flotilla-agent Secret/flotilla-agent-bootstrap Deployment/flotilla-agent Service/flotilla-agent-metrics"
+	want := "Namespace/flotilla-system ServiceAccount/flotilla-agent ClusterRole/flotilla-agent ClusterRoleBinding/flotilla-agent Secret/flotilla-agent-bootstrap ClusterRole/flotilla-metrics-reader Deployment/flotilla-agent Service/flotilla-agent-metrics"
 	if got := strings.Join(kinds, " "); got != want {
 		t.Fatalf("objects:\n got %s\nwant %s", got, want)
 	}

@@ -122,7 +122,8 @@ func newRig(b *testing.B, spokeNamespaces ...string) *rig {
 func (r *rig) startAgent(b *testing.B, bin string, flags ...string) {
 	args := []string{"--cluster-name", cluster, "--hub-kubeconfig", filepath.Join(r.dir, "hub.kubeconfig"),
 		"--kubeconfig", filepath.Join(r.dir, "spoke.kubeconfig"), "--trusted-keys", filepath.Join(r.dir, "keys.pem"),
-		"--state-dir", filepath.Join(r.dir, "state"), "--resync-interval", "1h"}
+		"--state-dir", filepath.Join(r.dir, "state"), "--resync-interval", "1h",
+		"--metrics-addr", "127.0.0.1:0"} // metrics on, as in a real install, on a free port
 	r.agent = exec.Command(bin, append(args, flags...)...)
 	logFile, _ := os.Create(filepath.Join(r.dir, "agent.log"))
 	r.agent.Stdout, r.agent.Stderr = logFile, logFile

@@ -36,7 +36,7 @@ func startHub(t testing.TB, cp *controlplane.ControlPlane, binary, dir string) *
 		ctx, cancel := context.WithCancel(logr.NewContext(context.Background(), env.Log()))
 		h, err := manager.Start(ctx, manager.Options{
 			Config: cp.Config(), StorageDir: storage, ArtifactAddr: "127.0.0.1:0",
-			MetricsAddr: metricsAddr, HealthAddr: "0",
+			MetricsAddr: metricsAddr, MetricsInsecure: true, HealthAddr: "0",
 		})
 		if err != nil {
 			cancel()
@@ -54,7 +54,7 @@ func startHub(t testing.TB, cp *controlplane.ControlPlane, binary, dir string) *
 		t.Fatal(err)
 	}
 	cmd := exec.Command(binary, "--storage-dir", storage,
-		"--artifact-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--metrics-addr", metricsAddr,
+		"--artifact-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--metrics-addr", metricsAddr, "--metrics-insecure",
 		"--health-addr", "0", "--pprof-addr", pprofAddr)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)

@@ -203,11 +203,20 @@ func TestSigningKeyRotation(t *testing.T) {
 		if err := artifact.VerifyStatement("spoke-1", frozenA, set.Keys()); err != nil {
 			t.Fatalf("the agent's keys do not verify artifact A: %v", err)
 		}
-		// The barrier: a hand edit of A's object, which the agent restores at its next
-		// resync only after fetching A and verifying it with the keys it trusts now.
+		// The barrier: a hand edit of A's object, which the agent (the Kustomization is
+		// suspended, and suspend holds on the spoke) reports as drift left as found,
+		// only after fetching A and verifying it with the keys it trusts now.
 		editByHand(t, spoke, "a")
-		spoke.wantValue(t, "a", "one")
-		env.WaitFor(t, hub, frozenA, func(a *fleetv1.Assignment) error { return wantReason(a, metav1.ConditionTrue, "") })
+		env.WaitFor(t, hub, frozenA, func(a *fleetv1.Assignment) error {
+			d := apimeta.FindStatusCondition(a.Status.Conditions, meta.DriftedCondition)
+			if d == nil || d.Status != metav1.ConditionTrue || !strings.Contains(d.Message, "suspended") {
+				return fmt.Errorf("Drifted is %+v, want the hand edit reported and left (suspended)", d)
+			}
+			return wantReason(a, metav1.ConditionTrue, "")
+		})
+		if v, err := spoke.value("a"); err != nil || v != "by hand" {
+			t.Fatalf("ConfigMap a is %q (err=%v): a suspended deployment's object was corrected", v, err)
+		}
 	})
 
 	t.Run("retire: refused while an Assignment needs the key, then only its signatures fail", func(t *testing.T) {
