@@ -99,3 +99,11 @@ func durationOf(d *metav1.Duration) time.Duration {
 	}
 	return d.Duration
 }
+
+// ArtifactOf returns the stored artifact of any source kind, nil for anything else.
+func ArtifactOf(o any) *meta.Artifact {
+	if s, ok := o.(interface{ GetArtifact() *meta.Artifact }); ok {
+		return s.GetArtifact()
+	}
+	return nil
+}

@@ -188,19 +188,7 @@ type sourceChanged struct{ predicate.Funcs }
 
 func (sourceChanged) Update(e event.UpdateEvent) bool {
 	return e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration() ||
-		!equality.Semantic.DeepEqual(sourceArtifact(e.ObjectOld), sourceArtifact(e.ObjectNew))
-}
-
-func sourceArtifact(o client.Object) *meta.Artifact {
-	switch s := o.(type) {
-	case *sourcev1.HelmRepository:
-		return s.Status.Artifact
-	case *sourcev1.GitRepository:
-		return s.Status.Artifact
-	case *sourcev1.OCIRepository:
-		return s.Status.Artifact
-	}
-	return nil
+		!equality.Semantic.DeepEqual(sourcev1.ArtifactOf(e.ObjectOld), sourcev1.ArtifactOf(e.ObjectNew))
 }
 
 // Reconcile admits, resolves and packages one HelmRelease, then hands it to the

@@ -142,17 +142,7 @@ func requests(items []deliveryv1.Kustomization) []reconcile.Request {
 type artifactChanged struct{ predicate.Funcs }
 
 func (artifactChanged) Update(e event.UpdateEvent) bool {
-	return !equality.Semantic.DeepEqual(sourceArtifact(e.ObjectOld), sourceArtifact(e.ObjectNew))
-}
-
-func sourceArtifact(o client.Object) *meta.Artifact {
-	switch s := o.(type) {
-	case *sourcev1.GitRepository:
-		return s.Status.Artifact
-	case *sourcev1.OCIRepository:
-		return s.Status.Artifact
-	}
-	return nil
+	return !equality.Semantic.DeepEqual(sourcev1.ArtifactOf(e.ObjectOld), sourcev1.ArtifactOf(e.ObjectNew))
 }
 
 // Reconcile admits and builds one Kustomization, then hands it to the engine.
