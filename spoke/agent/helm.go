@@ -31,6 +31,17 @@ func (r *reconciler) syncHelm(ctx context.Context, a *fleetv1.Assignment, rec ap
 		r.stall(a, meta.VerificationFailedReason, fmt.Sprintf("revision %s not released: %s", rev, why))
 		return ctrl.Result{RequeueAfter: min(stalledRetry, r.resync)}, nil
 	}
+	if a.Spec.Suspend {
+		// Suspend holds on the spoke: no install, upgrade, remediation or drift
+		// correction; the release runs as it is and its last status stays.
+		a.Status.ObservedGeneration = a.Generation
+		if a.Status.AppliedDigest != art.Digest {
+			msg := fmt.Sprintf("suspended: revision %s is not released", rev)
+			a.Status.Message = msg
+			conditions.MarkReconciling(a, meta.SuspendedReason, msg)
+		}
+		return ctrl.Result{RequeueAfter: r.resyncFor(a)}, nil
+	}
 	timeout := helm.DefaultTimeout
 	if a.Spec.Timeout != nil && a.Spec.Timeout.Duration > 0 {
 		timeout = a.Spec.Timeout.Duration

@@ -72,6 +72,37 @@ func TestHelmRelease(t *testing.T) {
 		t.Errorf("status.release %+v", r)
 	}
 
+	// Suspended: a new revision is not released, and the release stays as it runs.
+	v3 := arts.Add("web@1.1.1", helmArtifact(t, charts.Simple("web", "1.1.1"), "greeting: hello\n"))
+	respec := func(art fleetv1.SignedArtifact, suspend bool) {
+		t.Helper()
+		a := current(t, hub, key)
+		a.Spec.Artifact, a.Spec.Suspend = art, suspend
+		arts.Sign(c.name, a)
+		if err := hub.Update(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	respec(v3, true)
+	env.Eventually(t, "the suspended Assignment held", func() error {
+		a = current(t, hub, key)
+		if ready := readyCondition(a); ready.Reason != meta.SuspendedReason || a.Status.ObservedGeneration != a.Generation {
+			return fmt.Errorf("Ready %+v at generation %d of %d", ready, a.Status.ObservedGeneration, a.Generation)
+		}
+		return nil
+	})
+	if err := spoke.Get(ctx, cmKey, cm); err != nil || cm.Data["chartVersion"] != "1.1.0" {
+		t.Errorf("ConfigMap while suspended: %v, %v", err, cm.Data)
+	}
+	if r := a.Status.Release; r.Revision != 2 || a.Status.AppliedDigest != v2.Digest {
+		t.Errorf("while suspended: status.release %+v, appliedDigest %s", r, a.Status.AppliedDigest)
+	}
+	respec(v2, false)
+	a = waitReady(t, hub, key, v2.Digest)
+	if r := a.Status.Release; r.Revision != 2 {
+		t.Errorf("resumed on the running revision: status.release %+v", r)
+	}
+
 	broken := arts.Add("web@1.2.0", helmArtifact(t, charts.Simple("web", "1.2.0").With(charts.Broken()), "{}"))
 	c.setArtifact(t, key, broken)
 	env.Eventually(t, "the failed upgrade rolled back", func() error {

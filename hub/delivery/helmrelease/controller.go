@@ -205,7 +205,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 		return ctrl.Result{}, nil
 	}
 	if hr.Spec.Suspend {
-		return ctrl.Result{}, nil
+		// The spokes hold too: each Assignment is marked suspended (and signed again).
+		return ctrl.Result{}, r.engine.Suspend(ctx, deliveryv1.HelmReleaseKind, &hr)
 	}
 	status := engine.StartStatusPatch(&hr)
 	defer func() {

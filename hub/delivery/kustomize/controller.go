@@ -158,7 +158,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	}
 	if ks.Spec.Suspend {
 		// The spokes hold too: each Assignment is marked suspended (and signed again).
-		return ctrl.Result{}, r.suspendAssignments(ctx, &ks)
+		return ctrl.Result{}, r.engine.Suspend(ctx, deliveryv1.KustomizationKind, &ks)
 	}
 	status := engine.StartStatusPatch(&ks)
 	defer func() {
