@@ -25,6 +25,7 @@ import (
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
 	tenancyv1 "github.com/flotilla-dev/flotilla/api/tenancy/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/devenv"
+	"github.com/flotilla-dev/flotilla/hub/delivery/helmrelease"
 	"github.com/flotilla-dev/flotilla/spoke/apply"
 	"github.com/flotilla-dev/flotilla/test/charts"
 	"github.com/flotilla-dev/flotilla/test/env"
@@ -446,6 +447,58 @@ func TestTenantEscapes(t *testing.T) {
 			t.Fatal(err)
 		}
 		refused++
+
+		// The other fields of a HelmRelease that name a namespace, an identity or a
+		// Secret: each is held to the tenant's own, on the hub, before anything is read.
+		if err := hub.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "team-b", Name: "values-b"},
+			StringData: map[string]string{"values.yaml": "greeting: stolen\n"}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := hub.Create(ctx, helmRepository("team-b", "charts-b", charts1.URL(), "")); err != nil {
+			t.Fatal(err)
+		}
+		assignments := func(h *deliveryv1.HelmRelease) error {
+			var list fleetv1.AssignmentList
+			if err := hub.List(ctx, &list, client.MatchingLabels(fleetv1.OwnerLabels(deliveryv1.HelmReleaseKind, h.Namespace, h.Name))); err != nil {
+				return err
+			}
+			if len(list.Items) > 0 {
+				return fmt.Errorf("%d Assignments were written", len(list.Items))
+			}
+			return nil
+		}
+		for _, at := range []struct {
+			name, reason, words string
+			edit                func(*deliveryv1.HelmReleaseSpec)
+		}{
+			{"target-app-b", tenancyv1.TargetNamespaceNotAllowedReason, "app-b", func(s *deliveryv1.HelmReleaseSpec) { s.TargetNamespace = "app-b" }},
+			{"source-team-b", tenancyv1.SourceNotAllowedReason, "team-b/charts-b", func(s *deliveryv1.HelmReleaseSpec) {
+				s.Chart.SourceRef = deliveryv1.ChartSourceReference{Kind: sourcev1.HelmRepositoryKind, Name: "charts-b", Namespace: "team-b"}
+			}},
+			{"agent-sa", tenancyv1.ServiceAccountNotAllowedReason, "flotilla-agent", func(s *deliveryv1.HelmReleaseSpec) { s.ServiceAccountName = "flotilla-agent" }},
+			{"dependency-team-b", tenancyv1.DependencyNotAllowedReason, "team-b", func(s *deliveryv1.HelmReleaseSpec) {
+				s.DependsOn = []deliveryv1.DependencyReference{{Namespace: "team-b", Name: "base"}}
+			}},
+			// valuesFrom has no namespace: a name is looked up in the release's own
+			// namespace only, so team-b's Secret of that name is never read.
+			{"values-team-b", helmrelease.ValuesNotFoundReason, "values-b", func(s *deliveryv1.HelmReleaseSpec) {
+				s.ValuesFrom = []deliveryv1.ValuesReference{{Kind: "Secret", Name: "values-b"}}
+			}},
+		} {
+			made++
+			hr := release(at.name, "hello", at.edit)
+			env.WaitFor(t, hub, hr, func(h *deliveryv1.HelmRelease) error {
+				ready := apimeta.FindStatusCondition(h.Status.Conditions, meta.ReadyCondition)
+				if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != at.reason || !strings.Contains(ready.Message, at.words) {
+					return fmt.Errorf("%s: Ready %+v, want False with %s naming %q", at.name, ready, at.reason, at.words)
+				}
+				return assignments(h)
+			})
+			if err := absent("app-b", "ConfigMap", at.name)(); err != nil {
+				t.Fatal(err)
+			}
+			refused++
+		}
 	})
 	t.Logf("tenancy: %d escape attempts, %d refused", made, refused)
 	fmt.Printf("tenancy: %d escape attempts, %d refused\n", made, refused)
