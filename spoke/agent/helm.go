@@ -60,6 +60,7 @@ func (r *reconciler) syncHelm(ctx context.Context, a *fleetv1.Assignment, rec ap
 		return ctrl.Result{}, err
 	}
 	user := serviceAccountUser(a)
+	ns := releaseNamespace(a)
 	var vars map[string]string
 	if pb := a.Spec.PostBuild; pb != nil {
 		c, err := r.spoke.clientFor(user)
@@ -67,18 +68,10 @@ func (r *reconciler) syncHelm(ctx context.Context, a *fleetv1.Assignment, rec ap
 			r.fail(a, meta.ApplyFailedReason, fmt.Sprintf("spoke client for %s: %v", user, err))
 			return ctrl.Result{}, err
 		}
-		ns := a.Spec.TargetNamespace
-		if ns == "" {
-			ns = "default"
-		}
 		if vars, err = postbuild.Variables(ctx, c, ns, pb); err != nil {
 			r.fail(a, helm.ChartFailedReason, fmt.Sprintf("revision %s not released, the release is left as it runs: postBuild: %v", rev, err))
 			return ctrl.Result{RequeueAfter: min(stalledRetry, r.resync)}, nil
 		}
-	}
-	ns := a.Spec.TargetNamespace
-	if ns == "" {
-		ns = "default"
 	}
 	res, err := r.helm.Reconcile(ctx, helm.Request{
 		Settings: a.Spec.Helm, Digest: art.Digest, Revision: rev, Files: files, Vars: vars,
@@ -175,13 +168,18 @@ func (r *reconciler) releaseHelm(ctx context.Context, a *fleetv1.Assignment) (st
 	if a.Spec.DeletionPolicy == meta.DeletionPolicyOrphan {
 		return fmt.Sprintf("orphaned release %s (deletion policy Orphan)", a.Spec.Helm.ReleaseName), nil
 	}
-	ns := a.Spec.TargetNamespace
-	if ns == "" {
-		ns = "default"
-	}
+	ns := releaseNamespace(a)
 	timeout := helm.DefaultTimeout
 	if a.Spec.Timeout != nil && a.Spec.Timeout.Duration > 0 {
 		timeout = a.Spec.Timeout.Duration
 	}
 	return r.helm.Uninstall(ctx, helm.Request{Settings: a.Spec.Helm, Namespace: ns, User: serviceAccountUser(a), Timeout: timeout})
+}
+
+// releaseNamespace is a Helm release's namespace: the target namespace, else default.
+func releaseNamespace(a *fleetv1.Assignment) string {
+	if a.Spec.TargetNamespace != "" {
+		return a.Spec.TargetNamespace
+	}
+	return "default"
 }

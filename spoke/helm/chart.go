@@ -22,10 +22,23 @@ import (
 // Assignment's chart and values without comparing them.
 const DigestAnnotation = "fleet.flotilla.dev/artifact-digest"
 
-// loadChart reads a Helm artifact: the chart below artifact.HelmChartDir and the
-// values of artifact.HelmValuesFile, where vars are substituted first (only there,
-// never in the chart's templates). vars nil means no substitution.
-func loadChart(files map[string][]byte, vars map[string]string, digest string) (*chart.Chart, map[string]any, error) {
+// substituteValues returns the artifact's values.yaml with vars substituted (only
+// there, never in the chart's templates); as it is when vars is nil.
+func substituteValues(files map[string][]byte, vars map[string]string) ([]byte, error) {
+	raw := files[artifact.HelmValuesFile]
+	if vars == nil {
+		return raw, nil
+	}
+	out, err := postbuild.SubstituteYAML(raw, vars, postbuild.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("substituting variables in %s: %w", artifact.HelmValuesFile, err)
+	}
+	return out, nil
+}
+
+// loadChart reads a Helm artifact: the chart below artifact.HelmChartDir, and values,
+// the artifact's values.yaml as substituteValues made it.
+func loadChart(files map[string][]byte, values []byte, digest string) (*chart.Chart, map[string]any, error) {
 	prefix := artifact.HelmChartDir + "/"
 	var names []string
 	for name := range files {
@@ -45,13 +58,7 @@ func loadChart(files map[string][]byte, vars map[string]string, digest string) (
 	if err != nil {
 		return nil, nil, fmt.Errorf("loading the chart: %w", err)
 	}
-	raw := files[artifact.HelmValuesFile]
-	if vars != nil {
-		if raw, err = postbuild.SubstituteYAML(raw, vars, postbuild.Options{}); err != nil {
-			return nil, nil, fmt.Errorf("substituting variables in %s: %w", artifact.HelmValuesFile, err)
-		}
-	}
-	vals, err := chartutil.ReadValues(raw)
+	vals, err := chartutil.ReadValues(values)
 	if err != nil {
 		return nil, nil, fmt.Errorf("parsing %s: %w", artifact.HelmValuesFile, err)
 	}
@@ -63,22 +70,17 @@ func loadChart(files map[string][]byte, vars map[string]string, digest string) (
 }
 
 // releaseDigest names what a release runs on this cluster: the artifact's digest,
-// followed by a checksum of the values when this cluster's variables change them.
-// The hub builds one artifact for the fleet, so a Cluster variable that changes
-// (spec.variables, or a substituteFrom object on the spoke) changes this name, and
-// the release is upgraded, though the artifact is the same.
-func releaseDigest(req Request) string {
-	raw := req.Files[artifact.HelmValuesFile]
-	if req.Vars == nil {
-		return req.Digest
+// followed by a checksum of the values when this cluster's variables changed them
+// (values against the artifact's raw values.yaml). The hub builds one artifact for
+// the fleet, so a Cluster variable that changes (spec.variables, or a substituteFrom
+// object on the spoke) changes this name, and the release is upgraded, though the
+// artifact is the same.
+func releaseDigest(digest string, raw, values []byte) string {
+	if bytes.Equal(values, raw) {
+		return digest
 	}
-	out, err := postbuild.SubstituteYAML(raw, req.Vars, postbuild.Options{})
-	if err != nil || bytes.Equal(out, raw) {
-		// An error is loadChart's to report.
-		return req.Digest
-	}
-	sum := sha256.Sum256(out)
-	return req.Digest + "+values:" + hex.EncodeToString(sum[:8])
+	sum := sha256.Sum256(values)
+	return digest + "+values:" + hex.EncodeToString(sum[:8])
 }
 
 // splitYAML splits a multi-document YAML file.

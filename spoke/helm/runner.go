@@ -19,6 +19,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
 
+	"github.com/flotilla-dev/flotilla/api/artifact"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 )
@@ -171,17 +172,20 @@ func (r *Runner) unlock(key string) {
 
 // run is one reconcile's state.
 type run struct {
-	r        *Runner
-	req      Request
-	s        meta.HelmReleaseSettings
-	cfg      *action.Configuration
-	id       *identity
-	chart    *chart.Chart
-	values   map[string]any
-	timeout  time.Duration
-	failures int32
-	actions  []string
-	res      *Result
+	r      *Runner
+	req    Request
+	s      meta.HelmReleaseSettings
+	cfg    *action.Configuration
+	id     *identity
+	chart  *chart.Chart
+	values map[string]any
+	// rawValues is values.yaml after substitution, valuesErr why it could not be.
+	rawValues []byte
+	valuesErr error
+	timeout   time.Duration
+	failures  int32
+	actions   []string
+	res       *Result
 }
 
 // Reconcile brings the release to the requested artifact, remediating failures as the
@@ -196,8 +200,12 @@ func (r *Runner) Reconcile(ctx context.Context, req Request) (*Result, error) {
 	}
 	defer r.unlock(key)
 
-	req.Digest = releaseDigest(req)
-	ru := &run{r: r, req: req, s: s, timeout: req.Timeout, res: &Result{}}
+	// Substituted once: it names the release (releaseDigest) and is what Helm gets.
+	values, valuesErr := substituteValues(req.Files, req.Vars)
+	if valuesErr == nil {
+		req.Digest = releaseDigest(req.Digest, req.Files[artifact.HelmValuesFile], values)
+	}
+	ru := &run{r: r, req: req, s: s, timeout: req.Timeout, res: &Result{}, rawValues: values, valuesErr: valuesErr}
 	if ru.timeout <= 0 {
 		ru.timeout = DefaultTimeout
 	}
@@ -252,7 +260,10 @@ func (ru *run) reconcile(ctx context.Context) error {
 		}
 	}
 
-	ru.chart, ru.values, err = loadChart(req.Files, req.Vars, req.Digest)
+	err = ru.valuesErr
+	if err == nil {
+		ru.chart, ru.values, err = loadChart(req.Files, ru.rawValues, req.Digest)
+	}
 	if err != nil {
 		ru.describe(hist)
 		ru.stall(ChartFailedReason, fmt.Sprintf("revision %s not released, the release is left as it runs: %v", req.Revision, err))

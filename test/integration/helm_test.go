@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,16 +58,23 @@ func history(cfg *action.Configuration, name string) ([]*release.Release, error)
 		return nil, err
 	}
 	// Helm returns them in storage order; sort by revision.
-	out := make([]*release.Release, len(rels))
-	copy(out, rels)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j].Version < out[i].Version {
-				out[i], out[j] = out[j], out[i]
-			}
+	slices.SortFunc(rels, func(a, b *release.Release) int { return a.Version - b.Version })
+	return rels, nil
+}
+
+// wantUninstalled waits until the spoke holds no history of release name.
+func wantUninstalled(t *testing.T, cfg *action.Configuration, spoke, name string) {
+	t.Helper()
+	env.Eventually(t, "release "+name+" gone from "+spoke, func() error {
+		rels, err := history(cfg, name)
+		if err != nil && !strings.Contains(err.Error(), "not found") {
+			return err
 		}
-	}
-	return out, nil
+		if len(rels) > 0 {
+			return fmt.Errorf("history is %s", describe(rels))
+		}
+		return nil
+	})
 }
 
 // describe says what a history holds, for messages: "1:1.0.0:superseded 2:1.1.0:deployed".
@@ -347,17 +355,7 @@ func TestHelmReleaseAcrossFleet(t *testing.T) {
 
 	t.Run("a cluster that leaves the placement is uninstalled", func(t *testing.T) {
 		patchHelmRelease(t, hub, hr, func(h *deliveryv1.HelmRelease) { h.Spec.Placement = byName("spoke-1", "spoke-2") })
-		cfg := helmOn(t, f, "spoke-3", appNS)
-		env.Eventually(t, "release hello gone from spoke-3", func() error {
-			rels, err := history(cfg, "hello")
-			if err != nil && !strings.Contains(err.Error(), "not found") {
-				return err
-			}
-			if len(rels) > 0 {
-				return fmt.Errorf("history is %s", describe(rels))
-			}
-			return nil
-		})
+		wantUninstalled(t, helmOn(t, f, "spoke-3", appNS), "spoke-3", "hello")
 		wantLast(t, helmOn(t, f, "spoke-1", appNS), "spoke-1", "hello", "1.3.0")
 		wantHelmCounts(t, hub, hr, meta.ClusterCounts{Targeted: 2, Applied: 2, Ready: 2}, []meta.VersionCount{{Version: "1.3.0", Clusters: 2}})
 		spokes = spokes[:2]
@@ -389,17 +387,7 @@ func TestHelmReleaseAcrossFleet(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, s := range spokes {
-			cfg := helmOn(t, f, s, appNS)
-			env.Eventually(t, "release hello gone from "+s, func() error {
-				rels, err := history(cfg, "hello")
-				if err != nil && !strings.Contains(err.Error(), "not found") {
-					return err
-				}
-				if len(rels) > 0 {
-					return fmt.Errorf("history is %s", describe(rels))
-				}
-				return nil
-			})
+			wantUninstalled(t, helmOn(t, f, s, appNS), s, "hello")
 			if _, err := chartData(spokeTarget(f, s, appNS), "hello"); !apierrors.IsNotFound(err) {
 				t.Fatalf("ConfigMap hello still on %s (err=%v)", s, err)
 			}
