@@ -257,6 +257,26 @@ func testHTTPRepository(t *testing.T, h *hub) {
 	if a := h.assignment(t, hr, "hr-http"); a.Spec.Helm.ChartVersion != "1.2.0" {
 		t.Errorf("assignment chart version %s, want 1.2.0", a.Spec.Helm.ChartVersion)
 	}
+
+	// Suspended, the Assignment says so, signed again (the agent releases nothing);
+	// resumed, the mark goes.
+	suspended := func(want bool) {
+		t.Helper()
+		h.Update(t, hr, func() { hr.Spec.Suspend = want })
+		a := &fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{Namespace: fleetv1.ClusterNamespace("hr-http"),
+			Name: fleetv1.AssignmentName(deliveryv1.HelmReleaseKind, hr.Namespace, hr.Name)}}
+		env.Eventually(t, fmt.Sprintf("assignment suspend=%t", want), func() error {
+			if err := h.Client.Get(context.Background(), keyOf(a), a); err != nil {
+				return err
+			}
+			if a.Spec.Suspend != want {
+				return fmt.Errorf("spec.suspend is %t", a.Spec.Suspend)
+			}
+			return artifact.VerifyStatement("hr-http", a, []ed25519.PublicKey{h.pub})
+		})
+	}
+	suspended(true)
+	suspended(false)
 }
 
 // testOCIRepository: a chart pulled from an oci HelmRepository by range.
