@@ -8,6 +8,7 @@ import (
 
 	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
+	notificationv1 "github.com/flotilla-dev/flotilla/api/notification/v1alpha1"
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
 	tenancyv1 "github.com/flotilla-dev/flotilla/api/tenancy/v1alpha1"
 )
@@ -16,6 +17,7 @@ import (
 func AddToScheme(s *runtime.Scheme) error {
 	for _, add := range []func(*runtime.Scheme) error{
 		sourcev1.AddToScheme, deliveryv1.AddToScheme, fleetv1.AddToScheme, tenancyv1.AddToScheme,
+		notificationv1.AddToScheme,
 	} {
 		if err := add(s); err != nil {
 			return err
