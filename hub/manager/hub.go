@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/flotilla-dev/flotilla/hub/agentrollout"
 	hubtenancy "github.com/flotilla-dev/flotilla/hub/tenancy"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -19,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/flotilla-dev/flotilla/api"
 	"github.com/flotilla-dev/flotilla/api/metricsserve"
@@ -198,6 +200,16 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 		lis.Close()
 		return nil, err
 	}
+	if opts.AgentImage != "" {
+		// On the leader: the hub offers its agent to the fleet (hub/agentrollout).
+		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+			agentrollout.Ensure(ctx, mgr.GetClient(), opts.AgentImage, logger.WithName("agentrollout"))
+			return nil
+		})); err != nil {
+			lis.Close()
+			return nil, err
+		}
+	}
 	if err := setupClusterAPI(mgr, opts); err != nil {
 		lis.Close()
 		return nil, err
@@ -275,6 +287,7 @@ func setupControllers(mgr ctrl.Manager, store storage.Artifacts, keyring *signin
 			Charts: &helm.ChartFetcher{Reader: mgr.GetAPIReader(), Store: store}, Sign: sign,
 			Recorder: mgr.GetEventRecorder("flotilla-delivery"), PlatformNamespaces: opts.PlatformNamespaces},
 		&hubtenancy.Reconciler{Client: mgr.GetClient(), Store: store, Sign: sign, Recorder: mgr.GetEventRecorder("flotilla-tenancy")},
+		&agentrollout.Reconciler{Client: mgr.GetClient(), Store: store, Sign: sign, Recorder: mgr.GetEventRecorder("flotilla-agentrollout")},
 		&hubfleet.ClusterReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("flotilla-fleet"), HeartbeatGrace: opts.HeartbeatGrace,
 			HeartbeatReport: opts.HeartbeatReport},
 		&hubfleet.ClusterGroupReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("flotilla-fleet")},

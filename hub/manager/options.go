@@ -86,7 +86,9 @@ type Options struct {
 	HubServer string
 	HubCAData []byte
 	// AgentImage is the agent image installed into Cluster API workload clusters;
-	// registration.DefaultAgentImage when empty.
+	// registration.DefaultAgentImage when empty. When set, the hub also writes it
+	// into the AgentRollout flotilla-agent at start, which upgrades every cluster's
+	// agent through the Assignment path (hub/agentrollout).
 	AgentImage string
 	// HeartbeatGrace is how old an agent's heartbeat may be before its Cluster is not Ready.
 	HeartbeatGrace time.Duration

@@ -20,6 +20,7 @@ import (
 	"github.com/flotilla-dev/flotilla/api"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	"github.com/flotilla-dev/flotilla/api/metricsserve"
+	"github.com/flotilla-dev/flotilla/api/version"
 	"github.com/flotilla-dev/flotilla/spoke/fetch"
 	"github.com/flotilla-dev/flotilla/spoke/helm"
 )
@@ -104,6 +105,7 @@ func Run(ctx context.Context, opts Options) error {
 		cluster:   opts.ClusterName,
 		state:     &stateStore{client: sp.own, cluster: opts.ClusterName, namespace: opts.Namespace, saved: map[string]string{}},
 		namespace: opts.Namespace,
+		version:   opts.Version,
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("assignment").
@@ -138,6 +140,7 @@ func Run(ctx context.Context, opts Options) error {
 		cluster:   opts.ClusterName,
 		interval:  opts.HeartbeatInterval,
 		versions:  sp.discovery,
+		version:   opts.Version,
 		log:       log.WithName("heartbeat"),
 	}
 	if err := mgr.Add(hb); err != nil {
@@ -204,6 +207,9 @@ func (o *Options) complete() error {
 	}
 	if o.Logger.GetSink() == nil {
 		o.Logger = ctrl.Log.WithName("agent")
+	}
+	if o.Version == nil {
+		o.Version = func() string { return version.Version }
 	}
 	return nil
 }

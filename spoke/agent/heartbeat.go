@@ -26,7 +26,9 @@ type heartbeat struct {
 	cluster   string
 	interval  time.Duration
 	versions  discovery.ServerVersionInterface
-	log       logr.Logger
+	// version is the agent's own version (Options.Version).
+	version func() string
+	log     logr.Logger
 
 	kubeVersion string // last known, kept when the spoke does not answer
 	// last is the Lease as the hub returned it after the last renewal: the next one
@@ -107,7 +109,7 @@ func (h *heartbeat) fill(lease *coordinationv1.Lease, now metav1.MicroTime) {
 	if lease.Annotations == nil {
 		lease.Annotations = map[string]string{}
 	}
-	lease.Annotations[fleetv1.AgentVersionAnnotation] = version.Version
+	lease.Annotations[fleetv1.AgentVersionAnnotation] = h.agentVersion()
 	if h.kubeVersion != "" {
 		lease.Annotations[fleetv1.KubernetesVersionAnnotation] = h.kubeVersion
 	}
@@ -115,4 +117,11 @@ func (h *heartbeat) fill(lease *coordinationv1.Lease, now metav1.MicroTime) {
 	// Three missed beats make the lease expire, the usual Kubernetes node margin.
 	lease.Spec.LeaseDurationSeconds = ptr.To(int32(max(1, (3*h.interval).Round(time.Second)/time.Second)))
 	lease.Spec.RenewTime = &now
+}
+
+func (h *heartbeat) agentVersion() string {
+	if h.version == nil {
+		return version.Version
+	}
+	return h.version()
 }

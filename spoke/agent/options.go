@@ -76,4 +76,8 @@ type Options struct {
 	Logger logr.Logger
 	// MaxConcurrentReconciles is how many Assignments are applied at once; 4 when zero.
 	MaxConcurrentReconciles int
+	// Version returns the version this agent reports running (heartbeat, and against
+	// an Assignment's spec.agentVersion); version.Version when nil. Tests of agents
+	// run in-process set it to stand in for the agent an image would start.
+	Version func() string
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/flotilla-dev/flotilla/api/conditions"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+	"github.com/flotilla-dev/flotilla/api/version"
 	"github.com/flotilla-dev/flotilla/spoke/apply"
 	"github.com/flotilla-dev/flotilla/spoke/fetch"
 	"github.com/flotilla-dev/flotilla/spoke/health"
@@ -62,6 +63,8 @@ type reconciler struct {
 	poll      time.Duration // between health and dependency checks while waiting
 	// watch notices changes to applied objects; nil when the drift watch is off.
 	watch *driftWatch
+	// version is the agent's own version (Options.Version); version.Version when nil.
+	version func() string
 
 	mu      sync.Mutex
 	applied map[string]appliedRecord // by namespace/name
@@ -399,6 +402,13 @@ func (r *reconciler) checkHealth(ctx context.Context, a *fleetv1.Assignment, rec
 			break
 		}
 	}
+	if first == "" {
+		// The agent's own Deployment is healthy only once the agent it starts runs.
+		if want, running := a.Spec.AgentVersion, r.agentVersion(); want != "" && want != running {
+			first, worst = "agent", health.Result{Status: health.InProgress,
+				Message: fmt.Sprintf("running version %s, waiting for version %s", running, want)}
+		}
+	}
 	timeout := healthTimeout(a)
 	elapsed := time.Since(rec.healthSince)
 	a.Status.Message = rec.message
@@ -595,4 +605,12 @@ func (r *reconciler) identityProblem(a *fleetv1.Assignment) string {
 		return fmt.Sprintf("it belongs to Tenant %s but its service account is in the agent's namespace %s", a.Spec.Tenant, r.namespace)
 	}
 	return ""
+}
+
+// agentVersion is the version this agent runs, compared with spec.agentVersion.
+func (r *reconciler) agentVersion() string {
+	if r.version == nil {
+		return version.Version
+	}
+	return r.version()
 }

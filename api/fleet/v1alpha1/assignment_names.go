@@ -11,6 +11,7 @@ import (
 var assignmentPrefixes = map[string]string{
 	"Kustomization": "ks",
 	"HelmRelease":   "hr",
+	"AgentRollout":  "ar",
 }
 
 // AssignmentPrefix is the prefix of the Assignments of a deployment kind; a kind

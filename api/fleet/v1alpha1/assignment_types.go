@@ -50,9 +50,9 @@ type DeploymentReference struct {
 	APIVersion string `json:"apiVersion"`
 	// Kind of the owner.
 	// +required
-	// +kubebuilder:validation:Enum=Kustomization;HelmRelease;Tenant
+	// +kubebuilder:validation:Enum=Kustomization;HelmRelease;Tenant;AgentRollout
 	Kind string `json:"kind"`
-	// Namespace of the owner; empty for a cluster-scoped owner (Tenant).
+	// Namespace of the owner; empty for a cluster-scoped owner (Tenant, AgentRollout).
 	// +optional
 	Namespace string `json:"namespace,omitempty"`
 	// Name of the owner.
@@ -121,6 +121,13 @@ type AssignmentSpec struct {
 	// artifact.HelmChartDir) instead of applying its manifests. Set by HelmReleases.
 	// +optional
 	Helm *meta.HelmReleaseSettings `json:"helm,omitempty"`
+	// AgentVersion, set by the AgentRollout on the Assignment that carries the agent's
+	// own Deployment, is the version the agent must report running: until its own
+	// version equals it the agent does not report Ready, so the rollout counts the
+	// cluster as still upgrading.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	AgentVersion string `json:"agentVersion,omitempty"`
 }
 
 // ReleaseStatus is the Helm release an Assignment runs on its spoke.

@@ -34,7 +34,7 @@ func main() {
 	flag.StringVar(&opts.HealthAddr, "health-addr", ":8081", "health probe address; 0 turns probes off")
 	flag.StringVar(&opts.HubServer, "hub-server", "", "address spokes reach this cluster's API server at, handed to agents at registration (default: the address the hub itself uses, which in a Pod is the in-cluster one)")
 	hubCAFile := flag.String("hub-ca-file", "", "PEM file of the CA that verifies --hub-server (default: the CA the hub itself uses)")
-	flag.StringVar(&opts.AgentImage, "agent-image", "", "agent image installed into Cluster API workload clusters (default: this release's)")
+	flag.StringVar(&opts.AgentImage, "agent-image", "", "agent image installed into Cluster API workload clusters (default: this release's); when set, also offered to every cluster's agent through the AgentRollout flotilla-agent")
 	var qps float64
 	flag.Float64Var(&qps, "kube-api-qps", manager.DefaultKubeAPIQPS, "requests per second the hub may make to its API server")
 	flag.IntVar(&opts.KubeAPIBurst, "kube-api-burst", manager.DefaultKubeAPIBurst, "burst of requests the hub may make to its API server")

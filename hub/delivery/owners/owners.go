@@ -59,6 +59,14 @@ var kinds = []Kind{
 		NewList:    func() client.ObjectList { return &tenancyv1.TenantList{} },
 		Artifact:   func(o client.Object) *meta.Artifact { return o.(*tenancyv1.Tenant).Status.Artifact },
 	},
+	{
+		// The fleet's own agent (hub/agentrollout): its Deployment on every cluster.
+		Kind:       fleetv1.AgentRolloutKind,
+		APIVersion: fleetv1.GroupVersion.String(),
+		New:        func() client.Object { return &fleetv1.AgentRollout{} },
+		NewList:    func() client.ObjectList { return &fleetv1.AgentRolloutList{} },
+		Artifact:   func(o client.Object) *meta.Artifact { return o.(*fleetv1.AgentRollout).Status.Artifact },
+	},
 }
 
 // All returns every registered deployment kind.
