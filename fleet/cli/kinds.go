@@ -113,6 +113,20 @@ var kinds = []kind{
 		},
 	},
 	{
+		names:   []string{"agentrollouts", "agentrollout", "ar"},
+		newList: func() client.ObjectList { return &fleetv1.AgentRolloutList{} },
+		columns: []string{"IMAGE", "TARGETED", "UPGRADED", "FAILED", "VERSIONS"},
+		row: func(o client.Object) []string {
+			a := o.(*fleetv1.AgentRollout)
+			c := a.Status.Clusters
+			var versions []string
+			for _, v := range a.Status.AgentVersions {
+				versions = append(versions, fmt.Sprintf("%s=%d", v.Version, v.Clusters))
+			}
+			return []string{a.Spec.Image, itoa(c.Targeted), itoa(c.Ready), itoa(c.Failed), strings.Join(versions, ",")}
+		},
+	},
+	{
 		names:      []string{"assignments", "assignment", "asg"},
 		namespaced: true,
 		newList:    func() client.ObjectList { return &fleetv1.AssignmentList{} },

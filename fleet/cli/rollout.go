@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
+	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 )
 
 // rolloutKind is a deployment kind whose rollout `flotilla rollout` steers; every
@@ -32,6 +33,12 @@ var rolloutKinds = []rolloutKind{
 		newObj:  func() client.Object { return &deliveryv1.HelmRelease{} },
 		rollout: func(o client.Object) *deliveryv1.RolloutStatus { return o.(*deliveryv1.HelmRelease).Status.Rollout },
 	},
+	{
+		// Cluster-scoped: the namespace flag is ignored.
+		names: []string{"agentrollout", "agentrollouts", "ar"}, noun: "agentrollout",
+		newObj:  func() client.Object { return &fleetv1.AgentRollout{} },
+		rollout: func(o client.Object) *deliveryv1.RolloutStatus { return o.(*fleetv1.AgentRollout).Status.Rollout },
+	},
 }
 
 func findRolloutKind(name string) (rolloutKind, error) {
@@ -50,10 +57,11 @@ func findRolloutKind(name string) (rolloutKind, error) {
 func newRolloutCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "rollout", Short: "Steer a deployment's rollout"}
 	approve := &cobra.Command{
-		Use:   "approve kustomization|helmrelease NAME",
+		Use:   "approve kustomization|helmrelease|agentrollout NAME",
 		Short: "Let a rollout paused after a stage go on",
 		Example: `  flotilla rollout approve kustomization web -n apps
-  flotilla rollout approve hr podinfo`,
+  flotilla rollout approve hr podinfo
+  flotilla rollout approve agentrollout flotilla-agent`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			k, err := findRolloutKind(args[0])
