@@ -63,6 +63,7 @@ type ruleCase struct {
 // Probes of a hub, in the order a cluster lives through them.
 const (
 	probeStart    = "the hub starts"
+	probeAgent    = "the hub offers its --agent-image as the AgentRollout"
 	probeCluster  = "a new Cluster gets its finalizer and hub namespace"
 	probeTrust    = "the trust bundle is published in the cluster namespace"
 	probeRegister = "an agent registers with a bootstrap token"
@@ -98,6 +99,7 @@ var ruleCases = []ruleCase{
 	// with it wait: nothing is reconciled.
 	{"ClusterRole", "cluster.x-k8s.io", "clusters", "", probeCluster},
 	{"Role", "", "secrets", "", probeRegister},
+	{"ClusterRole", "fleet.flotilla.dev", "agentrollouts", "create", probeAgent},
 }
 
 // TestEachRuleIsNeeded applies the install to a real API server (with Cluster
@@ -264,6 +266,9 @@ func runProbes(t *testing.T, cp *controlplane.ControlPlane, id string, startTime
 	h, err := manager.Start(ctx, manager.Options{
 		Config: asHub(cp.Config()), StorageDir: t.TempDir(), ArtifactAddr: "127.0.0.1:0",
 		MetricsAddr: metricsAddr, HealthAddr: "0", GCInterval: -1, PlatformNamespaces: []string{tenancy.AnyNamespace},
+		// A new image at each run, so that a run without the rule cannot pass on an
+		// earlier run's write.
+		AgentImage: "registry.example.com/flotilla/flotilla-agent:probe-" + id,
 	})
 	if timer != nil && !timer.Stop() {
 		return probeStart, errors.New("the hub did not start in time")
@@ -307,6 +312,18 @@ func runProbes(t *testing.T, cp *controlplane.ControlPlane, id string, startTime
 	}
 	bg := context.Background()
 
+	if err := within("agent rollout", func() error {
+		var ar fleetv1.AgentRollout
+		if err := admin.Get(bg, types.NamespacedName{Name: fleetv1.AgentRolloutName}, &ar); err != nil {
+			return err
+		}
+		if want := "registry.example.com/flotilla/flotilla-agent:probe-" + id; ar.Spec.Image != want {
+			return fmt.Errorf("spec.image %q, want %q", ar.Spec.Image, want)
+		}
+		return nil
+	}); err != nil {
+		return probeAgent, err
+	}
 	if err := within("cluster", func() error {
 		var c fleetv1.Cluster
 		if err := admin.Get(bg, client.ObjectKeyFromObject(cl), &c); err != nil {
