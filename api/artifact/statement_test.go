@@ -62,6 +62,7 @@ func TestStatement(t *testing.T) {
 		{"suspend set", "c1", func(a *fleetv1.Assignment) { a.Spec.Suspend = true }, nil},
 		{"interval", "c1", func(a *fleetv1.Assignment) { a.Spec.Interval = &metav1.Duration{Duration: 1} }, nil},
 		{"retry interval", "c1", func(a *fleetv1.Assignment) { a.Spec.RetryInterval = &metav1.Duration{Duration: 1} }, nil},
+		{"agent version", "c1", func(a *fleetv1.Assignment) { a.Spec.AgentVersion = "v9.9.9" }, nil},
 		{"unplaced dependency", "c1", func(a *fleetv1.Assignment) { a.Spec.UnplacedDependencies = []string{"ks.team-a.db"} }, nil},
 		{"untrusted key", "c1", func(*fleetv1.Assignment) {}, []ed25519.PublicKey{other.Public().(ed25519.PublicKey)}},
 		{"garbage signature", "c1", func(a *fleetv1.Assignment) { a.Spec.Artifact.Signature = "!!" }, nil},

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -121,6 +122,8 @@ func TestTenantEscapes(t *testing.T) {
 		"crb/crb.yaml":                       "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: escape\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: cluster-admin\nsubjects:\n- kind: ServiceAccount\n  name: team-a\n  namespace: app-a\n",
 		"kube-system/kustomization.yaml":     kustomization("cm.yaml"),
 		"kube-system/cm.yaml":                configMap("kube-system", "escape", "x"),
+		"agent-image/kustomization.yaml":     kustomization("agent.yaml"),
+		"agent-image/agent.yaml":             agentDeployment("evil.example.com/flotilla-agent:v9.9.9"),
 		"other-tenant/kustomization.yaml":    kustomization("cm.yaml"),
 		"other-tenant/cm.yaml":               configMap("app-b", "escape", "x"),
 		"default-ns/kustomization.yaml":      kustomization("cm.yaml"),
@@ -246,6 +249,22 @@ func TestTenantEscapes(t *testing.T) {
 			check: failedWith(meta.ClustersFailedReason, "forbidden"), gone: absent("app-b", "ConfigMap", "escape")},
 		{name: "targetNamespace of another tenant", ks: deploy("team-a", "target-app-b", "good", func(s *deliveryv1.KustomizationSpec) { s.TargetNamespace = "app-b" }),
 			check: refusedOnHub(tenancyv1.TargetNamespaceNotAllowedReason), gone: absent("app-b", "ConfigMap", "good")},
+		// The agent upgrades through the AgentRollout only: a tenant cannot swap the
+		// agent's image on a spoke.
+		{name: "the agent's own Deployment", ks: deploy("team-a", "agent-image", "agent-image", nil),
+			check: failedWith(meta.ClustersFailedReason, "forbidden"), gone: func() error {
+				for spoke, c := range spokes {
+					var d appsv1.Deployment
+					err := c.Get(ctx, types.NamespacedName{Namespace: fleetv1.SystemNamespace, Name: "flotilla-agent"}, &d)
+					if err != nil {
+						return fmt.Errorf("the agent's Deployment on %s: %v", spoke, err)
+					}
+					if img := d.Spec.Template.Spec.Containers[0].Image; strings.Contains(img, "evil") {
+						return fmt.Errorf("the agent on %s runs %s", spoke, img)
+					}
+				}
+				return nil
+			}},
 		{name: "write into default", ks: deploy("team-a", "default-ns", "default-ns", nil),
 			check: failedWith(meta.ClustersFailedReason, "forbidden"), gone: absent("default", "ConfigMap", "escape")},
 		{name: "the agent's service account", ks: deploy("team-a", "agent-sa", "other-tenant", func(s *deliveryv1.KustomizationSpec) { s.ServiceAccountName = "flotilla-agent" }),
@@ -315,6 +334,12 @@ func TestTenantEscapes(t *testing.T) {
 	}{
 		{"an edited Assignment", forge("spoke-1", "forged-edit", func(*fleetv1.Assignment) {})},
 		{"an Assignment copied to another cluster's namespace", forge("spoke-2", goodAsg.Name, func(a *fleetv1.Assignment) { a.Spec = *goodAsg.Spec.DeepCopy() })},
+		// A forged agent upgrade: the hub user hands spoke-1 another artifact as the
+		// agent's own Deployment. (Without an AgentRollout the hub also deletes it as
+		// an Assignment whose owner is gone; the agent refuses it before that matters.)
+		{"a forged agent upgrade", forge("spoke-1", "forged-agent", func(a *fleetv1.Assignment) {
+			a.Spec.AgentVersion, a.Spec.Adopt = "v9.9.9", true
+		})},
 		{"an artifact URL on another host", forge("spoke-1", "forged-url", func(a *fleetv1.Assignment) {
 			a.Spec = *goodAsg.Spec.DeepCopy()
 			a.Spec.Artifact.URL = remote.URL + "/artifacts/" + a.Spec.Artifact.Digest
@@ -505,4 +530,24 @@ func TestTenantEscapes(t *testing.T) {
 	if refused != made {
 		t.Errorf("%d of %d escape attempts were not refused", made-refused, made)
 	}
+}
+
+// agentDeployment is the agent's Deployment as a tenant might write it to swap the image.
+func agentDeployment(image string) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: flotilla-agent
+  namespace: flotilla-system
+spec:
+  selector:
+    matchLabels: {app.kubernetes.io/name: flotilla-agent}
+  template:
+    metadata:
+      labels: {app.kubernetes.io/name: flotilla-agent}
+    spec:
+      containers:
+      - name: agent
+        image: %s
+`, image)
 }
