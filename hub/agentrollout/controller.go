@@ -122,16 +122,35 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	if d.Placement.ClusterSelector == nil && len(d.Placement.ClusterGroups) == 0 {
 		d.Placement = deliveryv1.Placement{ClusterSelector: &metav1.LabelSelector{}}
 	}
+	var wasStalled string
+	if c := conditions.Get(&ar, meta.StalledCondition); c != nil && c.Status == metav1.ConditionTrue {
+		wasStalled = c.Message
+	}
 	res, err := r.engine.Deploy(ctx, d)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	ar.Status.Clusters, ar.Status.Failures = res.Clusters, res.Failures
-	versions, err := r.agentVersions(ctx, d.Placement)
+	clusters, err := r.targets(ctx, d.Placement)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	ar.Status.AgentVersions = versions
+	ar.Status.AgentVersions = AgentVersions(clusters)
+	var asgs fleetv1.AssignmentList
+	if err := r.Client.List(ctx, &asgs, client.MatchingLabels(fleetv1.OwnerLabels(fleetv1.AgentRolloutKind, "", ar.Name))); err != nil {
+		return ctrl.Result{}, err
+	}
+	if lost := LostAgents(clusters, asgs.Items, art.Digest); len(lost) > 0 {
+		// The old agent is gone (Recreate) and the new one never reported: no agent
+		// will ever say so on this cluster, so the hub does.
+		msg := fmt.Sprintf("rollout of agent %s stopped: cluster %s has not reported since it was handed the new agent; %d clusters wait on their agent",
+			want, lost[0], res.Plan.Waiting)
+		if wasStalled != msg {
+			r.event(&ar, corev1.EventTypeWarning, meta.RolloutStalledReason, msg)
+		}
+		conditions.MarkStalled(&ar, meta.RolloutStalledReason, msg)
+		ar.Status.Failures = addFailures(ar.Status.Failures, lost, "no heartbeat since it was handed agent "+want)
+	}
 	if conditions.IsTrue(&ar, meta.ReadyCondition) {
 		conditions.MarkReady(&ar, AgentUpgradedReason,
 			fmt.Sprintf("agent version %s runs on %d of %d clusters", want, res.Clusters.Ready, res.Clusters.Targeted))
@@ -180,8 +199,8 @@ func (r *Reconciler) build(ar *fleetv1.AgentRollout, version string) (*meta.Arti
 		Digest: digest, Size: &size, LastUpdateTime: now}, nil
 }
 
-// agentVersions counts the targeted clusters by the version their heartbeat reports.
-func (r *Reconciler) agentVersions(ctx context.Context, p deliveryv1.Placement) ([]meta.VersionCount, error) {
+// targets lists the Clusters the placement selects.
+func (r *Reconciler) targets(ctx context.Context, p deliveryv1.Placement) ([]fleetv1.Cluster, error) {
 	var clusters fleetv1.ClusterList
 	if err := r.Client.List(ctx, &clusters); err != nil {
 		return nil, err
@@ -194,7 +213,47 @@ func (r *Reconciler) agentVersions(ctx context.Context, p deliveryv1.Placement) 
 	if err != nil {
 		return nil, err
 	}
-	return AgentVersions(sel.Clusters), nil
+	return sel.Clusters, nil
+}
+
+// LostAgents names, sorted, the clusters that were handed the agent of digest, have
+// not reported it Ready, and whose heartbeat has stopped (Cluster not Ready): their
+// old agent replaced itself and the new one never came up.
+func LostAgents(clusters []fleetv1.Cluster, assignments []fleetv1.Assignment, digest string) []string {
+	silent := map[string]bool{}
+	for i := range clusters {
+		if c := conditions.Get(&clusters[i], meta.ReadyCondition); c != nil && c.Status != metav1.ConditionTrue {
+			silent[clusters[i].Name] = true
+		}
+	}
+	var lost []string
+	for i := range assignments {
+		a := &assignments[i]
+		cluster := a.Labels[fleetv1.ClusterLabel]
+		if !silent[cluster] || a.DeletionTimestamp != nil || a.Spec.Artifact.Digest != digest {
+			continue
+		}
+		if a.Status.AppliedDigest == digest && conditions.IsTrue(a, meta.ReadyCondition) {
+			continue
+		}
+		lost = append(lost, cluster)
+	}
+	sort.Strings(lost)
+	return lost
+}
+
+// addFailures adds a failure for each cluster not listed yet, within meta.MaxFailures.
+func addFailures(failures []meta.ClusterFailure, clusters []string, msg string) []meta.ClusterFailure {
+	listed := map[string]bool{}
+	for _, f := range failures {
+		listed[f.Cluster] = true
+	}
+	for _, c := range clusters {
+		if !listed[c] && len(failures) < meta.MaxFailures {
+			failures = append(failures, meta.ClusterFailure{Cluster: c, Message: msg})
+		}
+	}
+	return failures
 }
 
 // AgentVersions counts clusters by Cluster.status.agentVersion, most common first

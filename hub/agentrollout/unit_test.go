@@ -5,7 +5,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/flotilla-dev/flotilla/api/conditions"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 	"github.com/flotilla-dev/flotilla/api/version"
@@ -31,6 +33,38 @@ func TestAgentVersions(t *testing.T) {
 	}
 	if got := AgentVersions([]fleetv1.Cluster{cluster("")}); got != nil {
 		t.Errorf("no reported version gives %v", got)
+	}
+}
+
+func TestLostAgents(t *testing.T) {
+	cluster := func(name string, ready metav1.ConditionStatus) fleetv1.Cluster {
+		c := fleetv1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		conditions.Set(&c, meta.ReadyCondition, ready, "r", "m")
+		return c
+	}
+	asg := func(cluster, digest, applied string, ready metav1.ConditionStatus) fleetv1.Assignment {
+		a := fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{Name: "ar.flotilla-agent", Labels: map[string]string{fleetv1.ClusterLabel: cluster}}}
+		a.Spec.Artifact.Digest, a.Status.AppliedDigest = digest, applied
+		conditions.Set(&a, meta.ReadyCondition, ready, "r", "m")
+		return a
+	}
+	clusters := []fleetv1.Cluster{
+		cluster("a", metav1.ConditionTrue), cluster("b", metav1.ConditionFalse), cluster("c", metav1.ConditionFalse),
+		cluster("d", metav1.ConditionFalse), cluster("e", metav1.ConditionFalse),
+	}
+	asgs := []fleetv1.Assignment{
+		asg("a", "new", "old", metav1.ConditionUnknown), // upgrading, still reporting
+		asg("b", "new", "old", metav1.ConditionUnknown), // handed the new agent, then silent
+		asg("c", "old", "old", metav1.ConditionTrue),    // silent, but not handed it yet
+		asg("d", "new", "new", metav1.ConditionTrue),    // reported the new agent, then went silent
+		asg("e", "new", "new", metav1.ConditionFalse),   // the new agent failed, then went silent
+	}
+	if d := cmp.Diff([]string{"b", "e"}, LostAgents(clusters, asgs, "new")); d != "" {
+		t.Errorf("LostAgents (-want +got):\n%s", d)
+	}
+	failures := addFailures([]meta.ClusterFailure{{Cluster: "e", Message: "refused"}}, []string{"b", "e"}, "no heartbeat")
+	if d := cmp.Diff([]meta.ClusterFailure{{Cluster: "e", Message: "refused"}, {Cluster: "b", Message: "no heartbeat"}}, failures); d != "" {
+		t.Errorf("addFailures (-want +got):\n%s", d)
 	}
 }
 

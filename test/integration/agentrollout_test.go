@@ -72,7 +72,8 @@ func TestAgentRollout(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	spokes := []string{"spoke-1", "spoke-2", "spoke-3"}
-	f := fleetenv.StartFleet(t, 3, fleetenv.With(func(o *devenv.Options) {
+	// A short heartbeat grace, so that an agent that is gone shows quickly.
+	f := fleetenv.StartFleet(t, 3, fleetenv.WithHeartbeat(time.Second, 4*time.Second), fleetenv.With(func(o *devenv.Options) {
 		// The hub as installed with --agent-image: it writes the AgentRollout at start.
 		o.Hub = func(h *manager.Options) { h.AgentImage = agentRepo + "v1.1.0" }
 		o.Agent = func(a *agent.Options) {
@@ -149,6 +150,43 @@ func TestAgentRollout(t *testing.T) {
 		}
 	})
 
+	t.Run("a cluster whose new agent never reports stops the rollout", func(t *testing.T) {
+		// What Recreate does to the old agent, with a new one that never comes up:
+		// spoke-1's agent stops the moment its Deployment moves.
+		stopped := make(chan error, 1)
+		go func() {
+			for deadline := time.Now().Add(2 * time.Minute); image("spoke-1") != agentRepo+"v1.2.5"; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					stopped <- fmt.Errorf("spoke-1's Deployment never moved to v1.2.5")
+					return
+				}
+			}
+			stopped <- f.Fleet.StopAgent("spoke-1")
+		}()
+		agentrollout.Ensure(ctx, hub, agentRepo+"v1.2.5", env.Log())
+		env.WaitFor(t, hub, ar, func(a *fleetv1.AgentRollout) error {
+			c := apimeta.FindStatusCondition(a.Status.Conditions, meta.StalledCondition)
+			if c == nil || c.Status != metav1.ConditionTrue || c.Reason != meta.RolloutStalledReason || !strings.Contains(c.Message, "cluster spoke-1 has not reported") {
+				return fmt.Errorf("Stalled is %+v, want True/RolloutStalled naming spoke-1", c)
+			}
+			if len(a.Status.Failures) != 1 || a.Status.Failures[0].Cluster != "spoke-1" {
+				return fmt.Errorf("failures %+v", a.Status.Failures)
+			}
+			return nil
+		})
+		if err := <-stopped; err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []string{"spoke-2", "spoke-3"} {
+			if got := image(s); got != agentRepo+"v1.2.0" {
+				t.Errorf("%s runs %s while the canary's agent is lost, want v1.2.0", s, got)
+			}
+		}
+		// The new agent comes up after all: the rollout goes on.
+		f.StartAgent("spoke-1")
+		wantUpgraded(t, "v1.2.5")
+	})
+
 	t.Run("a cluster that refuses the image stops the rollout", func(t *testing.T) {
 		refuseImage(t, f.SpokeClient("spoke-2"), "v1.3.0")
 		agentrollout.Ensure(ctx, hub, agentRepo+"v1.3.0", env.Log())
@@ -170,8 +208,8 @@ func TestAgentRollout(t *testing.T) {
 			t.Errorf("the canary runs %s, want v1.3.0", got)
 		}
 		for _, s := range []string{"spoke-2", "spoke-3"} {
-			if got := image(s); got != agentRepo+"v1.2.0" {
-				t.Errorf("%s runs %s, want it kept on v1.2.0", s, got)
+			if got := image(s); got != agentRepo+"v1.2.5" {
+				t.Errorf("%s runs %s, want it kept on v1.2.5", s, got)
 			}
 		}
 		var a fleetv1.Assignment
@@ -180,8 +218,8 @@ func TestAgentRollout(t *testing.T) {
 		if err := hub.Get(ctx, key, &a); err != nil {
 			t.Fatal(err)
 		}
-		if a.Spec.AgentVersion != "v1.2.0" || !conditionTrue(&a, meta.ReadyCondition) {
-			t.Errorf("spoke-3's Assignment wants %s, Ready %v: it should keep v1.2.0, Ready", a.Spec.AgentVersion, a.Status.Conditions)
+		if a.Spec.AgentVersion != "v1.2.5" || !conditionTrue(&a, meta.ReadyCondition) {
+			t.Errorf("spoke-3's Assignment wants %s, Ready %v: it should keep v1.2.5, Ready", a.Spec.AgentVersion, a.Status.Conditions)
 		}
 	})
 }
