@@ -222,6 +222,21 @@ func TestAgentRollout(t *testing.T) {
 			t.Errorf("spoke-3's Assignment wants %s, Ready %v: it should keep v1.2.5, Ready", a.Spec.AgentVersion, a.Status.Conditions)
 		}
 	})
+
+	t.Run("flotilla get agentrollouts shows where the upgrade stands", func(t *testing.T) {
+		env.Eventually(t, "the CLI to show v1.3.0 on one cluster and v1.2.5 on two", func() error {
+			out, err := flotilla(f, "get", "agentrollouts")
+			if err != nil {
+				return err
+			}
+			for _, want := range []string{"flotilla-agent", agentRepo + "v1.3.0", "v1.2.5=2,v1.3.0=1", "stopped: cluster spoke-2 failed"} {
+				if !strings.Contains(out, want) {
+					return fmt.Errorf("no %q in:\n%s", want, out)
+				}
+			}
+			return nil
+		})
+	})
 }
 
 func conditionTrue(o interface{ GetConditions() []metav1.Condition }, typ string) bool {
