@@ -237,6 +237,41 @@ func TestAgentRollout(t *testing.T) {
 			return nil
 		})
 	})
+
+	t.Run("a paused canary goes on with flotilla rollout approve", func(t *testing.T) {
+		// spoke-2 takes any image again; the canary now waits for approval.
+		if err := f.SpokeClient("spoke-2").DeleteAllOf(ctx, &admissionv1.ValidatingAdmissionPolicyBinding{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := hub.Get(ctx, client.ObjectKeyFromObject(ar), ar); err != nil {
+			t.Fatal(err)
+		}
+		patch := client.MergeFrom(ar.DeepCopy())
+		ar.Spec.Rollout.Stages[0].Pause = true
+		if err := hub.Patch(ctx, ar, patch); err != nil {
+			t.Fatal(err)
+		}
+		agentrollout.Ensure(ctx, hub, agentRepo+"v1.4.0", env.Log())
+		env.WaitFor(t, hub, ar, func(a *fleetv1.AgentRollout) error {
+			if r := a.Status.Rollout; r == nil || !r.Paused || r.Stage != "canary" || r.Waiting != 2 {
+				return fmt.Errorf("status.rollout %+v, want paused after canary with 2 waiting", r)
+			}
+			if a.Status.Clusters.Ready != 1 {
+				return fmt.Errorf("clusters %+v, want the canary upgraded", a.Status.Clusters)
+			}
+			return nil
+		})
+		// (spoke-2 may have gone on to the v1.3.0 it was handed, once allowed.)
+		for _, s := range []string{"spoke-2", "spoke-3"} {
+			if got := image(s); got == agentRepo+"v1.4.0" {
+				t.Errorf("%s runs %s before the approval", s, got)
+			}
+		}
+		if out, err := flotilla(f, "rollout", "approve", "agentrollout", fleetv1.AgentRolloutName); err != nil || !strings.Contains(out, "approved stage canary") {
+			t.Fatalf("rollout approve: %v\n%s", err, out)
+		}
+		wantUpgraded(t, "v1.4.0")
+	})
 }
 
 func conditionTrue(o interface{ GetConditions() []metav1.Condition }, typ string) bool {
