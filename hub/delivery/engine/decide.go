@@ -72,9 +72,13 @@ func Decide(r Rollup) Condition {
 			"rollout of revision %s stopped: cluster %s failed: %s; %d clusters wait on their previous revision",
 			rev, plan.Failed[0], failureOf(r.Failures, plan.Failed[0]), plan.Waiting)}
 	case plan.PausedAfter != "":
+		cmd := fmt.Sprintf("flotilla rollout approve %s %s", strings.ToLower(r.Kind), r.Name)
+		if r.Namespace != "" { // a cluster-scoped owner (AgentRollout) has none
+			cmd += " -n " + r.Namespace
+		}
 		return Condition{Reconciling, meta.RolloutPausedReason, fmt.Sprintf(
-			"rollout of revision %s paused after stage %s: %d clusters wait; approve with `flotilla rollout approve %s %s -n %s`",
-			rev, plan.PausedAfter, plan.Waiting, strings.ToLower(r.Kind), r.Name, r.Namespace)}
+			"rollout of revision %s paused after stage %s: %d clusters wait; approve with `%s`",
+			rev, plan.PausedAfter, plan.Waiting, cmd)}
 	case c.Failed > 0:
 		msg := fmt.Sprintf("%d of %d clusters failed revision %s", c.Failed, c.Targeted, rev)
 		if len(r.Failures) > 0 {

@@ -69,6 +69,14 @@ func TestDecide(t *testing.T) {
 		want: Condition{Reconciling, meta.RolloutPausedReason,
 			"rollout of revision " + rev + " paused after stage one: 1 clusters wait; approve with `flotilla rollout approve helmrelease web -n apps`"},
 	}, {
+		name: "the approval hint of a cluster-scoped owner has no namespace",
+		in: with(func(r *Rollup) {
+			r.Kind, r.Namespace, r.Name, r.RolloutConfigured, r.Clusters = "AgentRollout", "", "flotilla-agent", true, counts(2, 1, 0)
+			r.Plan = rollout.Plan{PausedAfter: "canary", Waiting: 1}
+		}),
+		want: Condition{Reconciling, meta.RolloutPausedReason,
+			"rollout of revision " + rev + " paused after stage canary: 1 clusters wait; approve with `flotilla rollout approve agentrollout flotilla-agent`"},
+	}, {
 		name: "failed clusters",
 		in:   with(func(r *Rollup) { r.Clusters, r.Failures = counts(3, 2, 1), boom[:1] }),
 		want: Condition{Failed, meta.ClustersFailedReason, "1 of 3 clusters failed revision " + rev + "; c1: boom"},
