@@ -144,4 +144,3 @@ func lower(s Status) string {
 	}
 	return "current"
 }
-
