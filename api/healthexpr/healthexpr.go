@@ -115,6 +115,9 @@ func For(checks []Check, apiVersion, kind string) *Check {
 func (c *Check) Evaluate(u *unstructured.Unstructured) (Status, string, error) {
 	vars := make(map[string]any, len(Variables))
 	for _, v := range Variables {
+		// An absent field is an empty map, so that status.?phase reads as unset on an
+		// object no controller has written a status to yet (status.phase still fails).
+		vars[v] = map[string]any{}
 		if x, ok := u.Object[v]; ok {
 			vars[v] = x
 		}
