@@ -1,7 +1,9 @@
 package healthexpr
 
 import (
+	"encoding/json"
 	"fmt"
+	"sync"
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/types"
@@ -86,6 +88,46 @@ func Compile(checks []meta.CustomHealthCheck) ([]Check, error) {
 		out = append(out, cc)
 	}
 	return out, nil
+}
+
+// cache keeps compiled checks by their source: the agent looks at health every
+// poll, and compiling costs about half a millisecond an expression. CEL programs
+// are safe for concurrent use.
+var cache = struct {
+	sync.Mutex
+	m map[string][]Check
+}{m: map[string][]Check{}}
+
+// cacheSize bounds the cache; past it, it starts again empty.
+const cacheSize = 256
+
+// CompileCached is Compile, remembering the result for the same checks.
+func CompileCached(checks []meta.CustomHealthCheck) ([]Check, error) {
+	if len(checks) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(checks)
+	if err != nil {
+		return nil, err
+	}
+	key := string(b)
+	cache.Lock()
+	c, ok := cache.m[key]
+	cache.Unlock()
+	if ok {
+		return c, nil
+	}
+	c, err = Compile(checks)
+	if err != nil {
+		return nil, err
+	}
+	cache.Lock()
+	if len(cache.m) >= cacheSize {
+		cache.m = map[string][]Check{}
+	}
+	cache.m[key] = c
+	cache.Unlock()
+	return c, nil
 }
 
 func compile(source string) (cel.Program, error) {

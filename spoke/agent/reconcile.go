@@ -379,7 +379,7 @@ func (r *reconciler) checkHealth(ctx context.Context, a *fleetv1.Assignment, rec
 	}
 	// The hub compiled them before signing; a failure here is an agent older or newer
 	// than the hub's CEL, and waiting would not help.
-	checks, err := healthexpr.Compile(a.Spec.HealthCheckExprs)
+	checks, err := healthexpr.CompileCached(a.Spec.HealthCheckExprs)
 	if err != nil {
 		msg := "healthCheckExprs: " + err.Error()
 		a.Status.Message = msg
