@@ -132,14 +132,19 @@ type Patch struct {
 // PatchSelector selects objects by group, version, kind, name, namespace, labels or
 // annotations; name and namespace are regular expressions.
 type PatchSelector struct {
+	// Group of the objects; an empty field of the selector matches anything.
 	// +optional
 	Group string `json:"group,omitempty"`
+	// Version of the objects.
 	// +optional
 	Version string `json:"version,omitempty"`
+	// Kind of the objects.
 	// +optional
 	Kind string `json:"kind,omitempty"`
+	// Name of the objects, a regular expression.
 	// +optional
 	Name string `json:"name,omitempty"`
+	// Namespace of the objects, a regular expression.
 	// +optional
 	Namespace string `json:"namespace,omitempty"`
 	// LabelSelector is a label selector string (app=web,tier!=db).
