@@ -6,6 +6,7 @@ import (
 	"fmt"
 	neturl "net/url"
 	"path"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -137,8 +138,13 @@ func unroot(err error, root string) error {
 	if root == "" {
 		return err
 	}
-	return errors.New(strings.ReplaceAll(strings.ReplaceAll(err.Error(), root+"/", "/"), strings.TrimPrefix(root, "/")+"/", ""))
+	return errors.New(rootedPath.ReplaceAllString(err.Error(), "$1"))
 }
+
+// rootedPath matches sourceRoot at the start of a path in a message: absolute
+// ("/source/apps") as kustomize writes it, or relative ("source/apps") as
+// refuseRemote does.
+var rootedPath = regexp.MustCompile(`(^|[\s"'(:=\[])/?` + regexp.QuoteMeta(strings.TrimPrefix(sourceRoot, "/")) + `/`)
 
 func hasKustomization(fs filesys.FileSystem, dir string) bool {
 	for _, n := range konfig.RecognizedKustomizationFileNames() {

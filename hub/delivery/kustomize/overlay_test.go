@@ -1,6 +1,7 @@
 package kustomize
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -204,5 +205,15 @@ func TestOverlayKey(t *testing.T) {
 	c := Overlay{CommonMetadata: &deliveryv1.CommonMetadata{Labels: map[string]string{"x": "1"}}}.Key()
 	if a == b || a == "" || c == "" || c == a {
 		t.Fatalf("keys not distinct: %q %q %q", a, b, c)
+	}
+}
+
+// TestUnroot: messages name paths as they are in the source, and leave alone a
+// path that merely ends in "source".
+func TestUnroot(t *testing.T) {
+	in := errors.New(`accumulating resources: "/source/apps/web/x.yaml": source/apps/kustomization.yaml and datasource/a.yaml`)
+	want := `accumulating resources: "apps/web/x.yaml": apps/kustomization.yaml and datasource/a.yaml`
+	if got := unroot(in, sourceRoot).Error(); got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
 	}
 }
