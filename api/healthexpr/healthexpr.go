@@ -14,7 +14,7 @@ import (
 )
 
 // Variables are the top-level fields of an object an expression may name.
-var Variables = []string{"apiVersion", "kind", "metadata", "spec", "status", "data", "stringData", "type"}
+var Variables = []string{"apiVersion", "kind", "metadata", "spec", "status", "data"}
 
 // CostLimit bounds the work of one evaluation: expressions come from tenants and
 // run in the agent.

@@ -84,6 +84,7 @@ type KustomizationSpec struct {
 	// one apiVersion and kind are healthy, instead of the built-in kstatus rules.
 	// They apply to the objects that spec.wait or spec.healthChecks check.
 	// +optional
+	// +kubebuilder:validation:MaxItems=64
 	HealthCheckExprs []meta.CustomHealthCheck `json:"healthCheckExprs,omitempty"`
 	// ApplySettings are how each spoke applies, checks and keeps what was built:
 	// postBuild, decryption, wait, healthChecks, timeout, force, deletionPolicy and

@@ -147,12 +147,15 @@ type CustomHealthCheck struct {
 	// Current is true when the object is healthy.
 	// +required
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
 	Current string `json:"current"`
 	// InProgress is true while the object is on its way.
 	// +optional
+	// +kubebuilder:validation:MaxLength=4096
 	InProgress string `json:"inProgress,omitempty"`
 	// Failed is true when the object cannot get healthy.
 	// +optional
+	// +kubebuilder:validation:MaxLength=4096
 	Failed string `json:"failed,omitempty"`
 }
 
