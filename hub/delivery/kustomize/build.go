@@ -159,9 +159,10 @@ func hasKustomization(fs filesys.FileSystem, dir string) bool {
 // object, as Flux does for plain manifests.
 func generateKustomization(fs filesys.FileSystem, files map[string][]byte, root, dir string) error {
 	var resources []string
+	prefix := strings.TrimSuffix(dir, "/") + "/" // the source root is "/"
 	for name, data := range files {
 		p := root + "/" + name
-		if !strings.HasPrefix(p, dir+"/") {
+		if !strings.HasPrefix(p, prefix) {
 			continue
 		}
 		ext := path.Ext(p)
@@ -171,7 +172,7 @@ func generateKustomization(fs filesys.FileSystem, files map[string][]byte, root,
 		if !bytes.Contains(data, []byte("apiVersion")) || !bytes.Contains(data, []byte("kind")) {
 			continue
 		}
-		resources = append(resources, strings.TrimPrefix(p, dir+"/"))
+		resources = append(resources, strings.TrimPrefix(p, prefix))
 	}
 	sort.Strings(resources)
 	k := types.Kustomization{TypeMeta: types.TypeMeta{APIVersion: types.KustomizationVersion, Kind: types.KustomizationKind}, Resources: resources}

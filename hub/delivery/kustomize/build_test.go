@@ -162,3 +162,21 @@ func TestBuildOutputLimit(t *testing.T) {
 		t.Fatalf("error %v, want the output limit", err)
 	}
 }
+
+// TestBuildRootWithoutKustomizationFile: plain manifests at the source root are
+// listed too (the root is "/", whose children do not start with "//").
+func TestBuildRootWithoutKustomizationFile(t *testing.T) {
+	files := map[string][]byte{
+		"a.yaml":     []byte(strings.Replace(cm, "%s", "a", 1)),
+		"sub/b.yaml": []byte(strings.Replace(cm, "%s", "b", 1)),
+	}
+	for _, dir := range []string{"", ".", "./", "/"} {
+		out, err := Build(files, dir, Overlay{})
+		if err != nil {
+			t.Fatalf("%q: %v", dir, err)
+		}
+		if !strings.Contains(string(out), "name: a") || !strings.Contains(string(out), "name: b") {
+			t.Fatalf("%q: missing objects:\n%s", dir, out)
+		}
+	}
+}
