@@ -23,6 +23,7 @@ func signedAssignment(t testing.TB, key ed25519.PrivateKey) *fleetv1.Assignment 
 			TargetNamespace:         "app-a",
 			Prune:                   true,
 			ApplySettings:           meta.ApplySettings{PostBuild: &meta.PostBuild{Substitute: map[string]string{"cluster_name": "c1", "b": "2", "a": "1"}}},
+			HealthCheckExprs:        []meta.CustomHealthCheck{{APIVersion: "example.com/v1", Kind: "Database", Current: "status.ready", Failed: "status.broken"}},
 		},
 	}
 	sig, err := SignStatement(key, "c1", a)
@@ -64,6 +65,9 @@ func TestStatement(t *testing.T) {
 		{"retry interval", "c1", func(a *fleetv1.Assignment) { a.Spec.RetryInterval = &metav1.Duration{Duration: 1} }, nil},
 		{"agent version", "c1", func(a *fleetv1.Assignment) { a.Spec.AgentVersion = "v9.9.9" }, nil},
 		{"unplaced dependency", "c1", func(a *fleetv1.Assignment) { a.Spec.UnplacedDependencies = []string{"ks.team-a.db"} }, nil},
+		{"health expression changed", "c1", func(a *fleetv1.Assignment) { a.Spec.HealthCheckExprs[0].Current = "true" }, nil},
+		{"health expression dropped", "c1", func(a *fleetv1.Assignment) { a.Spec.HealthCheckExprs[0].Failed = "" }, nil},
+		{"health expressions removed", "c1", func(a *fleetv1.Assignment) { a.Spec.HealthCheckExprs = nil }, nil},
 		{"untrusted key", "c1", func(*fleetv1.Assignment) {}, []ed25519.PublicKey{other.Public().(ed25519.PublicKey)}},
 		{"garbage signature", "c1", func(a *fleetv1.Assignment) { a.Spec.Artifact.Signature = "!!" }, nil},
 	} {

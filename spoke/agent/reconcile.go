@@ -21,6 +21,7 @@ import (
 
 	"github.com/flotilla-dev/flotilla/api/conditions"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
+	"github.com/flotilla-dev/flotilla/api/healthexpr"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 	"github.com/flotilla-dev/flotilla/api/version"
 	"github.com/flotilla-dev/flotilla/spoke/apply"
@@ -379,6 +380,15 @@ func (r *reconciler) checkHealth(ctx context.Context, a *fleetv1.Assignment, rec
 		r.fail(a, meta.ApplyFailedReason, fmt.Sprintf("spoke client: %v", err))
 		return ctrl.Result{}, err
 	}
+	// The hub compiled them before signing; a failure here is an agent older or newer
+	// than the hub's CEL, and waiting would not help.
+	checks, err := healthexpr.CompileCached(a.Spec.HealthCheckExprs)
+	if err != nil {
+		msg := "healthCheckExprs: " + err.Error()
+		a.Status.Message = msg
+		conditions.MarkFailed(a, meta.HealthCheckFailedReason, msg)
+		return ctrl.Result{RequeueAfter: r.resyncFor(a)}, nil
+	}
 	refs := healthRefs(a, rec.refs)
 	var first string
 	var worst health.Result
@@ -392,7 +402,7 @@ func (r *reconciler) checkHealth(ctx context.Context, a *fleetv1.Assignment, rec
 		case err != nil:
 			return ctrl.Result{}, fmt.Errorf("reading %s for its health: %w", ref, err)
 		default:
-			h = health.Compute(u)
+			h = health.ComputeWith(u, checks)
 		}
 		if h.Status == health.Current {
 			continue

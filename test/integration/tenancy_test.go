@@ -296,6 +296,23 @@ func TestTenantEscapes(t *testing.T) {
 			check: failedWith(meta.BuildFailedReason, "patches[0].path"), gone: absent("app-a", "ConfigMap", "unused")},
 		{name: "URL in transformers", ks: deploy("team-a", "url-transformer", "url-transformer", nil),
 			check: failedWith(meta.BuildFailedReason, "transformers[0]"), gone: absent("app-a", "ConfigMap", "unused")},
+		{name: "a component outside the source", ks: deploy("team-a", "component-escape", "good", func(s *deliveryv1.KustomizationSpec) {
+			s.TargetNamespace = "app-a"
+			s.Components = []string{"../../../../etc"}
+		}), check: refusedOnHub(meta.InvalidOverlayReason), gone: absent("app-a", "ConfigMap", "escape")},
+		{name: "commonMetadata claiming another deployment's objects", ks: deploy("team-a", "claim", "good", func(s *deliveryv1.KustomizationSpec) {
+			s.TargetNamespace = "app-a"
+			s.CommonMetadata = &deliveryv1.CommonMetadata{Annotations: map[string]string{"fleet.flotilla.dev/assignment": "ks.team-b.base"}}
+		}), check: refusedOnHub(meta.InvalidOverlayReason), gone: absent("app-a", "ConfigMap", "escape")},
+		{name: "commonMetadata binding a token to the agent", ks: deploy("team-a", "token", "good", func(s *deliveryv1.KustomizationSpec) {
+			s.TargetNamespace = "app-a"
+			s.CommonMetadata = &deliveryv1.CommonMetadata{Annotations: map[string]string{"kubernetes.io/service-account.name": "flotilla-agent"}}
+		}), check: refusedOnHub(meta.InvalidOverlayReason), gone: absent("app-a", "ConfigMap", "escape")},
+		{name: "a patch moving an object into another tenant's namespace", ks: deploy("team-a", "patch-namespace", "good", func(s *deliveryv1.KustomizationSpec) {
+			s.NamePrefix = "patched-"
+			s.Patches = []deliveryv1.Patch{{Patch: `[{"op": "add", "path": "/metadata/namespace", "value": "app-b"}]`,
+				Target: &deliveryv1.PatchSelector{Kind: "ConfigMap"}}}
+		}), check: failedWith(meta.ClustersFailedReason, "forbidden"), gone: absent("app-b", "ConfigMap", "patched-good")},
 		{name: "a deployment in a namespace no Tenant owns", ks: deploy("unowned", "platform-pretender", "good", nil),
 			check: refusedOnHub(tenancyv1.NamespaceNotAllowedReason), gone: absent("default", "ConfigMap", "good")},
 		{name: "a takeover of another deployment's object", ks: deploy("team-a", "takeover", "takeover", func(s *deliveryv1.KustomizationSpec) { s.TargetNamespace = "app-a" }),

@@ -55,6 +55,37 @@ type KustomizationSpec struct {
 	// that the agent impersonates to apply.
 	// +optional
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+	// NamePrefix is prepended to the name of every object the build produces (and to
+	// every reference to them, as kustomize's namePrefix does).
+	// +optional
+	// +kubebuilder:validation:MaxLength=200
+	NamePrefix string `json:"namePrefix,omitempty"`
+	// NameSuffix is appended to the name of every object the build produces.
+	// +optional
+	// +kubebuilder:validation:MaxLength=200
+	NameSuffix string `json:"nameSuffix,omitempty"`
+	// CommonMetadata labels and annotations are set on every object the build
+	// produces (metadata only: selectors and templates are left alone). Keys the
+	// agent keeps for itself and service-account token keys are refused.
+	// +optional
+	CommonMetadata *CommonMetadata `json:"commonMetadata,omitempty"`
+	// Patches are strategic merge or JSON 6902 patches applied to the objects the
+	// target selects, after the path (and its components) are built.
+	// +optional
+	Patches []Patch `json:"patches,omitempty"`
+	// Images overrides the name, tag or digest of container images.
+	// +optional
+	Images []Image `json:"images,omitempty"`
+	// Components are kustomize components, paths relative to spec.path, added to
+	// the build. They must stay inside the source artifact.
+	// +optional
+	Components []string `json:"components,omitempty"`
+	// HealthCheckExprs are CEL expressions that say, on each spoke, whether objects of
+	// one apiVersion and kind are healthy, instead of the built-in kstatus rules.
+	// They apply to the objects that spec.wait or spec.healthChecks check.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	HealthCheckExprs []meta.CustomHealthCheck `json:"healthCheckExprs,omitempty"`
 	// ApplySettings are how each spoke applies, checks and keeps what was built:
 	// postBuild, decryption, wait, healthChecks, timeout, force, deletionPolicy and
 	// driftDetection.
@@ -74,6 +105,72 @@ type KustomizationSpec struct {
 	// reported).
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+}
+
+// CommonMetadata is metadata set on every object a build produces.
+type CommonMetadata struct {
+	// Labels to set.
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// Annotations to set.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// Patch is an inline strategic merge or JSON 6902 patch and the objects it applies to.
+type Patch struct {
+	// Patch is the patch itself: a partial object (strategic merge) or a list of
+	// JSON 6902 operations, as YAML or JSON.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Patch string `json:"patch"`
+	// Target selects the objects to patch; a strategic merge patch without one
+	// patches the object it names.
+	// +optional
+	Target *PatchSelector `json:"target,omitempty"`
+}
+
+// PatchSelector selects objects by group, version, kind, name, namespace, labels or
+// annotations; name and namespace are regular expressions.
+type PatchSelector struct {
+	// Group of the objects; an empty field of the selector matches anything.
+	// +optional
+	Group string `json:"group,omitempty"`
+	// Version of the objects.
+	// +optional
+	Version string `json:"version,omitempty"`
+	// Kind of the objects.
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// Name of the objects, a regular expression.
+	// +optional
+	Name string `json:"name,omitempty"`
+	// Namespace of the objects, a regular expression.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// LabelSelector is a label selector string (app=web,tier!=db).
+	// +optional
+	LabelSelector string `json:"labelSelector,omitempty"`
+	// AnnotationSelector is an annotation selector string.
+	// +optional
+	AnnotationSelector string `json:"annotationSelector,omitempty"`
+}
+
+// Image overrides one container image wherever it is used.
+type Image struct {
+	// Name is the image to override, without tag or digest.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// NewName replaces the image name.
+	// +optional
+	NewName string `json:"newName,omitempty"`
+	// NewTag replaces the tag.
+	// +optional
+	NewTag string `json:"newTag,omitempty"`
+	// Digest replaces the tag with a digest (sha256:...); it wins over newTag.
+	// +optional
+	Digest string `json:"digest,omitempty"`
 }
 
 // DependencyReference names another Kustomization.

@@ -117,6 +117,10 @@ type AssignmentSpec struct {
 	// reported.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+	// HealthCheckExprs are the deployment's CEL health checks, evaluated by the
+	// agent for the objects it health-checks (signed with the rest of the spec).
+	// +optional
+	HealthCheckExprs []meta.CustomHealthCheck `json:"healthCheckExprs,omitempty"`
 	// Helm makes the agent release the artifact's chart and values with Helm (see
 	// artifact.HelmChartDir) instead of applying its manifests. Set by HelmReleases.
 	// +optional

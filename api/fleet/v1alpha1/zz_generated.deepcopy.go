@@ -219,6 +219,11 @@ func (in *AssignmentSpec) DeepCopyInto(out *AssignmentSpec) {
 		*out = new(v1.Duration)
 		**out = **in
 	}
+	if in.HealthCheckExprs != nil {
+		in, out := &in.HealthCheckExprs, &out.HealthCheckExprs
+		*out = make([]metav1alpha1.CustomHealthCheck, len(*in))
+		copy(*out, *in)
+	}
 	if in.Helm != nil {
 		in, out := &in.Helm, &out.Helm
 		*out = new(metav1alpha1.HelmReleaseSettings)

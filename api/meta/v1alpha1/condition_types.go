@@ -48,6 +48,13 @@ const (
 	SourceNotFoundReason = "SourceNotFound"
 	// ArtifactNotReadyReason: the referenced source has no artifact yet.
 	ArtifactNotReadyReason = "ArtifactNotReady"
+	// InvalidHealthCheckExprReason: a CEL expression of spec.healthCheckExprs does not
+	// compile; nothing is built or assigned until the spec changes.
+	InvalidHealthCheckExprReason = "InvalidHealthCheckExpr"
+	// InvalidOverlayReason: spec.components or spec.commonMetadata is refused (a
+	// component outside the source, a key the agent keeps for itself); nothing is
+	// built or assigned until the spec changes.
+	InvalidOverlayReason = "InvalidOverlay"
 	// BuildFailedReason: kustomize build failed; the previous revision keeps running.
 	BuildFailedReason = "BuildFailed"
 	// RolloutInProgressReason: targeted clusters are still moving to the new revision.

@@ -130,6 +130,35 @@ type ObjectReference struct {
 	Namespace string `json:"namespace,omitempty"`
 }
 
+// CustomHealthCheck gives the health of objects of one apiVersion and kind by CEL
+// expressions over the object (its top-level fields are the variables: status,
+// spec, metadata...). The agent evaluates inProgress, then failed, then current; the
+// first that is true gives the status, and none true means InProgress. An object
+// whose status.observedGeneration is behind its generation is InProgress first.
+type CustomHealthCheck struct {
+	// APIVersion of the objects (group/version, or version for the core group).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	APIVersion string `json:"apiVersion"`
+	// Kind of the objects.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Kind string `json:"kind"`
+	// Current is true when the object is healthy.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	Current string `json:"current"`
+	// InProgress is true while the object is on its way.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	InProgress string `json:"inProgress,omitempty"`
+	// Failed is true when the object cannot get healthy.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Failed string `json:"failed,omitempty"`
+}
+
 // DriftDetection says what the agent does about changes made by hand on a spoke.
 type DriftDetection struct {
 	// Mode: Correct restores the declared state and reports it; Warn only reports;

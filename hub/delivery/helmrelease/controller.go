@@ -118,6 +118,11 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}); err != nil {
 		return err
 	}
+	if err := idx.IndexField(context.Background(), &deliveryv1.HelmRelease{}, dependsOnIndex, func(o client.Object) []string {
+		return dependencyKeys(o.(*deliveryv1.HelmRelease))
+	}); err != nil {
+		return err
+	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&deliveryv1.HelmRelease{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
@@ -133,7 +138,11 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.forIndex(valuesIndex, "ConfigMap")),
 			builder.OnlyMetadata).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.forIndex(valuesIndex, "Secret")),
-			builder.OnlyMetadata)
+			builder.OnlyMetadata).
+		// A dependency placed on more or fewer clusters changes its dependents'
+		// Assignments (spec.unplacedDependencies).
+		Watches(&deliveryv1.HelmRelease{}, handler.EnqueueRequestsFromMapFunc(r.forIndex(dependsOnIndex, deliveryv1.HelmReleaseKind)),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{}))
 	return engine.Watch(b, r.Client, kind).
 		// Several workers, so that one slow chart pull or render (bounded by
 		// RenderTimeout) never holds every other tenant's releases.
@@ -265,7 +274,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	hr.Status.Artifact = art
 	hr.Status.LastAppliedRevision = art.Revision
 
-	res, err := r.engine.Deploy(ctx, deployment(&hr, dec))
+	d := deployment(&hr, dec)
+	if d.Unplaced, err = r.unplaced(ctx, &hr); err != nil {
+		return ctrl.Result{}, err
+	}
+	res, err := r.engine.Deploy(ctx, d)
 	if err != nil {
 		return ctrl.Result{}, err
 	}

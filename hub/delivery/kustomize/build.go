@@ -2,9 +2,11 @@ package kustomize
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	neturl "net/url"
 	"path"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -32,15 +34,16 @@ var (
 // multi-document YAML. The build runs on an in-memory copy of the source, so it can
 // read nothing outside it, refuses remote bases and any URL up front, and gives up
 // after BuildTimeout or past MaxOutputSize bytes. When dir has no kustomization file,
-// one is made that lists every YAML file below dir.
-func Build(files map[string][]byte, dir string) ([]byte, error) {
+// one is made that lists every YAML file below dir. The overlay's kustomize fields
+// are built around dir, and its common metadata is set on every object.
+func Build(files map[string][]byte, dir string, ov Overlay) ([]byte, error) {
 	type result struct {
 		out []byte
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		out, err := build(files, dir)
+		out, err := build(files, dir, ov)
 		done <- result{out, err}
 	}()
 	timer := time.NewTimer(BuildTimeout)
@@ -58,11 +61,24 @@ func Build(files map[string][]byte, dir string) ([]byte, error) {
 	}
 }
 
-func build(files map[string][]byte, dir string) ([]byte, error) {
+func build(files map[string][]byte, dir string, ov Overlay) ([]byte, error) {
+	if err := ov.Validate(dir); err != nil {
+		return nil, err
+	}
 	dir = path.Clean("/" + strings.TrimPrefix(dir, "./"))
+	// With an overlay, the source moves below sourceRoot so that the overlay can sit
+	// beside it; error messages still name paths as they are in the source.
+	root := ""
+	if !ov.empty() {
+		root = sourceRoot
+	}
+	dir = root + dir
+	if dir != "/" {
+		dir = strings.TrimSuffix(dir, "/")
+	}
 	fs := filesys.MakeFsInMemory()
 	for name, data := range files {
-		p := "/" + name
+		p := root + "/" + name
 		if err := fs.MkdirAll(path.Dir(p)); err != nil {
 			return nil, err
 		}
@@ -71,24 +87,31 @@ func build(files map[string][]byte, dir string) ([]byte, error) {
 		}
 	}
 	if !fs.IsDir(dir) {
-		return nil, fmt.Errorf("path %q not found in the source", strings.TrimPrefix(dir, "/"))
+		return nil, fmt.Errorf("path %q not found in the source", strings.TrimPrefix(strings.TrimPrefix(dir, root), "/"))
 	}
 	if !hasKustomization(fs, dir) {
-		if err := generateKustomization(fs, files, dir); err != nil {
+		if err := generateKustomization(fs, files, root, dir); err != nil {
 			return nil, err
 		}
 	}
-	if err := refuseRemote(fs, dir, map[string]bool{}); err != nil {
-		return nil, err
+	target := dir
+	if root != "" {
+		if err := ov.writeOverlay(fs, dir); err != nil {
+			return nil, err
+		}
+		target = overlayRoot
+	}
+	if err := refuseRemote(fs, target, map[string]bool{}); err != nil {
+		return nil, unroot(err, root)
 	}
 	opts := krusty.MakeDefaultOptions()
 	// Bases may sit anywhere in the source (../base); the in-memory filesystem is
 	// what keeps the build inside it.
 	opts.LoadRestrictions = types.LoadRestrictionsNone
 	opts.PluginConfig = types.DisabledPluginConfig()
-	m, err := krusty.MakeKustomizer(opts).Run(fs, dir)
+	m, err := krusty.MakeKustomizer(opts).Run(fs, target)
 	if err != nil {
-		return nil, err
+		return nil, unroot(err, root)
 	}
 	// Write each object from its YAML node rather than through JSON (as AsYaml does),
 	// so that key order and quoting survive: SOPS MACs depend on the order, and a
@@ -98,6 +121,9 @@ func build(files map[string][]byte, dir string) ([]byte, error) {
 		if i > 0 {
 			out.WriteString("---\n")
 		}
+		if err := setCommonMetadata(&r.RNode, ov.CommonMetadata); err != nil {
+			return nil, err
+		}
 		s, err := r.RNode.String()
 		if err != nil {
 			return nil, err
@@ -106,6 +132,19 @@ func build(files map[string][]byte, dir string) ([]byte, error) {
 	}
 	return out.Bytes(), nil
 }
+
+// unroot takes the in-memory location of the source out of an error message.
+func unroot(err error, root string) error {
+	if root == "" {
+		return err
+	}
+	return errors.New(rootedPath.ReplaceAllString(err.Error(), "$1"))
+}
+
+// rootedPath matches sourceRoot at the start of a path in a message: absolute
+// ("/source/apps") as kustomize writes it, or relative ("source/apps") as
+// refuseRemote does.
+var rootedPath = regexp.MustCompile(`(^|[\s"'(:=\[])/?` + regexp.QuoteMeta(strings.TrimPrefix(sourceRoot, "/")) + `/`)
 
 func hasKustomization(fs filesys.FileSystem, dir string) bool {
 	for _, n := range konfig.RecognizedKustomizationFileNames() {
@@ -118,11 +157,12 @@ func hasKustomization(fs filesys.FileSystem, dir string) bool {
 
 // generateKustomization lists every .yaml/.yml file below dir that holds a Kubernetes
 // object, as Flux does for plain manifests.
-func generateKustomization(fs filesys.FileSystem, files map[string][]byte, dir string) error {
+func generateKustomization(fs filesys.FileSystem, files map[string][]byte, root, dir string) error {
 	var resources []string
+	prefix := strings.TrimSuffix(dir, "/") + "/" // the source root is "/"
 	for name, data := range files {
-		p := "/" + name
-		if !strings.HasPrefix(p, dir+"/") {
+		p := root + "/" + name
+		if !strings.HasPrefix(p, prefix) {
 			continue
 		}
 		ext := path.Ext(p)
@@ -132,7 +172,7 @@ func generateKustomization(fs filesys.FileSystem, files map[string][]byte, dir s
 		if !bytes.Contains(data, []byte("apiVersion")) || !bytes.Contains(data, []byte("kind")) {
 			continue
 		}
-		resources = append(resources, strings.TrimPrefix(p, dir+"/"))
+		resources = append(resources, strings.TrimPrefix(p, prefix))
 	}
 	sort.Strings(resources)
 	k := types.Kustomization{TypeMeta: types.TypeMeta{APIVersion: types.KustomizationVersion, Kind: types.KustomizationKind}, Resources: resources}

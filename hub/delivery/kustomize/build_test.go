@@ -22,7 +22,7 @@ func TestBuildOverlayWithBase(t *testing.T) {
 		"base/cm.yaml":            []byte(strings.Replace(cm, "%s", "app", 1)),
 		"prod/kustomization.yaml": []byte("resources: [../base]\nnamePrefix: prod-\n"),
 	}
-	out, err := Build(files, "./prod")
+	out, err := Build(files, "./prod", Overlay{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestBuildWithoutKustomizationFile(t *testing.T) {
 		"apps/README.md":  []byte("# not yaml"),
 		"apps/notes.yaml": []byte("just: data\n"),
 	}
-	out, err := Build(files, "apps")
+	out, err := Build(files, "apps", Overlay{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestBuildErrors(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := Build(tc.files, tc.path)
+			_, err := Build(tc.files, tc.path, Overlay{})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("want error containing %q, got %v", tc.want, err)
 			}
@@ -93,7 +93,7 @@ func TestBuildKeepsKeyOrderAndQuotes(t *testing.T) {
 		"kustomization.yaml": []byte("resources: [cm.yaml]\n"),
 		"cm.yaml":            []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  zeta: \"${port}\"\n  alpha: plain\n"),
 	}
-	out, err := Build(files, "")
+	out, err := Build(files, "", Overlay{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestBuildNeverReachesTheNetwork(t *testing.T) {
 		for k, v := range base {
 			files[k] = v
 		}
-		_, err := Build(files, ".")
+		_, err := Build(files, ".", Overlay{})
 		if err == nil || !strings.Contains(err.Error(), tc.where) || !strings.Contains(err.Error(), "remote location") {
 			t.Errorf("%s: error %v, want one naming %s", name, err, tc.where)
 		}
@@ -149,7 +149,7 @@ func TestBuildNeverReachesTheNetwork(t *testing.T) {
 	// A URL that is data (an annotation, a literal) is not a fetch.
 	files := map[string][]byte{"cm.yaml": base["cm.yaml"], "kustomization.yaml": []byte(res +
 		"commonAnnotations:\n  docs: " + u + "\nconfigMapGenerator:\n- name: g\n  literals: [url=" + u + "]\n")}
-	if _, err := Build(files, "."); err != nil {
+	if _, err := Build(files, ".", Overlay{}); err != nil {
 		t.Fatalf("URLs as data: %v", err)
 	}
 }
@@ -157,8 +157,26 @@ func TestBuildNeverReachesTheNetwork(t *testing.T) {
 func TestBuildOutputLimit(t *testing.T) {
 	defer func(n int) { MaxOutputSize = n }(MaxOutputSize)
 	MaxOutputSize = 10
-	_, err := Build(map[string][]byte{"cm.yaml": []byte(strings.Replace(cm, "%s", "app", 1)), "kustomization.yaml": []byte("resources: [cm.yaml]\n")}, ".")
+	_, err := Build(map[string][]byte{"cm.yaml": []byte(strings.Replace(cm, "%s", "app", 1)), "kustomization.yaml": []byte("resources: [cm.yaml]\n")}, ".", Overlay{})
 	if err == nil || !strings.Contains(err.Error(), "more than the 10 allowed") {
 		t.Fatalf("error %v, want the output limit", err)
+	}
+}
+
+// TestBuildRootWithoutKustomizationFile: plain manifests at the source root are
+// listed too (the root is "/", whose children do not start with "//").
+func TestBuildRootWithoutKustomizationFile(t *testing.T) {
+	files := map[string][]byte{
+		"a.yaml":     []byte(strings.Replace(cm, "%s", "a", 1)),
+		"sub/b.yaml": []byte(strings.Replace(cm, "%s", "b", 1)),
+	}
+	for _, dir := range []string{"", ".", "./", "/"} {
+		out, err := Build(files, dir, Overlay{})
+		if err != nil {
+			t.Fatalf("%q: %v", dir, err)
+		}
+		if !strings.Contains(string(out), "name: a") || !strings.Contains(string(out), "name: b") {
+			t.Fatalf("%q: missing objects:\n%s", dir, out)
+		}
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/flotilla-dev/flotilla/api/conditions"
 	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
+	"github.com/flotilla-dev/flotilla/api/healthexpr"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
 	"github.com/flotilla-dev/flotilla/hub/delivery/engine"
@@ -178,6 +179,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 		return ctrl.Result{}, nil
 	}
 
+	// The spec's own checks: a bad expression or overlay changes nothing assigned.
+	if reason, err := validate(&ks); err != nil {
+		msg := err.Error()
+		if ks.Status.Artifact != nil {
+			msg = fmt.Sprintf("%s (clusters keep revision %s)", msg, ks.Status.LastAppliedRevision)
+		}
+		conditions.MarkStalled(&ks, reason, msg)
+		r.event(&ks, corev1.EventTypeWarning, reason, msg)
+		logger.Info("spec refused", "reason", reason, "error", err.Error())
+		return ctrl.Result{}, nil
+	}
+
 	src, err := r.source(ctx, &ks)
 	if err != nil {
 		return r.waitForSource(&ks, err)
@@ -229,6 +242,18 @@ func interval(ks *deliveryv1.Kustomization) time.Duration {
 	return max(ks.Spec.Interval.Duration, MinInterval)
 }
 
+// validate checks what the API server cannot: that every health expression
+// compiles, and that the overlay stays inside the source and off the agent's keys.
+func validate(ks *deliveryv1.Kustomization) (reason string, err error) {
+	if _, err := healthexpr.Compile(ks.Spec.HealthCheckExprs); err != nil {
+		return meta.InvalidHealthCheckExprReason, err
+	}
+	if err := OverlayOf(&ks.Spec).Validate(ks.Spec.Path); err != nil {
+		return meta.InvalidOverlayReason, err
+	}
+	return "", nil
+}
+
 // admission is what the tenancy rules look at in a Kustomization.
 func admission(ks *deliveryv1.Kustomization) tenancy.Deployment {
 	d := tenancy.Deployment{
@@ -256,6 +281,9 @@ func deployment(ks *deliveryv1.Kustomization, dec tenancy.Decision) engine.Deplo
 		Prune:                   ks.Spec.Prune,
 		ApplySettings:           *ks.Spec.ApplySettings.DeepCopy(),
 		RetryInterval:           ks.Spec.RetryInterval.DeepCopy(),
+	}
+	for _, c := range ks.Spec.HealthCheckExprs {
+		spec.HealthCheckExprs = append(spec.HealthCheckExprs, *c.DeepCopy())
 	}
 	if ks.Spec.Interval.Duration > 0 {
 		spec.Interval = ks.Spec.Interval.DeepCopy()
@@ -320,7 +348,8 @@ func (r *Reconciler) waitForSource(ks *deliveryv1.Kustomization, err error) (ctr
 // build returns the signed artifact for the source's current content, building only
 // when the source digest or path is new to this process.
 func (r *Reconciler) build(ctx context.Context, ks *deliveryv1.Kustomization, src *meta.Artifact) (*meta.Artifact, error) {
-	key := src.Digest + "\x00" + ks.Spec.Path
+	ov := OverlayOf(&ks.Spec)
+	key := src.Digest + "\x00" + ks.Spec.Path + "\x00" + ov.Key()
 	b, ok := r.builds.get(key)
 	// The store's garbage collector may have removed an old build since.
 	if !ok || !r.Store.Has(b.digest) {
@@ -333,7 +362,7 @@ func (r *Reconciler) build(ctx context.Context, ks *deliveryv1.Kustomization, sr
 			return nil, fmt.Errorf("unpacking source artifact: %w", err)
 		}
 		began := time.Now()
-		out, err := Build(files, ks.Spec.Path)
+		out, err := Build(files, ks.Spec.Path, ov)
 		hubmetrics.ObserveBuild(deliveryv1.KustomizationKind, began, err)
 		if err != nil {
 			return nil, fmt.Errorf("kustomize build of revision %s failed: %w", src.Revision, err)
