@@ -18,7 +18,7 @@ TEST_TIMEOUT ?= 25m
 TEST_P ?= 3
 API_SERVER_TESTS = ./test/integration ./spoke/agent $(shell $(GO) list -test -f '{{if .ForTest}}{{.ForTest}} {{join .Deps " "}}{{end}}' ./... | awk '/(fleet\/devenv\/controlplane|controller-runtime\/pkg\/envtest)( |$$)/ {print $$1}' | sort -u)
 
-.PHONY: all build generate verify test bench bench-fleet demo control-plane fuzz clean images push
+.PHONY: all build build-agent-kms generate verify test bench bench-fleet demo control-plane fuzz clean images push
 
 all: build
 
@@ -26,6 +26,9 @@ build: ## Build bin/flotilla, bin/flotilla-hub and bin/flotilla-agent.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/flotilla ./fleet/cmd/flotilla
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/flotilla-hub ./hub/cmd/flotilla-hub
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/flotilla-agent ./spoke/cmd/flotilla-agent
+
+build-agent-kms: ## Build bin/flotilla-agent-kms: the agent with SOPS keys from Vault transit and cloud KMS (build tag sopskms).
+	CGO_ENABLED=0 $(GO) build -trimpath -tags sopskms -ldflags '$(LDFLAGS)' -o $(BIN)/flotilla-agent-kms ./spoke/cmd/flotilla-agent
 
 # Container images, without a container engine (fleet/images): static binaries for
 # every platform on a minimal base, one OCI layout per image under bin/images/.

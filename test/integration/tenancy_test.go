@@ -91,7 +91,8 @@ func TestTenantEscapes(t *testing.T) {
 		t.Errorf("a Tenant targeting kube-system: %v, want Invalid", err)
 	}
 
-	// team-b's SOPS key sits on spoke-1 and serves team-b alone.
+	// team-b's SOPS key, and its Vault token for key services, sit on spoke-1 and
+	// serve team-b alone.
 	id, err := age.GenerateX25519Identity()
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +103,7 @@ func TestTenantEscapes(t *testing.T) {
 	if err := spokes["spoke-1"].Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: fleetv1.SystemNamespace, Name: "key-b",
 			Annotations: map[string]string{tenancyv1.DecryptionTenantsAnnotation: "team-b"}},
-		StringData: map[string]string{"identity.agekey": id.String()},
+		StringData: map[string]string{"identity.agekey": id.String(), "sops.vault-token": "team-b-vault-token"},
 	}); err != nil {
 		t.Fatal(err)
 	}
