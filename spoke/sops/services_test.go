@@ -96,7 +96,9 @@ func TestParseServiceCredentials(t *testing.T) {
 	}{
 		{"vault token", map[string]string{VaultTokenKey: " s.token\n"}, "", func(k *Keys) bool { return k.services.VaultToken == "s.token" }},
 		{"aws", map[string]string{AWSKMSKey: "aws_access_key_id: A\naws_secret_access_key: S\naws_session_token: T\n"}, "",
-			func(k *Keys) bool { return *k.services.AWS == AWSCredentials{AccessKeyID: "A", SecretAccessKey: "S", SessionToken: "T"} }},
+			func(k *Keys) bool {
+				return *k.services.AWS == AWSCredentials{AccessKeyID: "A", SecretAccessKey: "S", SessionToken: "T"}
+			}},
 		{"azure json", map[string]string{AzureKVKey: `{"tenantId":"t","clientId":"c","clientSecret":"s"}`}, "",
 			func(k *Keys) bool { return k.services.Azure.ClientSecret == "s" }},
 		{"gcp", map[string]string{GCPKMSKey: `{"type":"service_account","project_id":"p"}`}, "", func(k *Keys) bool { return len(k.services.GCP) > 0 }},
