@@ -59,6 +59,21 @@ func TestVaultTransit(t *testing.T) {
 			t.Fatalf("Vault was called %d times without a token from the Secret", n-calls)
 		}
 	})
+	t.Run("SOPS_HC_VAULT_ALLOWLIST on the agent limits the addresses a file may name", func(t *testing.T) {
+		t.Setenv("SOPS_HC_VAULT_ALLOWLIST", "https://vault.example.com/")
+		calls := vault.callCount()
+		_, err := parseKeys(t, map[string]string{VaultTokenKey: "team-token"}).DecryptYAML(doc)
+		if err == nil || !strings.Contains(err.Error(), "Allowlist does not allow") {
+			t.Fatalf("error %v, want the allowlist's refusal", err)
+		}
+		if n := vault.callCount(); n != calls {
+			t.Fatalf("Vault at an address off the allowlist was called %d times", n-calls)
+		}
+		t.Setenv("SOPS_HC_VAULT_ALLOWLIST", vault.srv.URL)
+		if _, err := parseKeys(t, map[string]string{VaultTokenKey: "team-token"}).DecryptYAML(doc); err != nil {
+			t.Fatalf("allowed address: %v", err)
+		}
+	})
 	t.Run("an age key of the file is used before Vault", func(t *testing.T) {
 		id := newAge(t)
 		both := encrypt(t, secretYAML, "", false, recipients{age: []string{id.Recipient().String()}, services: []keys.MasterKey{vault.vaultKey("apps")}})

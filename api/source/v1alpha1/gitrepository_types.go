@@ -14,7 +14,7 @@ const GitRepositoryKind = "GitRepository"
 // several are set the first of commit, name, semver, tag, branch wins, as in Flux.
 // Without any, the remote's default branch is followed.
 // +kubebuilder:validation:XValidation:rule="[has(self.branch), has(self.tag), has(self.semver)].filter(x, x).size() <= 1",message="set at most one of branch, tag and semver"
-// +kubebuilder:validation:XValidation:rule="!has(self.commit) || !(has(self.tag) || has(self.semver))",message="commit may only be combined with branch"
+// +kubebuilder:validation:XValidation:rule="!has(self.commit) || !(has(self.tag) || has(self.semver))",message="commit may only be combined with branch or name"
 type GitRepositoryRef struct {
 	// Branch to follow.
 	// +optional
