@@ -66,6 +66,7 @@ control-plane: ## Build (once) and cache kube-apiserver, kube-controller-manager
 
 test: control-plane ## Run every test, real control planes included.
 	FLOTILLA_CONTROL_PLANE="$$(bash hack/control-plane.sh)" $(GO) test -count=1 -p $(TEST_P) -timeout $(TEST_TIMEOUT) $(API_SERVER_TESTS) ./...
+	$(GO) test -count=1 -tags sopskms ./spoke/sops/ # the flotilla-agent-kms key services
 
 bench: control-plane build ## Print performance figures (long; not part of make test).
 	FLOTILLA_CONTROL_PLANE="$$(bash hack/control-plane.sh)" $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./test/bench/...
