@@ -59,6 +59,7 @@ verify: generate ## Fail when generated files are stale or code is not gofmt'ed/
 	@test -z "$$(git status --porcelain -- api deploy/crds)" || { git status --porcelain -- api deploy/crds; echo "untracked generated files: run make generate and commit"; exit 1; }
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; test -z "$$out" || { echo "not gofmt'ed: $$out"; exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags sopskms ./spoke/... ./fleet/images/
 	$(GO) run ./hack/layers
 
 control-plane: ## Build (once) and cache kube-apiserver, kube-controller-manager, etcd and kwok.
