@@ -29,16 +29,21 @@ type Image struct {
 	Package string
 	// Title is the image's org.opencontainers.image.title; Name when empty.
 	Title string
+	// Tags are Go build tags of the binary.
+	Tags []string
 }
 
 // Flotilla's images.
 var (
 	Hub   = Image{Name: "flotilla-hub", Package: "./hub/cmd/flotilla-hub"}
 	Agent = Image{Name: "flotilla-agent", Package: "./spoke/cmd/flotilla-agent"}
+	// AgentKMS is the agent with SOPS key services (Vault transit, AWS/GCP KMS,
+	// Azure Key Vault) linked in: build tag sopskms, see spoke/sops.
+	AgentKMS = Image{Name: "flotilla-agent-kms", Package: "./spoke/cmd/flotilla-agent", Tags: []string{"sopskms"}}
 )
 
 // All is every image `make images` builds.
-var All = []Image{Hub, Agent}
+var All = []Image{Hub, Agent, AgentKMS}
 
 // DefaultPlatforms are the platforms of the released images.
 var DefaultPlatforms = []v1.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}}
@@ -141,7 +146,11 @@ func compile(ctx context.Context, img Image, p v1.Platform, out string, opts Opt
 		goCmd = "go"
 	}
 	ldflags := "-s -w -X github.com/flotilla-dev/flotilla/api/version.Version=" + opts.Version
-	cmd := exec.CommandContext(ctx, goCmd, "build", "-trimpath", "-ldflags", ldflags, "-o", out, img.Package)
+	args := []string{"build", "-trimpath", "-ldflags", ldflags, "-o", out}
+	if len(img.Tags) > 0 {
+		args = append(args, "-tags", strings.Join(img.Tags, ","))
+	}
+	cmd := exec.CommandContext(ctx, goCmd, append(args, img.Package)...)
 	cmd.Dir = opts.Dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Architecture)
 	if p.Architecture == "arm" && p.Variant != "" {

@@ -125,7 +125,8 @@ func (r *reconciler) decryptionKeys(ctx context.Context, asg *fleetv1.Assignment
 		return nil, fmt.Errorf("decryption keys in Secret %s: %w", key, err)
 	}
 	if keys.Empty() {
-		return nil, fmt.Errorf("decryption Secret %s holds no *%s or *%s entry", key, sops.AgeKeySuffix, sops.PGPKeySuffix)
+		return nil, fmt.Errorf("decryption Secret %s holds no *%s or *%s entry, nor %s, %s, %s or %s", key, sops.AgeKeySuffix, sops.PGPKeySuffix,
+			sops.VaultTokenKey, sops.AWSKMSKey, sops.AzureKVKey, sops.GCPKMSKey)
 	}
 	return keys, nil
 }

@@ -77,21 +77,47 @@ type keyGroup struct {
 		Fingerprint string `yaml:"fp"`
 		Enc         string `yaml:"enc"`
 	} `yaml:"pgp"`
-	// Cloud and Vault keys are only counted, to say why a file cannot be decrypted.
-	KMS    []yaml.Node `yaml:"kms"`
-	GCPKMS []yaml.Node `yaml:"gcp_kms"`
-	AzKV   []yaml.Node `yaml:"azure_kv"`
-	Vault  []yaml.Node `yaml:"hc_vault"`
-	HCKMS  []yaml.Node `yaml:"hckms"`
+	KMS []struct {
+		ARN     string             `yaml:"arn"`
+		Role    string             `yaml:"role"`
+		Context map[string]*string `yaml:"context"`
+		Enc     string             `yaml:"enc"`
+	} `yaml:"kms"`
+	GCPKMS []struct {
+		ResourceID string `yaml:"resource_id"`
+		Enc        string `yaml:"enc"`
+	} `yaml:"gcp_kms"`
+	AzKV []struct {
+		VaultURL string `yaml:"vault_url"`
+		Name     string `yaml:"name"`
+		Version  string `yaml:"version"`
+		Enc      string `yaml:"enc"`
+	} `yaml:"azure_kv"`
+	Vault []struct {
+		VaultAddress string `yaml:"vault_address"`
+		EnginePath   string `yaml:"engine_path"`
+		KeyName      string `yaml:"key_name"`
+		Enc          string `yaml:"enc"`
+	} `yaml:"hc_vault"`
+	// HuaweiCloud KMS keys are only counted, to say why a file cannot be decrypted.
+	HCKMS []yaml.Node `yaml:"hckms"`
 }
 
-func (g keyGroup) unsupported() []string {
-	var out []string
-	for name, n := range map[string]int{"AWS KMS": len(g.KMS), "GCP KMS": len(g.GCPKMS), "Azure Key Vault": len(g.AzKV),
-		"HashiCorp Vault": len(g.Vault), "HuaweiCloud KMS": len(g.HCKMS)} {
-		if n > 0 {
-			out = append(out, name)
-		}
+// serviceKeys lists the group's keys that key services hold, in the order sops
+// tries them.
+func (g keyGroup) serviceKeys() []ServiceKey {
+	var out []ServiceKey
+	for _, k := range g.KMS {
+		out = append(out, ServiceKey{Service: AWSKMS, ARN: k.ARN, Role: k.Role, Context: k.Context, Enc: k.Enc})
+	}
+	for _, k := range g.GCPKMS {
+		out = append(out, ServiceKey{Service: GCPKMS, ResourceID: k.ResourceID, Enc: k.Enc})
+	}
+	for _, k := range g.AzKV {
+		out = append(out, ServiceKey{Service: AzureKV, VaultURL: k.VaultURL, Name: k.Name, Version: k.Version, Enc: k.Enc})
+	}
+	for _, k := range g.Vault {
+		out = append(out, ServiceKey{Service: Vault, VaultAddress: k.VaultAddress, EnginePath: k.EnginePath, KeyName: k.KeyName, Enc: k.Enc})
 	}
 	return out
 }
@@ -130,7 +156,7 @@ func (k *Keys) DecryptYAML(doc []byte) ([]byte, error) {
 		return nil, err
 	}
 	if k.Empty() {
-		return nil, errors.New("no age or OpenPGP key to decrypt with")
+		return nil, errors.New("no age or OpenPGP key, nor key service credentials, to decrypt with")
 	}
 	dataKey, err := k.dataKey(m)
 	if err != nil {
@@ -273,8 +299,15 @@ func (k *Keys) decryptGroup(g keyGroup) ([]byte, error) {
 		}
 		recipients = append(recipients, "OpenPGP "+p.Fingerprint)
 	}
-	if u := g.unsupported(); len(u) > 0 {
-		recipients = append(recipients, fmt.Sprintf("%s (not supported on the spoke)", strings.Join(u, ", ")))
+	for _, sk := range g.serviceKeys() {
+		key, err := k.decryptWithService(sk)
+		if err == nil {
+			return key, nil
+		}
+		recipients = append(recipients, fmt.Sprintf("%s (%v)", sk, err))
+	}
+	if len(g.HCKMS) > 0 {
+		recipients = append(recipients, "HuaweiCloud KMS (not supported on the spoke)")
 	}
 	if len(recipients) == 0 {
 		return nil, errors.New("a key group has no keys")

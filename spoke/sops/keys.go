@@ -19,13 +19,15 @@ const (
 
 // Keys are the private keys one deployment may decrypt with.
 type Keys struct {
-	age sopsage.ParsedIdentities
-	pgp openpgp.EntityList
+	age      sopsage.ParsedIdentities
+	pgp      openpgp.EntityList
+	services ServiceCredentials
 }
 
 // ParseKeys reads the entries of a decryption Secret: those named *.agekey hold age
 // identities (one per line, # comments allowed), those named *.asc armored OpenPGP
-// private keys. Other entries are ignored. An entry that does not parse is an error
+// private keys, and sops.vault-token, sops.aws-kms, sops.azure-kv and sops.gcp-kms
+// credentials of key services (see services.go). Other entries are ignored. An entry that does not parse is an error
 // naming it, so a broken key is not mistaken for a wrong one.
 func ParseKeys(data map[string][]byte) (*Keys, error) {
 	names := make([]string, 0, len(data))
@@ -51,13 +53,19 @@ func ParseKeys(data map[string][]byte) (*Keys, error) {
 				}
 			}
 			k.pgp = append(k.pgp, ring...)
+		default:
+			if _, err := k.services.parse(name, data[name]); err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
 		}
 	}
 	return k, nil
 }
 
-// Empty reports whether there is no key at all.
-func (k *Keys) Empty() bool { return k == nil || (len(k.age) == 0 && len(k.pgp) == 0) }
+// Empty reports whether there is no key and no key service credential at all.
+func (k *Keys) Empty() bool {
+	return k == nil || (len(k.age) == 0 && len(k.pgp) == 0 && k.services.empty())
+}
 
 // AgeIdentities adds age identities, for callers that hold them already parsed.
 func (k *Keys) AgeIdentities(ids ...age.Identity) { k.age = append(k.age, ids...) }

@@ -47,6 +47,8 @@ type recipients struct {
 	age []string
 	pgp []*openpgp.Entity
 	dir string
+	// services are master keys of key services (Vault, KMS), set up by the test.
+	services []keys.MasterKey
 }
 
 // encrypt encrypts plain as `sops --encrypt` does, with one key group per element of
@@ -81,6 +83,7 @@ func encrypt(t *testing.T, plain string, regex string, macOnlyEncrypted bool, gr
 			pgp.PubRing(ring).ApplyToMasterKey(k)
 			group = append(group, keys.MasterKey(k))
 		}
+		group = append(group, g.services...)
 		keyGroups = append(keyGroups, group)
 	}
 	tree := sops.Tree{Branches: branches, Metadata: sops.Metadata{

@@ -184,6 +184,25 @@ func (r *Repo) Branch(name string) {
 	r.git(r.work, "push", "--quiet", "--force", "origin", "HEAD:refs/heads/"+name)
 }
 
+// AnnotatedTag puts an annotated tag (a tag object, not just a name) on the latest
+// commit and pushes it.
+func (r *Repo) AnnotatedTag(name string) {
+	r.s.t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.git(r.work, "tag", "--annotate", "--message", "tag "+name, name)
+	r.git(r.work, "push", "--quiet", "origin", "refs/tags/"+name)
+}
+
+// PushRef points the full reference name (refs/pull/1/head, say) at the latest
+// commit on the server, as a forge does for pull requests.
+func (r *Repo) PushRef(name string) {
+	r.s.t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.git(r.work, "push", "--quiet", "--force", "origin", "HEAD:"+name)
+}
+
 // Head returns the SHA-1 of the latest commit on main.
 func (r *Repo) Head() string {
 	r.s.t.Helper()

@@ -15,6 +15,7 @@ import (
 	sopsaes "github.com/getsops/sops/v3/aes"
 	sopsage "github.com/getsops/sops/v3/age"
 	"github.com/getsops/sops/v3/config"
+	"github.com/getsops/sops/v3/hcvault"
 	sopsyaml "github.com/getsops/sops/v3/stores/yaml"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -55,6 +56,42 @@ func sopsEncrypt(t *testing.T, plain, recipient string) string {
 		t.Fatal(err)
 	}
 	if err := key.Encrypt(dataKey); err != nil {
+		t.Fatal(err)
+	}
+	cipher := sopsaes.NewCipher()
+	mac, err := tree.Encrypt(dataKey, cipher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree.Metadata.LastModified = time.Now().UTC()
+	if tree.Metadata.MessageAuthenticationCode, err = cipher.Encrypt(mac, dataKey, tree.Metadata.LastModified.Format(time.RFC3339)); err != nil {
+		t.Fatal(err)
+	}
+	out, err := store.EmitEncryptedFile(tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+// sopsEncryptVault encrypts a Secret manifest for a HashiCorp Vault transit key
+// alone, as `sops --hc-vault-transit <address>/v1/transit/keys/apps` does. No Vault
+// is asked: the data key's "ciphertext" is made up, which is all a test of an agent
+// without key services needs (it must refuse before calling any service).
+func sopsEncryptVault(t *testing.T, plain, address string) string {
+	t.Helper()
+	store := sopsyaml.NewStore(&config.YAMLStoreConfig{})
+	branches, err := store.LoadPlainFile([]byte(plain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := hcvault.NewMasterKey(address, "transit", "apps")
+	key.EncryptedKey = "vault:v1:bm90LWEtcmVhbC1jaXBoZXJ0ZXh0"
+	tree := sops.Tree{Branches: branches, Metadata: sops.Metadata{
+		KeyGroups: []sops.KeyGroup{{key}}, EncryptedRegex: "^(data|stringData)$", Version: "3.13.3",
+	}}
+	dataKey := make([]byte, 32)
+	if _, err := rand.Read(dataKey); err != nil {
 		t.Fatal(err)
 	}
 	cipher := sopsaes.NewCipher()
@@ -145,6 +182,15 @@ func TestPostBuildAndDecryption(t *testing.T) {
 	for _, c := range spokes {
 		putAgeKey(t, c, keySecret, id) // on the spokes only: the hub never holds it
 	}
+	vaultNS := pbNS + "-vault"
+	vaultKeySecret := ns + "-sops-vault"
+	vaultKey := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: fleetv1.SystemNamespace, Name: vaultKeySecret},
+		StringData: map[string]string{"sops.vault-token": "hvs.test-token"},
+	}
+	if err := spokes["spoke-2"].Create(ctx, vaultKey); err != nil {
+		t.Fatal(err)
+	}
 
 	git := gitserver.New(t)
 	repo := git.CreateRepo("postbuild")
@@ -161,6 +207,11 @@ func TestPostBuildAndDecryption(t *testing.T) {
 		"wrong/ns.yaml":            namespace(wrongNS),
 		"wrong/canary.yaml":        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: canary\n  namespace: " + wrongNS + "\n",
 		"wrong/secret.yaml":        sopsEncrypt(t, secretManifest(wrongNS), stranger.Recipient().String()),
+		// A Secret only a Vault transit key opens, which the default agent cannot use.
+		"vault/kustomization.yaml": kustomization("ns.yaml", "canary.yaml", "secret.yaml"),
+		"vault/ns.yaml":            namespace(vaultNS),
+		"vault/canary.yaml":        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: canary\n  namespace: " + vaultNS + "\n",
+		"vault/secret.yaml":        sopsEncryptVault(t, secretManifest(vaultNS), "https://vault.example.invalid:8200"),
 	})
 	src := &sourcev1.GitRepository{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "postbuild"},
@@ -289,6 +340,38 @@ func TestPostBuildAndDecryption(t *testing.T) {
 		})
 		var cm corev1.ConfigMap
 		err := spokes["spoke-2"].Get(ctx, types.NamespacedName{Namespace: wrongNS, Name: "canary"}, &cm)
+		if !apierrors.IsNotFound(err) {
+			t.Fatalf("the canary of a deployment that failed to decrypt was applied (err=%v)", err)
+		}
+	})
+
+	t.Run("a Secret only a Vault key opens: the default agent names the image that can", func(t *testing.T) {
+		vault := newKs("vault", "./vault")
+		vault.Spec.Placement = byName("spoke-2")
+		vault.Spec.Decryption.SecretRef.Name = vaultKeySecret
+		if err := hub.Create(ctx, vault); err != nil {
+			t.Fatal(err)
+		}
+		a := waitAssignment(t, hub, "spoke-2", ns, "vault")
+		env.WaitFor(t, hub, a, func(a *fleetv1.Assignment) error {
+			c := apimeta.FindStatusCondition(a.Status.Conditions, meta.ReadyCondition)
+			if c == nil || c.Status != metav1.ConditionFalse {
+				return fmt.Errorf("Ready is %+v, want False", c)
+			}
+			for _, s := range []string{"decrypting Secret " + vaultNS + "/db",
+				"HashiCorp Vault transit https://vault.example.invalid:8200/v1/transit/keys/apps",
+				"flotilla-agent-kms", "-tags sopskms"} {
+				if !strings.Contains(c.Message, s) {
+					return fmt.Errorf("message %q does not say %q", c.Message, s)
+				}
+			}
+			if a.Status.AppliedDigest != "" || a.Status.Inventory != 0 {
+				return fmt.Errorf("something was applied: %+v", a.Status)
+			}
+			return nil
+		})
+		var cm corev1.ConfigMap
+		err := spokes["spoke-2"].Get(ctx, types.NamespacedName{Namespace: vaultNS, Name: "canary"}, &cm)
 		if !apierrors.IsNotFound(err) {
 			t.Fatalf("the canary of a deployment that failed to decrypt was applied (err=%v)", err)
 		}

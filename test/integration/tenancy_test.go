@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -92,7 +93,8 @@ func TestTenantEscapes(t *testing.T) {
 		t.Errorf("a Tenant targeting kube-system: %v, want Invalid", err)
 	}
 
-	// team-b's SOPS key sits on spoke-1 and serves team-b alone.
+	// team-b's SOPS key, and its Vault token for key services, sit on spoke-1 and
+	// serve team-b alone.
 	id, err := age.GenerateX25519Identity()
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +105,7 @@ func TestTenantEscapes(t *testing.T) {
 	if err := spokes["spoke-1"].Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: fleetv1.SystemNamespace, Name: "key-b",
 			Annotations: map[string]string{tenancyv1.DecryptionTenantsAnnotation: "team-b"}},
-		StringData: map[string]string{"identity.agekey": id.String()},
+		StringData: map[string]string{"identity.agekey": id.String(), "sops.vault-token": "team-b-vault-token"},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -384,6 +386,45 @@ func TestTenantEscapes(t *testing.T) {
 			refused++
 		})
 	}
+	made++
+	t.Run("a GitRepository that includes another tenant's repository", func(t *testing.T) {
+		// team-b's repository, fetched and ready.
+		theirs := &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Namespace: "team-b", Name: "team-b-only"},
+			Spec: sourcev1.GitRepositorySpec{URL: repo.URL(), Interval: metav1.Duration{Duration: time.Hour}}}
+		if err := hub.Create(ctx, theirs); err != nil {
+			t.Fatal(err)
+		}
+		env.WaitFor(t, hub, theirs, func(g *sourcev1.GitRepository) error {
+			if g.Status.Artifact == nil {
+				return fmt.Errorf("no artifact yet: %+v", g.Status.Conditions)
+			}
+			return nil
+		})
+		// team-a names it with a namespace, a field spec.include does not have: the
+		// API server drops it, and the name is looked up in team-a's namespace only.
+		steal := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": sourcev1.GroupVersion.String(), "kind": sourcev1.GitRepositoryKind,
+			"metadata": map[string]any{"namespace": "team-a", "name": "steal"},
+			"spec": map[string]any{"url": repo.URL(), "interval": "1h",
+				"include": []any{map[string]any{"repository": map[string]any{"name": "team-b-only", "namespace": "team-b"}}}},
+		}}
+		if err := hub.Create(ctx, steal); err != nil {
+			t.Fatal(err)
+		}
+		gr := &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "steal"}}
+		env.WaitFor(t, hub, gr, func(g *sourcev1.GitRepository) error {
+			ready := apimeta.FindStatusCondition(g.Status.Conditions, meta.ReadyCondition)
+			if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != sourcev1.IncludeUnavailableReason ||
+				!strings.Contains(ready.Message, "team-b-only not found in namespace team-a") {
+				return fmt.Errorf("Ready %+v, want False with %s", ready, sourcev1.IncludeUnavailableReason)
+			}
+			if g.Status.Artifact != nil || len(g.Status.IncludedArtifacts) != 0 {
+				return fmt.Errorf("an artifact was stored: %+v %+v", g.Status.Artifact, g.Status.IncludedArtifacts)
+			}
+			return nil
+		})
+		refused++
+	})
 	if n := outside.Load(); n != 0 {
 		t.Errorf("the remote server was asked %d times", n)
 	}

@@ -113,13 +113,39 @@ func (s *Server) PushLayer(repo, tag string, layer []byte) string {
 	return s.push(repo, tag, layer, ConfigMediaType, ContentMediaType)
 }
 
+// Layer is one layer of a multi-layer artifact.
+type Layer struct {
+	Data      []byte
+	MediaType types.MediaType
+	// Title, when set, is the org.opencontainers.image.title annotation (a file name).
+	Title string
+}
+
+// PushLayers pushes an artifact of several layers, in order, as repo:tag and returns
+// the manifest digest.
+func (s *Server) PushLayers(repo, tag string, layers ...Layer) string {
+	s.t.Helper()
+	return s.pushImage(repo, tag, ConfigMediaType, layers)
+}
+
 func (s *Server) push(repo, tag string, layer []byte, configType, layerType types.MediaType) string {
+	s.t.Helper()
+	return s.pushImage(repo, tag, configType, []Layer{{Data: layer, MediaType: layerType}})
+}
+
+func (s *Server) pushImage(repo, tag string, configType types.MediaType, layers []Layer) string {
 	s.t.Helper()
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, configType)
-	img, err := mutate.Append(img, mutate.Addendum{Layer: static.NewLayer(layer, layerType)})
-	if err != nil {
-		s.t.Fatal(err)
+	for _, l := range layers {
+		add := mutate.Addendum{Layer: static.NewLayer(l.Data, l.MediaType)}
+		if l.Title != "" {
+			add.Annotations = map[string]string{"org.opencontainers.image.title": l.Title}
+		}
+		var err error
+		if img, err = mutate.Append(img, add); err != nil {
+			s.t.Fatal(err)
+		}
 	}
 	ref, err := name.NewTag(s.Host()+"/"+repo+":"+tag, name.Insecure)
 	if err != nil {

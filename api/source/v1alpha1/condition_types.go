@@ -17,4 +17,13 @@ const (
 	SecretNotFoundReason = "SecretNotFound"
 	// InvalidSemVerReason: spec.ref.semver is not a semver range; only a spec change helps.
 	InvalidSemVerReason = "InvalidSemVer"
+	// IncludeUnavailableReason: a GitRepository of spec.include does not exist, has no
+	// artifact yet, or lacks spec.include's fromPath; the including one is fetched
+	// again when the included one stores an artifact.
+	IncludeUnavailableReason = "IncludeUnavailable"
+	// InvalidIncludeReason: spec.include cannot work as written (the repositories
+	// include each other, or a path leaves the artifact); only a spec change helps.
+	InvalidIncludeReason = "InvalidInclude"
+	// InvalidLayerReason: no layer of the OCI artifact has spec.layerSelector.mediaType.
+	InvalidLayerReason = "InvalidLayer"
 )

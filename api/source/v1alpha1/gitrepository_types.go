@@ -9,10 +9,12 @@ import (
 // GitRepositoryKind is the kind name.
 const GitRepositoryKind = "GitRepository"
 
-// GitRepositoryRef pins what to check out. Exactly one of branch, tag or semver may be
-// set; commit may stand alone or with a branch. Without any, the remote's default branch is followed.
+// GitRepositoryRef pins what to check out. At most one of branch, tag and semver may be
+// set; commit may stand alone or with a branch. Name may be set with any of them. When
+// several are set the first of commit, name, semver, tag, branch wins, as in Flux.
+// Without any, the remote's default branch is followed.
 // +kubebuilder:validation:XValidation:rule="[has(self.branch), has(self.tag), has(self.semver)].filter(x, x).size() <= 1",message="set at most one of branch, tag and semver"
-// +kubebuilder:validation:XValidation:rule="!has(self.commit) || !(has(self.tag) || has(self.semver))",message="commit may only be combined with branch"
+// +kubebuilder:validation:XValidation:rule="!has(self.commit) || !(has(self.tag) || has(self.semver))",message="commit may only be combined with branch or name"
 type GitRepositoryRef struct {
 	// Branch to follow.
 	// +optional
@@ -26,6 +28,13 @@ type GitRepositoryRef struct {
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	SemVer string `json:"semver,omitempty"`
+	// Name is a full Git reference to check out: refs/heads/<branch>, refs/tags/<tag>,
+	// refs/pull/<n>/head, or any other ref the server advertises. It wins over semver,
+	// tag and branch; only commit wins over it.
+	// +optional
+	// +kubebuilder:validation:Pattern="^refs/[^ ]+$"
+	// +kubebuilder:validation:MaxLength=1024
+	Name string `json:"name,omitempty"`
 	// Commit SHA-1 to check out, alone or on Branch.
 	// +optional
 	// +kubebuilder:validation:Pattern="^[a-f0-9]{40}$"
@@ -42,6 +51,24 @@ type GitRepositoryVerification struct {
 	// SecretRef names a Secret whose values are armored OpenPGP public keys.
 	// +required
 	SecretRef meta.LocalObjectReference `json:"secretRef"`
+}
+
+// GitRepositoryInclude copies another GitRepository's artifact into this one's.
+type GitRepositoryInclude struct {
+	// Repository names a GitRepository in the same namespace. There is no namespace
+	// field: a repository can only include what its own namespace (and so its own
+	// tenant) holds.
+	// +required
+	Repository meta.LocalObjectReference `json:"repository"`
+	// FromPath is the folder of the included artifact to copy; all of it when empty.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	FromPath string `json:"fromPath,omitempty"`
+	// ToPath is the folder of this artifact the files are copied to, replacing what
+	// the repository itself has there; the included repository's name when empty.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	ToPath string `json:"toPath,omitempty"`
 }
 
 // GitRepositorySpec says where to fetch from and how often.
@@ -71,6 +98,13 @@ type GitRepositorySpec struct {
 	// Ignore lists paths to leave out of the artifact, in .gitignore syntax.
 	// +optional
 	Ignore *string `json:"ignore,omitempty"`
+	// Include copies the artifacts of other GitRepositories of the same namespace into
+	// this one's, in order (a later entry wins where paths meet). A change of an
+	// included artifact makes a new artifact of this repository.
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	Include []GitRepositoryInclude `json:"include,omitempty"`
 	// Suspend stops fetching while true.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
@@ -89,6 +123,11 @@ type GitRepositoryStatus struct {
 	// Artifact is the last fetched revision, stored and served by the hub.
 	// +optional
 	Artifact *meta.Artifact `json:"artifact,omitempty"`
+	// IncludedArtifacts are the artifacts of spec.include that went into Artifact, in
+	// the order of spec.include.
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	IncludedArtifacts []meta.Artifact `json:"includedArtifacts,omitempty"`
 	// LastHandledReconcileAt is the last value of the reconcile-requested-at annotation handled.
 	// +optional
 	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`

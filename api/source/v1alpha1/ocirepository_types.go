@@ -24,6 +24,28 @@ type OCIRepositoryRef struct {
 	Digest string `json:"digest,omitempty"`
 }
 
+// Layer operations of spec.layerSelector.
+const (
+	// OCILayerExtract unpacks the selected layer (a tar.gz) into the artifact.
+	OCILayerExtract = "extract"
+	// OCILayerCopy stores the selected layer as it is, as one file in the artifact.
+	OCILayerCopy = "copy"
+)
+
+// OCILayerSelector says which layer of the OCI artifact is the content and what to do with it.
+type OCILayerSelector struct {
+	// MediaType of the layer to take; the first layer with it is used. The first
+	// layer of the manifest when empty.
+	// +optional
+	// +kubebuilder:validation:MaxLength=255
+	MediaType string `json:"mediaType,omitempty"`
+	// Operation is extract (unpack the tar.gz layer, the default) or copy (keep the
+	// layer's bytes as they are, as one file named after the layer's digest).
+	// +optional
+	// +kubebuilder:validation:Enum=extract;copy
+	Operation string `json:"operation,omitempty"`
+}
+
 // OCIRepositorySpec says which OCI artifact to pull.
 type OCIRepositorySpec struct {
 	// URL of the repository, oci://host/path.
@@ -33,7 +55,13 @@ type OCIRepositorySpec struct {
 	// Ref pins the tag, semver range or digest.
 	// +optional
 	Ref *OCIRepositoryRef `json:"ref,omitempty"`
-	// SecretRef names a Secret with username and password, or ca.crt.
+	// LayerSelector picks the layer that holds the content, by media type, and says
+	// whether to extract or copy it. The first layer, extracted, when absent.
+	// +optional
+	LayerSelector *OCILayerSelector `json:"layerSelector,omitempty"`
+	// SecretRef names a Secret in the same namespace with username and password (and
+	// optionally ca.crt), or one of type kubernetes.io/dockerconfigjson whose
+	// .dockerconfigjson entry for the registry's host is used.
 	// +optional
 	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
 	// Insecure allows plain HTTP to the registry.

@@ -45,6 +45,9 @@ type Options struct {
 	Scheme string
 	// BearerToken: the server takes a bearer token instead of username and password.
 	BearerToken bool
+	// Registry is the host[:port] of an OCI registry: a .dockerconfigjson entry is
+	// then read, and only its entry for this host is used. Empty: the entry is refused.
+	Registry string
 }
 
 // Parse reads a Secret's data (nil: no Secret) for a server as o describes. It
@@ -73,6 +76,19 @@ func parse(data map[string][]byte, o Options) (Credentials, error) {
 	}
 	user, hasUser := data[UsernameKey]
 	pass, hasPass := data[PasswordKey]
+	if dc, ok := data[DockerConfigJSONKey]; ok {
+		switch {
+		case o.Registry == "":
+			return c, fmt.Errorf("secret has %s, which only OCI registries take", DockerConfigJSONKey)
+		case hasUser || hasPass:
+			return c, fmt.Errorf("secret has both %s and username/password; keep one", DockerConfigJSONKey)
+		}
+		u, p, err := dockerConfigFor(dc, o.Registry)
+		if err != nil {
+			return c, err
+		}
+		user, pass, hasUser, hasPass = []byte(u), []byte(p), true, true
+	}
 	token, hasToken := data[BearerTokenKey]
 	hasToken = hasToken && o.BearerToken
 	ca, hasCA := data[CACertKey]
@@ -123,6 +139,9 @@ func nothingUsable(data map[string][]byte, o Options) error {
 	}
 	sort.Strings(keys)
 	want := "username and password, or " + CACertKey
+	if o.Registry != "" {
+		want = "username and password, " + DockerConfigJSONKey + " or " + CACertKey
+	}
 	if o.BearerToken {
 		want = "username and password, " + BearerTokenKey + " or " + CACertKey
 	}

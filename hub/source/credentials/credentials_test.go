@@ -2,6 +2,7 @@ package credentials
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -45,6 +46,12 @@ func TestParse(t *testing.T) {
 		{"ca only", map[string][]byte{"ca.crt": b("PEM")}, https, Credentials{CA: b("PEM")}, "", 0},
 		{"registry basic and ca", map[string][]byte{"username": b("u"), "password": b("p"), "ca.crt": b("PEM")}, registry,
 			Credentials{Username: "u", Password: "p", CA: b("PEM")}, "", 0},
+		{"dockerconfigjson for the host", map[string][]byte{".dockerconfigjson": b(`{"auths":{"other.example":{"username":"x","password":"y"},"https://reg.example:5000/v1/":{"auth":"` + base64.StdEncoding.EncodeToString(b("u:p:with:colons")) + `"}}}`)},
+			Options{Scheme: "oci", Registry: "reg.example:5000"}, Credentials{Username: "u", Password: "p:with:colons"}, "", 0},
+		{"dockerconfigjson username and password", map[string][]byte{".dockerconfigjson": b(`{"auths":{"reg.example":{"username":"u","password":"p"}}}`), "ca.crt": b("PEM")},
+			Options{Scheme: "oci", Registry: "REG.example"}, Credentials{Username: "u", Password: "p", CA: b("PEM")}, "", 0},
+		{"dockerconfigjson docker hub alias", map[string][]byte{".dockerconfigjson": b(`{"auths":{"https://index.docker.io/v1/":{"username":"u","password":"p"}}}`)},
+			Options{Scheme: "oci", Registry: "registry-1.docker.io"}, Credentials{Username: "u", Password: "p"}, "", 0},
 		{"file needs nothing", map[string][]byte{"identity": b("k")}, Options{Scheme: "file"}, Credentials{}, "", 0},
 		{"ssh", map[string][]byte{"identity": b("k"), "known_hosts": b("h"), "username": b("ignored")}, Options{Scheme: "ssh"},
 			Credentials{Identity: b("k"), KnownHosts: b("h")}, "", 0},
@@ -55,6 +62,13 @@ func TestParse(t *testing.T) {
 		{"ca on http", map[string][]byte{"ca.crt": b("PEM")}, Options{Scheme: "http"}, Credentials{}, "not https", outcome.Transient},
 		{"ssh keys on https", map[string][]byte{"identity": b("k"), "known_hosts": b("h")}, https, Credentials{},
 			"identity and known_hosts, which are for ssh:// URLs; this URL is https://", outcome.Transient},
+		{"dockerconfigjson for another host", map[string][]byte{".dockerconfigjson": b(`{"auths":{"evil.example":{"username":"u","password":"p"}}}`)},
+			Options{Scheme: "oci", Registry: "reg.example"}, Credentials{}, "no entry for registry reg.example (entries: evil.example)", outcome.Transient},
+		{"dockerconfigjson port differs", map[string][]byte{".dockerconfigjson": b(`{"auths":{"reg.example:5000":{"username":"u","password":"p"}}}`)},
+			Options{Scheme: "oci", Registry: "reg.example"}, Credentials{}, "no entry for registry reg.example", outcome.Transient},
+		{"dockerconfigjson not json", map[string][]byte{".dockerconfigjson": b(`nope`)}, Options{Scheme: "oci", Registry: "r"}, Credentials{}, "not a Docker config", outcome.Transient},
+		{"dockerconfigjson and username", map[string][]byte{".dockerconfigjson": b(`{}`), "username": b("u"), "password": b("p")}, Options{Scheme: "oci", Registry: "r"}, Credentials{}, "keep one", outcome.Transient},
+		{"dockerconfigjson on git", map[string][]byte{".dockerconfigjson": b(`{}`)}, https, Credentials{}, "only OCI registries", outcome.Transient},
 		{"ssh without secret", nil, Options{Scheme: "ssh"}, Credentials{}, "need spec.secretRef", outcome.Stalled},
 		{"ssh without known_hosts", map[string][]byte{"identity": b("k")}, Options{Scheme: "ssh"}, Credentials{}, "no known_hosts", outcome.Transient},
 		{"ssh without identity", map[string][]byte{"known_hosts": b("h")}, Options{Scheme: "ssh"}, Credentials{}, "no identity", outcome.Transient},

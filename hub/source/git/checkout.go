@@ -13,6 +13,7 @@ import (
 	"github.com/go-git/go-git/v5/storage/memory"
 
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
+	"github.com/flotilla-dev/flotilla/hub/source/outcome"
 	"github.com/flotilla-dev/flotilla/hub/source/versions"
 )
 
@@ -27,7 +28,9 @@ type remote struct {
 var errNoMatchingTag = errors.New("no tag matches the semver range")
 
 // checkout fetches ref into dir (which must be empty) and returns the revision it
-// checked out: <branch>@sha1:<hex>, <tag>@sha1:<hex>, or sha1:<hex> for a lone commit.
+// checked out: <branch>@sha1:<hex>, <tag>@sha1:<hex>, <ref name>@sha1:<hex>, or
+// sha1:<hex> for a lone commit. When the ref sets several, the first of commit,
+// name, semver, tag and branch wins, as in Flux.
 func checkout(ctx context.Context, dir string, rm remote, ref *sourcev1.GitRepositoryRef) (string, error) {
 	if ref == nil {
 		ref = &sourcev1.GitRepositoryRef{}
@@ -42,6 +45,8 @@ func checkout(ctx context.Context, dir string, rm remote, ref *sourcev1.GitRepos
 	switch {
 	case ref.Commit != "":
 		return checkoutCommit(ctx, dir, opts, ref.Branch, ref.Commit)
+	case ref.Name != "":
+		return checkoutRefName(ctx, dir, rm, ref.Name)
 	case ref.SemVer != "":
 		tag, err := newestTag(ctx, rm, ref.SemVer)
 		if err != nil {
@@ -121,6 +126,61 @@ func checkoutCommit(ctx context.Context, dir string, opts *gogit.CloneOptions, b
 		return branch + "@sha1:" + commit, nil
 	}
 	return "sha1:" + commit, nil
+}
+
+// checkoutRefName fetches one full reference (refs/heads/…, refs/tags/…,
+// refs/pull/<n>/head, …) at depth 1 and checks out the commit it points to, an
+// annotated tag peeled. A plain clone cannot do it: go-git clones branches and tags
+// only.
+func checkoutRefName(ctx context.Context, dir string, rm remote, name string) (string, error) {
+	refName := plumbing.ReferenceName(name)
+	if err := refName.Validate(); err != nil {
+		return "", outcome.Fail(outcome.Stalled, "", fmt.Errorf("spec.ref.name %q: %w", name, err))
+	}
+	repo, err := gogit.PlainInit(dir, false)
+	if err != nil {
+		return "", err
+	}
+	r, err := repo.CreateRemote(&config.RemoteConfig{Name: gogit.DefaultRemoteName, URLs: []string{rm.URL}})
+	if err != nil {
+		return "", err
+	}
+	// Fetched to a name of its own, so that no ref of the local repository is mistaken for it.
+	local := plumbing.ReferenceName("refs/flotilla/checkout")
+	err = r.FetchContext(ctx, &gogit.FetchOptions{
+		RemoteName: gogit.DefaultRemoteName,
+		RefSpecs:   []config.RefSpec{config.RefSpec("+" + name + ":" + local.String())},
+		Depth:      1,
+		Auth:       rm.Auth,
+		CABundle:   rm.CABundle,
+		Tags:       gogit.NoTags,
+	})
+	if err != nil {
+		if errors.Is(err, gogit.NoMatchingRefSpecError{}) || strings.Contains(err.Error(), "couldn't find remote ref") {
+			return "", fmt.Errorf("fetching ref %s: the remote has no such reference", name)
+		}
+		return "", fmt.Errorf("fetching ref %s: %w", name, err)
+	}
+	ref, err := repo.Reference(local, true)
+	if err != nil {
+		return "", fmt.Errorf("fetching ref %s: %w", name, err)
+	}
+	h := ref.Hash()
+	if tag, err := repo.TagObject(h); err == nil {
+		c, err := tag.Commit()
+		if err != nil {
+			return "", fmt.Errorf("ref %s: tag %s does not point to a commit: %w", name, tag.Name, err)
+		}
+		h = c.Hash
+	}
+	wt, err := repo.Worktree()
+	if err != nil {
+		return "", err
+	}
+	if err := wt.Checkout(&gogit.CheckoutOptions{Hash: h, Force: true}); err != nil {
+		return "", fmt.Errorf("checking out ref %s: %w", name, err)
+	}
+	return name + "@sha1:" + h.String(), nil
 }
 
 // newestTag lists the remote's tags and returns the highest version in the range.

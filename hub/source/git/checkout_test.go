@@ -36,8 +36,10 @@ func TestCheckoutRefs(t *testing.T) {
 	repo := srv.CreateRepo("refs")
 	first := repo.Write(map[string]string{"v": "1"})
 	repo.Tag("v1.0.0")
+	repo.PushRef("refs/pull/1/head")
 	second := repo.Write(map[string]string{"v": "2"})
 	repo.Tag("v1.1.0")
+	repo.AnnotatedTag("annotated")
 	repo.Branch("release")
 	third := repo.Write(map[string]string{"v": "3"})
 	repo.Tag("v2.0.0")
@@ -58,6 +60,16 @@ func TestCheckoutRefs(t *testing.T) {
 		{"commit on branch", repo.URL(), &sourcev1.GitRepositoryRef{Branch: "main", Commit: second}, "main@sha1:" + second, "2"},
 		{"semver", repo.URL(), &sourcev1.GitRepositoryRef{SemVer: "~1"}, "v1.1.0@sha1:" + second, "2"},
 		{"semver newest", repo.URL(), &sourcev1.GitRepositoryRef{SemVer: ">=1.0.0"}, "v2.0.0@sha1:" + third, "3"},
+		{"name: branch", repo.URL(), &sourcev1.GitRepositoryRef{Name: "refs/heads/release"}, "refs/heads/release@sha1:" + second, "2"},
+		{"name: pull request head", repo.URL(), &sourcev1.GitRepositoryRef{Name: "refs/pull/1/head"}, "refs/pull/1/head@sha1:" + first, "1"},
+		{"name: tag", repo.URL(), &sourcev1.GitRepositoryRef{Name: "refs/tags/v1.0.0"}, "refs/tags/v1.0.0@sha1:" + first, "1"},
+		{"name: annotated tag peeled", repo.URL(), &sourcev1.GitRepositoryRef{Name: "refs/tags/annotated"}, "refs/tags/annotated@sha1:" + second, "2"},
+		// Precedence as in Flux: commit > name > semver > tag > branch.
+		{"name wins over branch", repo.URL(), &sourcev1.GitRepositoryRef{Branch: "main", Name: "refs/pull/1/head"}, "refs/pull/1/head@sha1:" + first, "1"},
+		{"name wins over tag", repo.URL(), &sourcev1.GitRepositoryRef{Tag: "v2.0.0", Name: "refs/heads/release"}, "refs/heads/release@sha1:" + second, "2"},
+		{"name wins over semver", repo.URL(), &sourcev1.GitRepositoryRef{SemVer: ">=2", Name: "refs/tags/v1.0.0"}, "refs/tags/v1.0.0@sha1:" + first, "1"},
+		{"commit wins over name", repo.URL(), &sourcev1.GitRepositoryRef{Commit: third, Name: "refs/pull/1/head"}, "sha1:" + third, "3"},
+		{"name over file url", "file://" + repo.Path(), &sourcev1.GitRepositoryRef{Name: "refs/pull/1/head"}, "refs/pull/1/head@sha1:" + first, "1"},
 		{"file url", "file://" + repo.Path(), &sourcev1.GitRepositoryRef{Branch: "main"}, "main@sha1:" + third, "3"},
 		{"file url tag", "file://" + repo.Path(), &sourcev1.GitRepositoryRef{Tag: "v1.1.0"}, "v1.1.0@sha1:" + second, "2"},
 	} {
@@ -97,6 +109,8 @@ func TestCheckoutErrors(t *testing.T) {
 		{"missing branch", remote{URL: repo.URL(), Auth: good}, &sourcev1.GitRepositoryRef{Branch: "nope"}, `couldn't find remote ref "refs/heads/nope"`, nil},
 		{"missing tag", remote{URL: repo.URL(), Auth: good}, &sourcev1.GitRepositoryRef{Tag: "v9"}, `couldn't find remote ref "refs/tags/v9"`, nil},
 		{"missing commit", remote{URL: repo.URL(), Auth: good}, &sourcev1.GitRepositoryRef{Commit: strings.Repeat("a", 40)}, "not found", nil},
+		{"missing ref name", remote{URL: repo.URL(), Auth: good}, &sourcev1.GitRepositoryRef{Name: "refs/pull/9/head"}, "the remote has no such reference", nil},
+		{"ref name, wrong password", remote{URL: repo.URL(), Auth: &githttp.BasicAuth{Username: "git", Password: "wrong"}}, &sourcev1.GitRepositoryRef{Name: "refs/heads/main"}, "authentication required", nil},
 		{"no matching tag", remote{URL: repo.URL(), Auth: good}, &sourcev1.GitRepositoryRef{SemVer: ">=2"}, "no tag matches", errNoMatchingTag},
 		{"bad range", remote{URL: repo.URL(), Auth: good}, &sourcev1.GitRepositoryRef{SemVer: "not a range"}, "invalid semver range", nil},
 		{"no repository", remote{URL: srv.URL() + "/missing.git", Auth: good}, nil, "repository not found", nil},

@@ -2,6 +2,7 @@ package git_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,6 +36,9 @@ func TestGitRepository(t *testing.T) {
 		{"ssh without a secret stalls", testSSHWithoutSecret},
 		{"ssh", testOverSSH},
 		{"verify", testVerification},
+		{"ref name", testRefName},
+		{"include", testInclude},
+		{"include cycle", testIncludeCycle},
 	} {
 		t.Run(s.name, func(t *testing.T) {
 			t.Parallel()
@@ -201,4 +205,126 @@ func testSSHWithoutSecret(t *testing.T, h *sourceenv.Hub) {
 	}
 	h.Create(t, obj)
 	h.WaitFor(t, obj, sourceenv.StalledWith(meta.GitOperationFailedReason, "spec.secretRef"))
+}
+
+func testRefName(t *testing.T, h *sourceenv.Hub) {
+	srv := gitserver.New(t)
+	repo := srv.CreateRepo("fleet")
+	pr := repo.Write(map[string]string{"app.yaml": "pr: 1\n"})
+	repo.PushRef("refs/pull/1/head")
+	repo.Write(map[string]string{"app.yaml": "main\n"})
+	ns := h.Namespace(t, "ref-name")
+	obj := repository(ns, "fleet", repo.URL(), "")
+	// name wins over branch, as Flux documents.
+	obj.Spec.Ref = &sourcev1.GitRepositoryRef{Branch: "main", Name: "refs/pull/1/head"}
+	h.Create(t, obj)
+	h.WaitFor(t, obj, sourceenv.ReadyWith("refs/pull/1/head@sha1:"+pr))
+	if files := sourceenv.Download(t, obj.Status.Artifact); files["app.yaml"] != "pr: 1\n" {
+		t.Fatalf("files %v", files)
+	}
+
+	// The forge moves the pull request's head (Write moves main too): the next fetch follows it.
+	repo.Write(map[string]string{"app.yaml": "pr: 2\n"})
+	repo.PushRef("refs/pull/1/head")
+	at := h.RequestReconcile(t, obj)
+	h.WaitFor(t, obj, sourceenv.Handled(at), sourceenv.ReadyWith("refs/pull/1/head@sha1:"+repo.Head()))
+
+	// A reference the server does not have keeps the last artifact.
+	before := obj.Status.Artifact.DeepCopy()
+	h.Update(t, obj, func() { obj.Spec.Ref = &sourcev1.GitRepositoryRef{Name: "refs/pull/404/head"} })
+	h.WaitFor(t, obj, sourceenv.FailedWith(meta.GitOperationFailedReason, "refs/pull/404/head"))
+	if diff := cmp.Diff(before, obj.Status.Artifact); diff != "" {
+		t.Fatalf("artifact changed on failure:\n%s", diff)
+	}
+
+	h.Update(t, obj, func() { obj.Spec.Ref = &sourcev1.GitRepositoryRef{Name: "refs/heads/main"} })
+	h.WaitFor(t, obj, sourceenv.ReadyWith("refs/heads/main@sha1:"+repo.Head()))
+
+	// The API server refuses what is not a full reference.
+	bad := repository(ns, "bad", repo.URL(), "")
+	bad.Spec.Ref = &sourcev1.GitRepositoryRef{Name: "main"}
+	if err := h.Client.Create(t.Context(), bad); err == nil || !strings.Contains(err.Error(), "spec.ref.name") {
+		t.Fatalf("creating a GitRepository with ref.name main: %v, want a validation error", err)
+	}
+}
+
+func testInclude(t *testing.T, h *sourceenv.Hub) {
+	srv := gitserver.New(t)
+	appRepo := srv.CreateRepo("app")
+	appRepo.Write(map[string]string{"deploy/app.yaml": "app\n", "shared/old.yaml": "replaced by the include\n"})
+	libRepo := srv.CreateRepo("lib")
+	libRepo.Write(map[string]string{"base/cm.yaml": "v1\n", "README.md": "not copied\n"})
+
+	ns := h.Namespace(t, "include")
+	lib := repository(ns, "lib", libRepo.URL(), "")
+	app := repository(ns, "app", appRepo.URL(), "")
+	app.Spec.Include = []sourcev1.GitRepositoryInclude{{
+		Repository: meta.LocalObjectReference{Name: "lib"}, FromPath: "base", ToPath: "shared",
+	}}
+	// The including repository comes first: it waits for the included one's artifact,
+	// and the watch wakes it up (its interval is an hour).
+	h.Create(t, app)
+	h.WaitFor(t, app, sourceenv.FailedWith(sourcev1.IncludeUnavailableReason, "lib not found"), sourceenv.NoArtifact)
+	h.Create(t, lib)
+	h.WaitFor(t, lib, sourceenv.Ready)
+	h.WaitFor(t, app, sourceenv.ReadyWith("main@sha1:"+appRepo.Head()))
+	want := map[string]string{"deploy/app.yaml": "app\n", "shared/cm.yaml": "v1\n"}
+	if diff := cmp.Diff(want, sourceenv.Download(t, app.Status.Artifact)); diff != "" {
+		t.Fatalf("artifact files (-want +got):\n%s", diff)
+	}
+	if len(app.Status.IncludedArtifacts) != 1 || app.Status.IncludedArtifacts[0].Digest != lib.Status.Artifact.Digest {
+		t.Fatalf("includedArtifacts %+v, want lib's %s", app.Status.IncludedArtifacts, lib.Status.Artifact.Digest)
+	}
+	first := app.Status.Artifact.DeepCopy()
+
+	// A new commit of the included repository: a new artifact of the including one,
+	// on the watch alone (only lib is asked to reconcile).
+	libRepo.Write(map[string]string{"base/cm.yaml": "v2\n"})
+	at := h.RequestReconcile(t, lib)
+	h.WaitFor(t, lib, sourceenv.Handled(at), sourceenv.ReadyWith("main@sha1:"+libRepo.Head()))
+	env.Eventually(t, "app's artifact has lib's new file", func() error {
+		h.Get(t, app)
+		if app.Status.Artifact.Digest == first.Digest {
+			return fmt.Errorf("digest still %s", first.Digest)
+		}
+		if got := sourceenv.Download(t, app.Status.Artifact)["shared/cm.yaml"]; got != "v2\n" {
+			return fmt.Errorf("shared/cm.yaml = %q", got)
+		}
+		return nil
+	})
+	if app.Status.IncludedArtifacts[0].Digest != lib.Status.Artifact.Digest {
+		t.Fatalf("includedArtifacts %+v, want lib's %s", app.Status.IncludedArtifacts, lib.Status.Artifact.Digest)
+	}
+	h.WaitForEvent(t, app, "Normal/NewArtifact")
+
+	// A fromPath the included artifact lacks keeps the last good artifact.
+	good := app.Status.Artifact.DeepCopy()
+	h.Update(t, app, func() { app.Spec.Include[0].FromPath = "missing" })
+	h.WaitFor(t, app, sourceenv.FailedWith(sourcev1.IncludeUnavailableReason, "no files below fromPath missing"))
+	if diff := cmp.Diff(good, app.Status.Artifact); diff != "" {
+		t.Fatalf("artifact changed on failure:\n%s", diff)
+	}
+
+	// A path out of the artifact is refused until the spec changes.
+	h.Update(t, app, func() { app.Spec.Include[0].FromPath, app.Spec.Include[0].ToPath = "", "../../etc" })
+	h.WaitFor(t, app, sourceenv.StalledWith(sourcev1.InvalidIncludeReason, "leaves the artifact"))
+}
+
+func testIncludeCycle(t *testing.T, h *sourceenv.Hub) {
+	srv := gitserver.New(t)
+	r := srv.CreateRepo("r")
+	r.Write(map[string]string{"a": "a"})
+	ns := h.Namespace(t, "include-cycle")
+	a := repository(ns, "a", r.URL(), "")
+	a.Spec.Include = []sourcev1.GitRepositoryInclude{{Repository: meta.LocalObjectReference{Name: "b"}}}
+	b := repository(ns, "b", r.URL(), "")
+	b.Spec.Include = []sourcev1.GitRepositoryInclude{{Repository: meta.LocalObjectReference{Name: "a"}}}
+	self := repository(ns, "self", r.URL(), "")
+	self.Spec.Include = []sourcev1.GitRepositoryInclude{{Repository: meta.LocalObjectReference{Name: "self"}}}
+	h.Create(t, a)
+	h.Create(t, b)
+	h.Create(t, self)
+	h.WaitFor(t, a, sourceenv.StalledWith(sourcev1.InvalidIncludeReason, "cycle: a → b → a"), sourceenv.NoArtifact)
+	h.WaitFor(t, b, sourceenv.StalledWith(sourcev1.InvalidIncludeReason, "cycle: b → a → b"), sourceenv.NoArtifact)
+	h.WaitFor(t, self, sourceenv.StalledWith(sourcev1.InvalidIncludeReason, "cycle: self → self"), sourceenv.NoArtifact)
 }

@@ -10,6 +10,10 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	ctrlreconcile "sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/flotilla-dev/flotilla/api/artifact"
 	"github.com/flotilla-dev/flotilla/api/conditions"
@@ -39,9 +43,33 @@ var kind = reconcile.Kind[*sourcev1.GitRepository]{
 	FailureReason:   meta.GitOperationFailedReason,
 }
 
-// SetupWithManager registers the controller.
+// SetupWithManager registers the controller. Besides its own spec, a GitRepository
+// is reconciled when a repository it includes stores a new artifact.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return reconcile.Setup(mgr, ControllerName, (*reconcile.Deps)(r), kind, r)
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &sourcev1.GitRepository{}, includeIndex, includedNames); err != nil {
+		return err
+	}
+	k := kind
+	k.Watch = func(b *builder.Builder) *builder.Builder {
+		return b.Watches(&sourcev1.GitRepository{},
+			handler.EnqueueRequestsFromMapFunc(r.includers),
+			builder.WithPredicates(reconcile.ArtifactChangedPredicate{}))
+	}
+	return reconcile.Setup(mgr, ControllerName, (*reconcile.Deps)(r), k, r)
+}
+
+// includers maps a GitRepository to the repositories of its namespace that include it.
+func (r *Reconciler) includers(ctx context.Context, o client.Object) []ctrlreconcile.Request {
+	var list sourcev1.GitRepositoryList
+	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{includeIndex: o.GetName()}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing the repositories that include one", "gitrepository", client.ObjectKeyFromObject(o))
+		return nil
+	}
+	out := make([]ctrlreconcile.Request, 0, len(list.Items))
+	for _, gr := range list.Items {
+		out = append(out, ctrlreconcile.Request{NamespacedName: client.ObjectKeyFromObject(&gr)})
+	}
+	return out
 }
 
 // Fetch clones the repository, verifies it when asked, packs the files and stores
@@ -109,19 +137,24 @@ func (r *Reconciler) Fetch(ctx context.Context, obj *sourcev1.GitRepository) (re
 		return reconcile.Fetched{}, outcome.Fail(outcome.Transient, meta.StorageOperationFailedReason, err)
 	}
 	files, err := artifact.ReadDir(dir, skip)
-	var data []byte
-	if err == nil {
-		data, err = artifact.Pack(files)
-	}
 	if err != nil {
 		// The commit's content is at fault (a link out of the repository, say): only
 		// a new commit helps, and the next interval looks for one.
+		return reconcile.Fetched{}, outcome.Fail(outcome.Waiting, meta.StorageOperationFailedReason, fmt.Errorf("revision %s: %w", revision, err))
+	}
+	included, err := r.include(ctx, obj, files)
+	if err != nil {
+		return reconcile.Fetched{}, err
+	}
+	data, err := artifact.Pack(files)
+	if err != nil {
 		return reconcile.Fetched{}, outcome.Fail(outcome.Waiting, meta.StorageOperationFailedReason, fmt.Errorf("revision %s: %w", revision, err))
 	}
 	digest, err := r.Store.Put(data)
 	if err != nil {
 		return reconcile.Fetched{}, outcome.Fail(outcome.Transient, meta.StorageOperationFailedReason, err)
 	}
+	obj.Status.IncludedArtifacts = included
 	size := int64(len(data))
 	return reconcile.Fetched{Artifact: &meta.Artifact{URL: r.Store.URL(digest), Revision: revision, Digest: digest, Size: &size}}, nil
 }

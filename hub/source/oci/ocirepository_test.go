@@ -1,14 +1,18 @@
 package oci_test
 
 import (
+	"encoding/base64"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/flotilla-dev/flotilla/api/artifact"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
 	"github.com/flotilla-dev/flotilla/hub/source/oci"
@@ -113,6 +117,86 @@ func TestOCIRepository(t *testing.T) {
 		t.Parallel()
 		obj := mk(t, "bad-range", "creds", &sourcev1.OCIRepositoryRef{SemVer: "not a range"})
 		h.WaitFor(t, obj, sourceenv.StalledWith(sourcev1.InvalidSemVerReason, "invalid semver range"))
+	})
+	t.Run("dockerconfigjson secret", func(t *testing.T) {
+		t.Parallel()
+		dockerSecret := func(name, host, user, pass string) {
+			cfg := fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, "https://"+host+"/v1/", base64.StdEncoding.EncodeToString([]byte(user+":"+pass)))
+			h.Create(t, &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+				Type:       corev1.SecretTypeDockerConfigJson,
+				Data:       map[string][]byte{corev1.DockerConfigJsonKey: []byte(cfg)},
+			})
+		}
+		dockerSecret("docker-creds", reg.Host(), "flotilla", "s3cret")
+		// The right password, but for another host: never sent to this registry.
+		dockerSecret("docker-other-host", "other.example", "flotilla", "s3cret")
+		dockerSecret("docker-wrong", reg.Host(), "flotilla", "guess")
+
+		obj := mk(t, "dockerconfig", "docker-creds", &sourcev1.OCIRepositoryRef{Tag: "1.0.0"})
+		h.WaitFor(t, obj, sourceenv.ReadyWith("1.0.0@"+d1))
+		other := mk(t, "dockerconfig-other-host", "docker-other-host", &sourcev1.OCIRepositoryRef{Tag: "1.0.0"})
+		h.WaitFor(t, other, sourceenv.FailedWith(sourcev1.AuthenticationFailedReason, "no entry for registry "+reg.Host()), sourceenv.NoArtifact)
+		wrong := mk(t, "dockerconfig-wrong", "docker-wrong", &sourcev1.OCIRepositoryRef{Tag: "1.0.0"})
+		h.WaitFor(t, wrong, sourceenv.FailedWith(sourcev1.AuthenticationFailedReason, "UNAUTHORIZED"), sourceenv.NoArtifact)
+	})
+	t.Run("layerSelector", func(t *testing.T) {
+		t.Parallel()
+		const manifestsType = "application/vnd.example.manifests.v1.tar+gzip"
+		const chartType = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+		pack := func(files map[string]string) []byte {
+			m := map[string][]byte{}
+			for k, v := range files {
+				m[k] = []byte(v)
+			}
+			data, err := artifact.Pack(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return data
+		}
+		chart := pack(map[string]string{"demo/Chart.yaml": "name: demo\n"})
+		dl := reg.PushLayers("fleet/multi", "v1",
+			registry.Layer{Data: []byte("signature bytes"), MediaType: "application/vnd.example.signature"},
+			registry.Layer{Data: chart, MediaType: chartType, Title: "demo-0.1.0.tgz"},
+			registry.Layer{Data: pack(map[string]string{"app.yaml": "selected\n"}), MediaType: manifestsType},
+		)
+		mkSel := func(name string, sel *sourcev1.OCILayerSelector) *sourcev1.OCIRepository {
+			obj := &sourcev1.OCIRepository{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+				Spec: sourcev1.OCIRepositorySpec{
+					URL: reg.URL("fleet/multi"), Ref: &sourcev1.OCIRepositoryRef{Tag: "v1"}, Insecure: true,
+					Interval: metav1.Duration{Duration: time.Hour}, SecretRef: &meta.LocalObjectReference{Name: "creds"},
+					LayerSelector: sel,
+				},
+			}
+			h.Create(t, obj)
+			return obj
+		}
+		extract := mkSel("select-extract", &sourcev1.OCILayerSelector{MediaType: manifestsType, Operation: sourcev1.OCILayerExtract})
+		copied := mkSel("select-copy", &sourcev1.OCILayerSelector{MediaType: chartType, Operation: sourcev1.OCILayerCopy})
+		missing := mkSel("select-missing", &sourcev1.OCILayerSelector{MediaType: "application/vnd.none"})
+		first := mkSel("no-selector", nil)
+
+		h.WaitFor(t, extract, sourceenv.ReadyWith("v1@"+dl))
+		if diff := cmp.Diff(map[string]string{"app.yaml": "selected\n"}, sourceenv.Download(t, extract.Status.Artifact)); diff != "" {
+			t.Fatalf("extracted files (-want +got):\n%s", diff)
+		}
+		h.WaitFor(t, copied, sourceenv.ReadyWith("v1@"+dl))
+		if diff := cmp.Diff(map[string]string{"demo-0.1.0.tgz": string(chart)}, sourceenv.Download(t, copied.Status.Artifact)); diff != "" {
+			t.Fatalf("copied layer (-want +got):\n%s", diff)
+		}
+		h.WaitFor(t, missing, sourceenv.FailedWith(sourcev1.InvalidLayerReason, "none of media type application/vnd.none"), sourceenv.NoArtifact)
+		// Without a selector the first layer is the content, and it is no tar.gz here.
+		h.WaitFor(t, first, sourceenv.FailedWith(sourcev1.InvalidArtifactReason, ""), sourceenv.NoArtifact)
+
+		// A new selector that matches nothing keeps the last good artifact.
+		good := extract.Status.Artifact.DeepCopy()
+		h.Update(t, extract, func() { extract.Spec.LayerSelector.MediaType = "application/vnd.none" })
+		h.WaitFor(t, extract, sourceenv.FailedWith(sourcev1.InvalidLayerReason, ""))
+		if diff := cmp.Diff(good, extract.Status.Artifact); diff != "" {
+			t.Fatalf("artifact changed on failure:\n%s", diff)
+		}
 	})
 	t.Run("layer that is not a tar.gz", func(t *testing.T) {
 		t.Parallel()

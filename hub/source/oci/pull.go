@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"path"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/flotilla-dev/flotilla/api/artifact"
@@ -24,7 +27,12 @@ var (
 	errInvalidURL    = errors.New("invalid URL")
 	errNoMatchingTag = errors.New("no tag matches the semver range")
 	errBadLayer      = errors.New("the artifact's layer is not a tar.gz of plain files")
+	errNoLayer       = errors.New("no layer has the media type of spec.layerSelector")
 )
+
+// CopiedLayerFile names the one file of an artifact made with layerSelector.operation
+// copy when the layer has no org.opencontainers.image.title annotation.
+const CopiedLayerFile = "layer.tgz"
 
 // pullOptions is what a pull needs besides the reference.
 type pullOptions struct {
@@ -75,7 +83,7 @@ type pulled struct {
 
 // pull resolves ref in repo, downloads the manifest and its first layer, and re-packs
 // the layer's files with artifact.Pack so that every hub artifact has one format.
-func pull(ctx context.Context, repo name.Repository, ref *sourcev1.OCIRepositoryRef, o pullOptions, maxSize int64) (pulled, error) {
+func pull(ctx context.Context, repo name.Repository, ref *sourcev1.OCIRepositoryRef, sel *sourcev1.OCILayerSelector, o pullOptions, maxSize int64) (pulled, error) {
 	ropts := o.remoteOptions(ctx)
 	if ref == nil {
 		ref = &sourcev1.OCIRepositoryRef{}
@@ -121,30 +129,9 @@ func pull(ctx context.Context, repo name.Repository, ref *sourcev1.OCIRepository
 		// too, this says so in the user's terms.
 		return pulled{}, fmt.Errorf("registry returned manifest %s for %s", digest, ref.Digest)
 	}
-	layers, err := img.Layers()
+	data, err := content(ctx, img, r, sel, maxSize)
 	if err != nil {
-		return pulled{}, fmt.Errorf("reading the layers of %s: %w", r, err)
-	}
-	if len(layers) == 0 {
-		return pulled{}, fmt.Errorf("%w: %s has no layers", errBadLayer, r)
-	}
-	// The first layer carries the content, as `flux push artifact` and similar tools
-	// make it; other layers (signatures, attestations) are not part of it.
-	rc, err := layers[0].Compressed()
-	if err != nil {
-		return pulled{}, fmt.Errorf("downloading the layer of %s: %w", r, err)
-	}
-	defer rc.Close()
-	files, err := artifact.Unpack(rc, maxSize)
-	if err != nil {
-		if ctx.Err() != nil {
-			return pulled{}, ctx.Err()
-		}
-		return pulled{}, fmt.Errorf("%w: %v", errBadLayer, err)
-	}
-	data, err := artifact.Pack(files)
-	if err != nil {
-		return pulled{}, fmt.Errorf("%w: %v", errBadLayer, err)
+		return pulled{}, err
 	}
 	revision := digest.String()
 	if tag != "" {
@@ -152,3 +139,92 @@ func pull(ctx context.Context, repo name.Repository, ref *sourcev1.OCIRepository
 	}
 	return pulled{Revision: revision, Data: data}, nil
 }
+
+// content selects the layer that holds the artifact (the first one, or the first with
+// sel's media type) and turns it into the hub's format: its files re-packed with
+// artifact.Pack (extract), or the layer's bytes as one file (copy).
+func content(ctx context.Context, img v1.Image, r name.Reference, sel *sourcev1.OCILayerSelector, maxSize int64) ([]byte, error) {
+	if sel == nil {
+		sel = &sourcev1.OCILayerSelector{}
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, fmt.Errorf("reading the manifest of %s: %w", r, err)
+	}
+	if len(m.Layers) == 0 {
+		return nil, fmt.Errorf("%w: %s has no layers", errBadLayer, r)
+	}
+	// Without a selector the first layer carries the content, as `flux push artifact`
+	// and similar tools make it; other layers (signatures, attestations) are not part of it.
+	desc := m.Layers[0]
+	if sel.MediaType != "" {
+		found := false
+		var types []string
+		for _, l := range m.Layers {
+			types = append(types, string(l.MediaType))
+			if string(l.MediaType) == sel.MediaType {
+				desc, found = l, true
+				break
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("%w: %s has none of media type %s (layers: %s)", errNoLayer, r, sel.MediaType, strings.Join(types, ", "))
+		}
+	}
+	layer, err := img.LayerByDigest(desc.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("reading layer %s of %s: %w", desc.Digest, r, err)
+	}
+	rc, err := layer.Compressed()
+	if err != nil {
+		return nil, fmt.Errorf("downloading layer %s of %s: %w", desc.Digest, r, err)
+	}
+	defer rc.Close()
+
+	if sel.Operation == sourcev1.OCILayerCopy {
+		if desc.Size > maxSize {
+			return nil, fmt.Errorf("%w: layer %s is %d bytes, more than %d", errBadLayer, desc.Digest, desc.Size, maxSize)
+		}
+		raw, err := io.ReadAll(io.LimitReader(rc, maxSize+1))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("downloading layer %s of %s: %w", desc.Digest, r, err)
+		}
+		if int64(len(raw)) > maxSize {
+			return nil, fmt.Errorf("%w: layer %s is more than %d bytes", errBadLayer, desc.Digest, maxSize)
+		}
+		data, err := artifact.Pack(map[string][]byte{copiedName(desc): raw})
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errBadLayer, err)
+		}
+		return data, nil
+	}
+
+	files, err := artifact.Unpack(rc, maxSize)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w: %v", errBadLayer, err)
+	}
+	data, err := artifact.Pack(files)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errBadLayer, err)
+	}
+	return data, nil
+}
+
+// copiedName is the file name of a copied layer: the base name of its title
+// annotation (what `oras push` and `helm push` write), CopiedLayerFile without one.
+func copiedName(desc v1.Descriptor) string {
+	title := path.Base(strings.TrimSpace(desc.Annotations[titleAnnotation]))
+	if title == "" || title == "." || title == "/" || title == ".." {
+		return CopiedLayerFile
+	}
+	return title
+}
+
+// titleAnnotation is the OCI annotation that names a layer's file.
+const titleAnnotation = "org.opencontainers.image.title"

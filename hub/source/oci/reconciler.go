@@ -49,7 +49,7 @@ func (r *Reconciler) Fetch(ctx context.Context, obj *sourcev1.OCIRepository) (re
 	if err != nil {
 		return reconcile.Fetched{}, outcome.Fail(outcome.Stalled, meta.InvalidURLReason, err)
 	}
-	creds, err := credentials.Load(ctx, r.APIReader, obj.Namespace, obj.Spec.SecretRef, credentials.Options{Scheme: "oci"})
+	creds, err := credentials.Load(ctx, r.APIReader, obj.Namespace, obj.Spec.SecretRef, credentials.Options{Scheme: "oci", Registry: repo.RegistryStr()})
 	if err != nil {
 		return reconcile.Fetched{}, err
 	}
@@ -58,13 +58,16 @@ func (r *Reconciler) Fetch(ctx context.Context, obj *sourcev1.OCIRepository) (re
 		return reconcile.Fetched{}, err
 	}
 
-	p, err := pull(ctx, repo, obj.Spec.Ref, opts, MaxArtifactSize)
+	p, err := pull(ctx, repo, obj.Spec.Ref, obj.Spec.LayerSelector, opts, MaxArtifactSize)
 	switch {
 	case err == nil:
 	case credentials.Refused(err):
 		return reconcile.Fetched{}, outcome.Fail(outcome.Transient, sourcev1.AuthenticationFailedReason, err)
 	case errors.Is(err, errNoMatchingTag):
 		return reconcile.Fetched{}, outcome.Fail(outcome.Waiting, "", err)
+	case errors.Is(err, errNoLayer):
+		// Only a new artifact in the registry, or a new selector, helps.
+		return reconcile.Fetched{}, outcome.Fail(outcome.Waiting, sourcev1.InvalidLayerReason, err)
 	case errors.Is(err, errBadLayer):
 		// Only a new artifact in the registry helps.
 		return reconcile.Fetched{}, outcome.Fail(outcome.Waiting, sourcev1.InvalidArtifactReason, err)

@@ -83,6 +83,9 @@ type Kind[T Object] struct {
 	// KeepsArtifact reports whether obj stores an artifact at all; one that does not
 	// (a HelmRepository of type oci) has no ArtifactInStorage condition. Nil: always.
 	KeepsArtifact func(obj T) bool
+	// Watch, when set, adds watches to the controller besides the object's own
+	// spec (a GitRepository watches the repositories it includes).
+	Watch func(*builder.Builder) *builder.Builder
 }
 
 // Deps is what every source kind's controller is given. Each kind's Reconciler is
@@ -130,12 +133,15 @@ func Setup[T Object](mgr ctrl.Manager, name string, deps *Deps, kind Kind[T], fe
 	if deps.Recorder == nil {
 		deps.Recorder = mgr.GetEventRecorder(name)
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named(name).
 		For(newObject[T](), builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, ReconcileRequestedPredicate{}),
-		)).
-		Complete(&Reconciler[T]{Deps: *deps, Kind: kind, Fetcher: fetcher})
+		))
+	if kind.Watch != nil {
+		b = kind.Watch(b)
+	}
+	return b.Complete(&Reconciler[T]{Deps: *deps, Kind: kind, Fetcher: fetcher})
 }
 
 // Reconcile fetches one source object and records the outcome in its status.

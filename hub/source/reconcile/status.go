@@ -60,3 +60,41 @@ func (ReconcileRequestedPredicate) Update(e event.UpdateEvent) bool {
 	v := e.ObjectNew.GetAnnotations()[meta.ReconcileRequestedAtAnnotation]
 	return v != "" && v != e.ObjectOld.GetAnnotations()[meta.ReconcileRequestedAtAnnotation]
 }
+
+// ArtifactChangedPredicate passes updates that change a source's stored artifact
+// (revision or digest), and nothing else: what a source that uses another's artifact
+// needs to hear about.
+type ArtifactChangedPredicate struct {
+	predicate.Funcs
+}
+
+// Create passes: a source already holding an artifact when the cache starts.
+func (ArtifactChangedPredicate) Create(event.CreateEvent) bool { return true }
+
+// Delete passes nothing: users of the artifact keep the last one they built.
+func (ArtifactChangedPredicate) Delete(event.DeleteEvent) bool { return false }
+
+// Generic passes nothing.
+func (ArtifactChangedPredicate) Generic(event.GenericEvent) bool { return false }
+
+// Update passes when the artifact's revision or digest changed.
+func (ArtifactChangedPredicate) Update(e event.UpdateEvent) bool {
+	if e.ObjectOld == nil || e.ObjectNew == nil {
+		return false
+	}
+	before, after := artifactOf(e.ObjectOld), artifactOf(e.ObjectNew)
+	switch {
+	case after == nil:
+		return false
+	case before == nil:
+		return true
+	}
+	return before.Digest != after.Digest || before.Revision != after.Revision
+}
+
+func artifactOf(o any) *meta.Artifact {
+	if s, ok := o.(interface{ GetArtifact() *meta.Artifact }); ok {
+		return s.GetArtifact()
+	}
+	return nil
+}

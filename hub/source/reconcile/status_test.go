@@ -93,3 +93,37 @@ func TestReconcileRequestedPredicate(t *testing.T) {
 		}
 	}
 }
+
+func TestArtifactChangedPredicate(t *testing.T) {
+	t.Parallel()
+	repo := func(a *meta.Artifact, generation int64) *sourcev1.GitRepository {
+		r := &sourcev1.GitRepository{}
+		r.Generation = generation
+		r.Status.Artifact = a
+		return r
+	}
+	a1 := &meta.Artifact{Revision: "main@sha1:1", Digest: "sha256:a"}
+	a1moved := &meta.Artifact{Revision: "main@sha1:1", Digest: "sha256:a", URL: "http://elsewhere"}
+	a2 := &meta.Artifact{Revision: "main@sha1:2", Digest: "sha256:b"}
+	sameRevNewDigest := &meta.Artifact{Revision: "main@sha1:1", Digest: "sha256:c"}
+	p := ArtifactChangedPredicate{}
+	for _, tc := range []struct {
+		name     string
+		old, new *sourcev1.GitRepository
+		want     bool
+	}{
+		{"first artifact", repo(nil, 1), repo(a1, 1), true},
+		{"new revision", repo(a1, 1), repo(a2, 1), true},
+		{"new content, same revision", repo(a1, 1), repo(sameRevNewDigest, 1), true},
+		{"same artifact, URL refreshed", repo(a1, 1), repo(a1moved, 1), false},
+		{"spec change only", repo(a1, 1), repo(a1, 2), false},
+		{"artifact gone", repo(a1, 1), repo(nil, 1), false},
+	} {
+		if got := p.Update(event.UpdateEvent{ObjectOld: tc.old, ObjectNew: tc.new}); got != tc.want {
+			t.Errorf("%s: Update = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if p.Delete(event.DeleteEvent{Object: repo(a1, 1)}) {
+		t.Error("Delete passes")
+	}
+}
