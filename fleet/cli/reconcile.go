@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -120,7 +121,8 @@ func verb(use, short string, run func(cmd *cobra.Command, k *reconcilable, key c
 			Use:     k.use + " NAME",
 			Aliases: k.aliases,
 			Short:   short + ": " + k.noun,
-			Args:    cobra.ExactArgs(1),
+			Args:              cobra.ExactArgs(1),
+			ValidArgsFunction: completeNamesOf(g, strings.ToLower(k.noun)),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				ns, err := g.ns()
 				if err != nil {

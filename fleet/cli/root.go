@@ -52,6 +52,7 @@ func NewRootCommand() *cobra.Command {
 		newRolloutCommand(g),
 		newInstallCommand(g),
 		newCheckCommand(g),
+		newExportCommand(g),
 	)
 	return root
 }
