@@ -53,6 +53,10 @@ func NewRootCommand() *cobra.Command {
 		newInstallCommand(g),
 		newCheckCommand(g),
 		newExportCommand(g),
+		newBuildCommand(g),
+		newDiffCommand(g),
+		newTreeCommand(g),
+		newTraceCommand(g),
 	)
 	return root
 }
