@@ -118,9 +118,9 @@ func verb(use, short string, run func(cmd *cobra.Command, k *reconcilable, key c
 	cmd := &cobra.Command{Use: use, Short: short}
 	leaf := func(k *reconcilable) *cobra.Command {
 		c := &cobra.Command{
-			Use:     k.use + " NAME",
-			Aliases: k.aliases,
-			Short:   short + ": " + k.noun,
+			Use:               k.use + " NAME",
+			Aliases:           k.aliases,
+			Short:             short + ": " + k.noun,
 			Args:              cobra.ExactArgs(1),
 			ValidArgsFunction: completeNamesOf(g, strings.ToLower(k.noun)),
 			RunE: func(cmd *cobra.Command, args []string) error {

@@ -57,6 +57,7 @@ func NewRootCommand() *cobra.Command {
 		newDiffCommand(g),
 		newTreeCommand(g),
 		newTraceCommand(g),
+		newEventsCommand(g),
 	)
 	return root
 }
