@@ -192,7 +192,11 @@ func readyOf(o client.Object) (status, message string) {
 		status, message = string(r.Status), r.Message
 	}
 	if suspended(o) {
-		message = "suspended: " + message
+		word := "suspended: "
+		if _, ok := o.(*fleetv1.Cluster); ok {
+			word = "paused: "
+		}
+		message = word + message
 	}
 	return status, message
 }
