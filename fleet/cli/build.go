@@ -67,13 +67,15 @@ rather than the hub's copy of the source.`,
 			}
 			var k *deliveryv1.Kustomization
 			var hub client.Client
-			if len(args) == 1 {
+			// The hub is read only for a cluster's variables.
+			if cluster != "" {
+				if len(args) == 0 {
+					return errors.New("--cluster needs the Kustomization's NAME: its variables come from the hub")
+				}
 				var err error
 				if hub, k, err = g.kustomization(cmd.Context(), args[0]); err != nil {
 					return err
 				}
-			} else if cluster != "" {
-				return errors.New("--cluster needs the Kustomization's NAME: its variables come from the hub")
 			}
 			out, err := buildLocal(path)
 			if err != nil {

@@ -31,7 +31,7 @@ func newTraceCommand(g *globals) *cobra.Command {
 		spoke   spokeFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "trace KIND NAME --cluster C [-n NAMESPACE]",
+		Use:   "trace KIND NAME | KIND/NAME --cluster C [-n NAMESPACE]",
 		Short: "Say which deployment, revision and source an object on a spoke comes from",
 		Long: `Read an object on cluster C and follow it back through the hub: the Assignment
 that applied it (the agent's fleet.flotilla.dev/assignment annotation, or for a Helm
@@ -40,11 +40,18 @@ owns the Assignment, the revision assigned and the one the agent last applied, a
 the source with its URL and revision. KIND is a kind or resource as kubectl takes it
 (deployment, configmaps, deployments.apps). -n is the object's namespace on the spoke.`,
 		Example: `  flotilla trace deployment podinfo -n apps --cluster prod-eu-1
-  flotilla trace configmap settings -n apps --cluster spoke-1 --fleet-dir .dev/fleet`,
-		Args: cobra.ExactArgs(2),
+  flotilla trace cm/settings -n apps --cluster spoke-1 --fleet-dir .dev/fleet`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cluster == "" {
 				return errors.New("--cluster is required")
+			}
+			if len(args) == 1 {
+				k, n, ok := strings.Cut(args[0], "/")
+				if !ok || k == "" || n == "" {
+					return fmt.Errorf("%q: give KIND NAME or KIND/NAME", args[0])
+				}
+				args = []string{k, n}
 			}
 			return trace(cmd.Context(), g, &spoke, cluster, args[0], args[1])
 		},

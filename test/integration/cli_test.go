@@ -145,7 +145,7 @@ func TestCLIAgainstFleet(t *testing.T) {
 	})
 
 	t.Run("trace", func(t *testing.T) {
-		out, _, err := cliRun(fleet, append([]string{"trace", "configmap", "settings", "-n", appNS}, spoke...)...)
+		out, _, err := cliRun(fleet, append([]string{"trace", "cm/settings", "-n", appNS}, spoke...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
