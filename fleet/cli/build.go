@@ -100,6 +100,7 @@ rather than the hub's copy of the source.`,
 		},
 	}
 	ks.Flags().StringVar(&path, "path", "", "the folder to build, in a local checkout of the source")
+	_ = ks.MarkFlagDirname("path")
 	ks.Flags().StringVar(&cluster, "cluster", "", "substitute the variables this cluster's agent would")
 	_ = ks.RegisterFlagCompletionFunc("cluster", completeClusters(g))
 	cmd.AddCommand(ks)

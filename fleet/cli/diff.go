@@ -70,6 +70,7 @@ message on errors, as flux diff does. The spoke is reached with --spoke-kubeconf
 		},
 	}
 	ks.Flags().StringVar(&path, "path", "", "the folder to build, in a local checkout of the source")
+	_ = ks.MarkFlagDirname("path")
 	ks.Flags().StringVar(&cluster, "cluster", "", "the cluster to compare with")
 	_ = ks.RegisterFlagCompletionFunc("cluster", completeClusters(g))
 	spoke.add(ks)

@@ -11,6 +11,10 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
@@ -67,7 +71,15 @@ func trace(ctx context.Context, g *globals, spoke *spokeFlags, cluster, kindArg,
 	if err != nil {
 		return err
 	}
-	gvk, namespaced, err := resolveKind(sc.RESTMapper(), kindArg)
+	cfg, err := spoke.config(g, cluster)
+	if err != nil {
+		return err
+	}
+	mapper, err := shortNameMapper(cfg)
+	if err != nil {
+		return err
+	}
+	gvk, namespaced, err := resolveKind(mapper, kindArg)
 	if err != nil {
 		return err
 	}
@@ -154,6 +166,17 @@ func trace(ctx context.Context, g *globals, spoke *spokeFlags, cluster, kindArg,
 		}
 	}
 	return t.flush()
+}
+
+// shortNameMapper is a RESTMapper of the spoke that also knows short names (cm,
+// deploy) and singular names, as kubectl does.
+func shortNameMapper(cfg *rest.Config) (apimeta.RESTMapper, error) {
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cached := memory.NewMemCacheClient(dc)
+	return restmapper.NewShortcutExpander(restmapper.NewDeferredDiscoveryRESTMapper(cached), cached, func(string) {}), nil
 }
 
 // resolveKind maps what a user types (deployment, deployments.apps, ConfigMap) to a

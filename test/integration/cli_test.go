@@ -220,21 +220,25 @@ func TestCLIAgainstFleet(t *testing.T) {
 			}
 			return nil
 		})
+		out, _, err := cliRun(fleet, "events", "-A")
+		if err != nil || !strings.HasPrefix(out, "NAMESPACE") || !strings.Contains(out, ns+" ") {
+			t.Errorf("events -A: %v\n%s", err, out)
+		}
 		// --watch prints an event recorded after it started.
 		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		var out syncBuffer
+		var watched syncBuffer
 		cmd := cli.NewRootCommand()
-		cmd.SetOut(&out)
-		cmd.SetErr(&out)
+		cmd.SetOut(&watched)
+		cmd.SetErr(&watched)
 		cmd.SetArgs([]string{"--kubeconfig", fleet.HubKubeconfig(), "events", "--watch", "-n", ns, "--for", "kustomization/app"})
 		done := make(chan error, 1)
 		go func() { done <- cmd.ExecuteContext(wctx) }()
 		time.Sleep(time.Second) // let it list and start watching
 		patchKustomization(t, ks, func(s *deliveryv1.KustomizationSpec) { s.Placement.ClusterGroups = []string{"no-such-group"} })
 		env.Eventually(t, "the watch to print ClusterGroupNotFound", func() error {
-			if !strings.Contains(out.String(), "ClusterGroupNotFound") {
-				return errors.New("not yet:\n" + out.String())
+			if !strings.Contains(watched.String(), "ClusterGroupNotFound") {
+				return errors.New("not yet:\n" + watched.String())
 			}
 			return nil
 		})
