@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,10 +19,14 @@ import (
 	"sigs.k8s.io/yaml"
 
 	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
+	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/cli"
+	"github.com/flotilla-dev/flotilla/test/charts"
 	"github.com/flotilla-dev/flotilla/test/env"
 	"github.com/flotilla-dev/flotilla/test/fleetenv"
+	"github.com/flotilla-dev/flotilla/test/gitserver"
 )
 
 // cliRun runs one CLI command line against the fleet's hub and returns its standard
@@ -320,4 +325,63 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestCLIHelmRelease: tree and trace follow a HelmRelease's objects on a spoke back
+// through Helm's release annotations to the HelmRelease and its Git source.
+func TestCLIHelmRelease(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	fleet, ns, appNS := sharedFleet(t, "clihelm")
+	hub := fleet.HubClient()
+
+	repo := gitserver.New(t).CreateRepo("charts")
+	repo.Write(charts.Simple("hello", "0.1.0").FilesUnder(t, "charts/hello/"))
+	if err := hub.Create(ctx, &sourcev1.GitRepository{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "charts"},
+		Spec: sourcev1.GitRepositorySpec{URL: repo.URL(), Ref: &sourcev1.GitRepositoryRef{Branch: "main"},
+			Interval: metav1.Duration{Duration: time.Hour}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	hr := &deliveryv1.HelmRelease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hello"},
+		Spec: deliveryv1.HelmReleaseSpec{
+			Chart: deliveryv1.HelmChartTemplate{Chart: "./charts/hello",
+				SourceRef: deliveryv1.ChartSourceReference{Kind: sourcev1.GitRepositoryKind, Name: "charts"}},
+			ReleaseName: "hello", TargetNamespace: appNS, Interval: metav1.Duration{Duration: time.Hour},
+			Install:   &meta.HelmInstall{CreateNamespace: true},
+			Placement: byName("spoke-3"),
+		},
+	}
+	if err := hub.Create(ctx, hr); err != nil {
+		t.Fatal(err)
+	}
+	wantLast(t, helmOn(t, fleet, "spoke-3", appNS), "spoke-3", "hello", "0.1.0")
+	env.WaitFor(t, hub, &fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{
+		Namespace: fleetv1.ClusterNamespace("spoke-3"), Name: fleetv1.AssignmentName(deliveryv1.HelmReleaseKind, ns, "hello")}},
+		func(a *fleetv1.Assignment) error {
+			if a.Status.Release == nil || a.Status.Release.Revision != 1 {
+				return fmt.Errorf("release %+v", a.Status.Release)
+			}
+			return nil
+		})
+
+	out, _, err := cliRun(fleet, "tree", "hr", "hello", "-n", ns, "--cluster", "spoke-3")
+	if err != nil || !strings.Contains(out, "└── HelmRelease "+appNS+"/hello revision 1 deployed (chart 0.1.0)") {
+		t.Errorf("tree: %v\n%s", err, out)
+	}
+	out, _, err = cliRun(fleet, "trace", "configmap", "hello", "-n", appNS, "--cluster", "spoke-3", "--fleet-dir", fleet.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", out)
+	for _, want := range []string{
+		"Helm release " + appNS + "/hello, installed by the agent", "HelmRelease " + ns + "/hello",
+		"Chart:", "./charts/hello", "revision 1 (deployed, chart 0.1.0)", "GitRepository " + ns + "/charts",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("trace lacks %q", want)
+		}
+	}
 }
