@@ -140,7 +140,7 @@ func trace(ctx context.Context, g *globals, spoke *spokeFlags, cluster, kindArg,
 			t.row("Deployment state:", err.Error())
 			break
 		}
-		t.row("Chart:", h.Spec.Chart.Chart+" "+h.Spec.Chart.Version)
+		t.row("Chart:", strings.TrimSpace(h.Spec.Chart.Chart+" "+h.Spec.Chart.Version))
 		if r := asg.Status.Release; r != nil {
 			t.row("Helm release:", fmt.Sprintf("%s/%s revision %d (%s, chart %s)", r.Namespace, r.Name, r.Revision, r.Status, r.ChartVersion))
 		}
