@@ -225,6 +225,17 @@ func TestCLIAgainstFleet(t *testing.T) {
 			}
 			return nil
 		})
+		// A cluster-scoped object's Events: the Cluster's agent connected when the fleet started.
+		env.Eventually(t, "spoke-1's HeartbeatFresh event", func() error {
+			out, _, err := cliRun(fleet, "events", "--for", "fcluster/spoke-1")
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(out, meta.HeartbeatFreshReason) || !strings.Contains(out, "cluster/spoke-1") || strings.Contains(out, "spoke-2") {
+				return errors.New("not listed alone:\n" + out)
+			}
+			return nil
+		})
 		out, _, err := cliRun(fleet, "events", "-A")
 		if err != nil || !strings.HasPrefix(out, "NAMESPACE") || !strings.Contains(out, ns+" ") {
 			t.Errorf("events -A: %v\n%s", err, out)
