@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -45,7 +47,8 @@ C with a dry run, as that identity and with the agent's field manager, and print
 unified diff of each object that would change. Objects the Assignment applied that the
 build no longer holds are listed as deleted when the Kustomization prunes.
 
-Secret values are shown as a hash of their content, never in clear. SOPS-encrypted
+Secret values are never shown: each stands as a digest keyed for this run only, so a
+change shows but the digest cannot be checked against guesses. SOPS-encrypted
 Secrets are not compared: their keys never leave the spoke's agent.
 
 The exit code is 0 when nothing would change, 1 when something would, and 1 with a
@@ -292,7 +295,7 @@ func isNamespace(u *unstructured.Unstructured) bool {
 }
 
 // unifiedDiff prints live and desired as YAML, without what the server writes, and
-// with Secret values hashed.
+// with Secret values hidden (hiddenValue).
 func unifiedDiff(name string, live, desired *unstructured.Unstructured) (string, error) {
 	a, err := diffable(live)
 	if err != nil {
@@ -306,6 +309,23 @@ func unifiedDiff(name string, live, desired *unstructured.Unstructured) (string,
 		A: difflib.SplitLines(a), B: difflib.SplitLines(b),
 		FromFile: name + " (live)", ToFile: name + " (after apply)", Context: 3,
 	})
+}
+
+// secretKey keys the digests that stand for Secret values: a change still shows (the
+// same value gives the same digest within one run), but a digest cannot be checked
+// against guesses after the run, as a plain hash of a short password could.
+var secretKey = func() []byte {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		panic(err)
+	}
+	return k
+}()
+
+func hiddenValue(v string) string {
+	m := hmac.New(sha256.New, secretKey)
+	m.Write([]byte(v))
+	return "<hidden " + hex.EncodeToString(m.Sum(nil))[:12] + ">"
 }
 
 func diffable(u *unstructured.Unstructured) (string, error) {
@@ -325,8 +345,7 @@ func diffable(u *unstructured.Unstructured) (string, error) {
 				}
 				sort.Strings(keys)
 				for _, k := range keys {
-					sum := sha256.Sum256([]byte(fmt.Sprint(m[k])))
-					m[k] = "<sha256:" + hex.EncodeToString(sum[:])[:12] + ">"
+					m[k] = hiddenValue(fmt.Sprint(m[k]))
 				}
 			}
 		}

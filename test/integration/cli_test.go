@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +15,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -39,6 +42,10 @@ func cliRun(f *fleetenv.Fleet, args ...string) (stdout, stderr string, err error
 	cmd.SetArgs(append([]string{"--kubeconfig", f.HubKubeconfig()}, args...))
 	err = cmd.ExecuteContext(context.Background())
 	return out.String(), errOut.String(), err
+}
+
+func secret(ns, name, value string) string {
+	return fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata:\n  name: %s\n  namespace: %s\nstringData:\n  token: %q\n", name, ns, value)
 }
 
 // writeCheckout writes files as a local checkout (a folder with .git) and returns it.
@@ -72,7 +79,8 @@ func TestCLIAgainstFleet(t *testing.T) {
 	files := map[string]string{
 		"base/ns.yaml":            namespace(appNS),
 		"base/settings.yaml":      configMap(appNS, "settings", "v1-${cluster_name}-${region}"),
-		"base/kustomization.yaml": kustomization("ns.yaml", "settings.yaml"),
+		"base/token.yaml":         secret(appNS, "token", "first-secret-value"),
+		"base/kustomization.yaml": kustomization("ns.yaml", "settings.yaml", "token.yaml"),
 		"app/kustomization.yaml":  kustomization("../base"),
 		"app/unrelated/notes.txt": "not YAML",
 	}
@@ -139,7 +147,7 @@ func TestCLIAgainstFleet(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("\n%s", out)
-		for _, want := range []string{"Kustomization/" + ns + "/app on spoke-1 (main@sha1:", "├── Namespace/" + appNS, "└── ConfigMap/" + appNS + "/settings"} {
+		for _, want := range []string{"Kustomization/" + ns + "/app on spoke-1 (main@sha1:", "├── Namespace/" + appNS, "├── ConfigMap/" + appNS + "/settings", "└── Secret/" + appNS + "/token"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("missing %q", want)
 			}
@@ -177,6 +185,36 @@ func TestCLIAgainstFleet(t *testing.T) {
 		}
 	})
 
+	t.Run("spoke reached by a context named after the cluster", func(t *testing.T) {
+		merged := clientcmdapi.NewConfig()
+		for name, path := range map[string]string{"hub": fleet.HubKubeconfig(), "spoke-1": fleet.Kubeconfig("spoke-1")} {
+			cfg, err := clientcmd.LoadFromFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctxt := cfg.Contexts[cfg.CurrentContext]
+			merged.Clusters[name] = cfg.Clusters[ctxt.Cluster]
+			merged.AuthInfos[name] = cfg.AuthInfos[ctxt.AuthInfo]
+			merged.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name}
+		}
+		merged.CurrentContext = "hub"
+		path := filepath.Join(t.TempDir(), "kubeconfig")
+		if err := clientcmd.WriteToFile(*merged, path); err != nil {
+			t.Fatal(err)
+		}
+		out, _, err := cliRun(fleet, "--kubeconfig", path, "trace", "configmap", "settings", "-n", appNS, "--cluster", "spoke-1")
+		if err != nil || !strings.Contains(out, "Kustomization "+ns+"/app") {
+			t.Errorf("trace through the context spoke-1: %v\n%s", err, out)
+		}
+		out, _, err = cliRun(fleet, "trace", "configmap", "settings", "-n", appNS, "--cluster", "spoke-1", "--spoke-kubeconfig", fleet.Kubeconfig("spoke-1"))
+		if err != nil || !strings.Contains(out, "Kustomization "+ns+"/app") {
+			t.Errorf("trace with --spoke-kubeconfig: %v\n%s", err, out)
+		}
+		if _, _, err := cliRun(fleet, "trace", "configmap", "settings", "-n", appNS, "--cluster", "spoke-1"); err == nil || !strings.Contains(err.Error(), `context named "spoke-1"`) {
+			t.Errorf("trace with no way to reach the spoke: %v", err)
+		}
+	})
+
 	t.Run("diff", func(t *testing.T) {
 		out, errOut, err := cliRun(fleet, append([]string{"diff", "kustomization", "app", "-n", ns, "--path", appDir}, spoke...)...)
 		if err != nil || !strings.Contains(errOut, "no changes on spoke-1") {
@@ -188,7 +226,8 @@ func TestCLIAgainstFleet(t *testing.T) {
 		}
 		changed["base/settings.yaml"] = configMap(appNS, "settings", "v2-${cluster_name}")
 		changed["base/extra.yaml"] = configMap(appNS, "extra", "new")
-		changed["base/kustomization.yaml"] = kustomization("settings.yaml", "extra.yaml")
+		changed["base/token.yaml"] = secret(appNS, "token", "second-secret-value")
+		changed["base/kustomization.yaml"] = kustomization("settings.yaml", "extra.yaml", "token.yaml")
 		dir := writeCheckout(t, changed)
 		out, _, err = cliRun(fleet, append([]string{"diff", "ks", "app", "-n", ns, "--path", filepath.Join(dir, "app")}, spoke...)...)
 		t.Logf("\n%s", out)
@@ -203,6 +242,18 @@ func TestCLIAgainstFleet(t *testing.T) {
 			if !strings.Contains(out, want) {
 				t.Errorf("missing %q", want)
 			}
+		}
+		// Secret values never show, changed or not: only a hash of each.
+		if !strings.Contains(out, "► Secret/"+appNS+"/token drifted") || !strings.Contains(out, "token: <hidden ") {
+			t.Errorf("the Secret's change is not shown as hashes:\n%s", out)
+		}
+		for _, v := range []string{"first-secret-value", "second-secret-value", base64.StdEncoding.EncodeToString([]byte("first-secret-value")), base64.StdEncoding.EncodeToString([]byte("second-secret-value"))} {
+			if strings.Contains(out, v) {
+				t.Errorf("diff shows a Secret value %q", v)
+			}
+		}
+		if _, _, err := cliRun(fleet, "diff", "ks", "app", "-n", ns, "--path", appDir, "--cluster", "spoke-2", "--fleet-dir", fleet.Dir()); err == nil || !strings.Contains(err.Error(), "not assigned to cluster spoke-2") {
+			t.Errorf("diff on a cluster not targeted: %v", err)
 		}
 		// A dry run: the spoke is as it was.
 		s1.wantValue(t, "settings", "v1-spoke-1-ap-south")
