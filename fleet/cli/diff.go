@@ -173,8 +173,11 @@ func diffKustomization(ctx context.Context, g *globals, spoke *spokeFlags, name,
 			if err != nil {
 				continue
 			}
-			fmt.Fprintf(g.out, "► %s deleted\n", ref)
-			changed = true
+			gone, err := d.pruned(ctx, ref)
+			if err != nil {
+				return changed, err
+			}
+			changed = changed || gone
 		}
 	}
 	if !changed {
@@ -245,6 +248,34 @@ func (d *differ) one(ctx context.Context, u *unstructured.Unstructured) (changed
 	}
 	fmt.Fprint(d.out.out, text)
 	return true, id, nil
+}
+
+// protectedNamespaces are never pruned (spoke/apply keeps the same list).
+var protectedNamespaces = map[string]bool{"default": true, "kube-system": true, "kube-public": true, "kube-node-lease": true}
+
+// pruned prints what pruning ref would do and reports whether it deletes it.
+func (d *differ) pruned(ctx context.Context, ref apply.ObjectRef) (bool, error) {
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(ref.GroupVersionKind())
+	err := d.c.Get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, live)
+	switch {
+	case apierrors.IsNotFound(err), apimeta.IsNoMatchError(err):
+		return false, nil // already gone
+	case err != nil:
+		return false, fmt.Errorf("%s: %w", ref, err)
+	}
+	ann := live.GetAnnotations()
+	switch {
+	case ann[apply.PruneAnnotation] == apply.Disabled || ann[apply.ReconcileAnnotation] == apply.Disabled:
+		fmt.Fprintf(d.out.out, "► %s kept: it is annotated not to be pruned\n", ref)
+		return false, nil
+	case ann[apply.AssignmentAnnotation] != d.owner:
+		return false, nil // another deployment's now
+	case isNamespace(live) && protectedNamespaces[live.GetName()]:
+		return false, nil
+	}
+	fmt.Fprintf(d.out.out, "► %s deleted\n", ref)
+	return true, nil
 }
 
 // namespace gives u the namespace the agent would: the target namespace, else its
