@@ -149,11 +149,16 @@ func diffKustomization(ctx context.Context, g *globals, spoke *spokeFlags, name,
 	apply.SortForApply(objs)
 
 	owner := asg.Namespace + "/" + asg.Name
-	d := differ{c: sc, fieldOwner: agent.FieldManager(asg), owner: owner, target: asg.Spec.TargetNamespace, out: g}
+	d := differ{c: sc, fieldOwner: agent.FieldManager(asg), owner: owner, target: asg.Spec.TargetNamespace, g: g}
 	changed := false
 	built := map[string]bool{}
 	for _, u := range objs {
 		if sops.IsEncrypted(u) {
+			// Not compared, but still in the build: prune would keep it.
+			if err := d.namespace(u); err != nil {
+				return changed, err
+			}
+			built[apply.RefOf(u).ID()] = true
 			fmt.Fprintf(g.out, "► %s skipped: SOPS-encrypted, decrypted only by the agent\n", apply.RefOf(u))
 			continue
 		}
@@ -195,7 +200,7 @@ type differ struct {
 	fieldOwner string
 	owner      string
 	target     string
-	out        *globals
+	g          *globals
 }
 
 // one prints what applying u would do and whether it changes anything; id is u's
@@ -217,7 +222,7 @@ func (d *differ) one(ctx context.Context, u *unstructured.Unstructured) (changed
 		return false, id, fmt.Errorf("%s: %w", ref, err)
 	}
 	if u.GetAnnotations()[apply.ReconcileAnnotation] == apply.Disabled || (exists && live.GetAnnotations()[apply.ReconcileAnnotation] == apply.Disabled) {
-		fmt.Fprintf(d.out.out, "► %s skipped (%s: %s)\n", ref, apply.ReconcileAnnotation, apply.Disabled)
+		fmt.Fprintf(d.g.out, "► %s skipped (%s: %s)\n", ref, apply.ReconcileAnnotation, apply.Disabled)
 		return false, id, nil
 	}
 	if exists && u.GetAnnotations()[apply.SSAAnnotation] == apply.IfNotPresent {
@@ -225,7 +230,7 @@ func (d *differ) one(ctx context.Context, u *unstructured.Unstructured) (changed
 	}
 	if exists {
 		if holder := live.GetAnnotations()[apply.AssignmentAnnotation]; holder != "" && holder != d.owner && !isNamespace(live) {
-			fmt.Fprintf(d.out.out, "► %s conflict: Assignment %s applied it; it would not be taken over\n", ref, holder)
+			fmt.Fprintf(d.g.out, "► %s conflict: Assignment %s applied it; it would not be taken over\n", ref, holder)
 			return true, id, nil
 		}
 	}
@@ -235,18 +240,18 @@ func (d *differ) one(ctx context.Context, u *unstructured.Unstructured) (changed
 		return false, id, fmt.Errorf("%s: dry run: %w", ref, err)
 	}
 	if !exists {
-		fmt.Fprintf(d.out.out, "► %s created\n", ref)
+		fmt.Fprintf(d.g.out, "► %s created\n", ref)
 		return true, id, nil
 	}
 	if len(drift.Diff(live, dry)) == 0 {
 		return false, id, nil
 	}
-	fmt.Fprintf(d.out.out, "► %s drifted\n", ref)
+	fmt.Fprintf(d.g.out, "► %s drifted\n", ref)
 	text, err := unifiedDiff(ref.String(), live, dry)
 	if err != nil {
 		return false, id, err
 	}
-	fmt.Fprint(d.out.out, text)
+	fmt.Fprint(d.g.out, text)
 	return true, id, nil
 }
 
@@ -267,14 +272,14 @@ func (d *differ) pruned(ctx context.Context, ref apply.ObjectRef) (bool, error) 
 	ann := live.GetAnnotations()
 	switch {
 	case ann[apply.PruneAnnotation] == apply.Disabled || ann[apply.ReconcileAnnotation] == apply.Disabled:
-		fmt.Fprintf(d.out.out, "► %s kept: it is annotated not to be pruned\n", ref)
+		fmt.Fprintf(d.g.out, "► %s kept: it is annotated not to be pruned\n", ref)
 		return false, nil
 	case ann[apply.AssignmentAnnotation] != d.owner:
 		return false, nil // another deployment's now
 	case isNamespace(live) && protectedNamespaces[live.GetName()]:
 		return false, nil
 	}
-	fmt.Fprintf(d.out.out, "► %s deleted\n", ref)
+	fmt.Fprintf(d.g.out, "► %s deleted\n", ref)
 	return true, nil
 }
 
