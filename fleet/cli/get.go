@@ -31,7 +31,8 @@ func newGetCommand(g *globals) *cobra.Command {
 		Example: `  flotilla get kustomizations -A
   flotilla get clusters
   flotilla get assignments --cluster spoke-1`,
-		Args: cobra.MinimumNArgs(1),
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: completeKindAndNames(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			k, err := findKind(args[0])
 			if err != nil {
@@ -74,6 +75,7 @@ func newGetCommand(g *globals) *cobra.Command {
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list across all namespaces")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json or yaml (default: a table)")
 	cmd.Flags().StringVar(&cluster, "cluster", "", "with assignments: those of this cluster (its hub namespace)")
+	_ = cmd.RegisterFlagCompletionFunc("cluster", completeClusters(g))
 	return cmd
 }
 

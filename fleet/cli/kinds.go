@@ -9,13 +9,18 @@ import (
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+	notificationv1 "github.com/flotilla-dev/flotilla/api/notification/v1alpha1"
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
+	tenancyv1 "github.com/flotilla-dev/flotilla/api/tenancy/v1alpha1"
 )
 
 // kind is what `flotilla get` knows of one Flotilla kind.
@@ -127,6 +132,15 @@ var kinds = []kind{
 		},
 	},
 	{
+		names:   []string{"tenants", "tenant"},
+		newList: func() client.ObjectList { return &tenancyv1.TenantList{} },
+		columns: []string{"NAMESPACES", "CLUSTERS", "CLUSTERS-READY"},
+		row: func(o client.Object) []string {
+			t := o.(*tenancyv1.Tenant)
+			return []string{strings.Join(t.Spec.Namespaces, ","), itoa(t.Status.Clusters.Total), itoa(t.Status.Clusters.Ready)}
+		},
+	},
+	{
 		names:      []string{"assignments", "assignment", "asg"},
 		namespaced: true,
 		newList:    func() client.ObjectList { return &fleetv1.AssignmentList{} },
@@ -141,6 +155,26 @@ var kinds = []kind{
 			return []string{cluster, owner, shortRevision(a.Spec.Artifact.Revision), itoa(a.Status.Inventory)}
 		},
 	},
+	// The notification kinds are read as unstructured objects until their Go types
+	// land in api/notification/v1alpha1; a typed entry can then replace each line.
+	unstructuredKind(notificationv1.GroupVersion.WithKind("Provider"), "providers", "provider"),
+	unstructuredKind(notificationv1.GroupVersion.WithKind("Alert"), "alerts", "alert"),
+	unstructuredKind(notificationv1.GroupVersion.WithKind("Receiver"), "receivers", "receiver"),
+}
+
+// unstructuredKind is a namespaced kind the CLI knows by its group, version and kind
+// only: get, export and completion work on it, with no columns of its own.
+func unstructuredKind(gvk schema.GroupVersionKind, names ...string) kind {
+	return kind{
+		names:      names,
+		namespaced: true,
+		newList: func() client.ObjectList {
+			l := &unstructured.UnstructuredList{}
+			l.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+			return l
+		},
+		row: func(client.Object) []string { return nil },
+	}
 }
 
 func findKind(name string) (kind, error) {
@@ -168,19 +202,49 @@ type conditioned interface {
 // controller has not written it yet, and says when the object is suspended.
 func readyOf(o client.Object) (status, message string) {
 	status = string(metav1.ConditionUnknown)
-	if c, ok := o.(conditioned); ok {
-		if r := apimeta.FindStatusCondition(c.GetConditions(), meta.ReadyCondition); r != nil {
-			status, message = string(r.Status), r.Message
-		}
+	if r := apimeta.FindStatusCondition(conditionsOf(o), meta.ReadyCondition); r != nil {
+		status, message = string(r.Status), r.Message
 	}
 	if suspended(o) {
-		message = "suspended: " + message
+		word := "suspended: "
+		if _, ok := o.(*fleetv1.Cluster); ok {
+			word = "paused: "
+		}
+		message = word + message
 	}
 	return status, message
 }
 
+// conditionsOf returns an object's status.conditions, typed or unstructured.
+func conditionsOf(o client.Object) []metav1.Condition {
+	switch t := o.(type) {
+	case conditioned:
+		return t.GetConditions()
+	case *unstructured.Unstructured:
+		raw, _, _ := unstructured.NestedSlice(t.Object, "status", "conditions")
+		var out []metav1.Condition
+		for _, r := range raw {
+			m, ok := r.(map[string]any)
+			if !ok {
+				continue
+			}
+			var c metav1.Condition
+			if runtime.DefaultUnstructuredConverter.FromUnstructured(m, &c) == nil {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
 func suspended(o client.Object) bool {
 	switch t := o.(type) {
+	case *unstructured.Unstructured:
+		s, _, _ := unstructured.NestedBool(t.Object, "spec", "suspend")
+		return s
+	case *fleetv1.Cluster:
+		return t.Spec.Paused
 	case *sourcev1.GitRepository:
 		return t.Spec.Suspend
 	case *sourcev1.HelmRepository:

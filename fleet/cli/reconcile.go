@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -117,10 +118,11 @@ func verb(use, short string, run func(cmd *cobra.Command, k *reconcilable, key c
 	cmd := &cobra.Command{Use: use, Short: short}
 	leaf := func(k *reconcilable) *cobra.Command {
 		c := &cobra.Command{
-			Use:     k.use + " NAME",
-			Aliases: k.aliases,
-			Short:   short + ": " + k.noun,
-			Args:    cobra.ExactArgs(1),
+			Use:               k.use + " NAME",
+			Aliases:           k.aliases,
+			Short:             short + ": " + k.noun,
+			Args:              cobra.ExactArgs(1),
+			ValidArgsFunction: completeNamesOf(g, strings.ToLower(k.noun)),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				ns, err := g.ns()
 				if err != nil {
@@ -172,6 +174,7 @@ func newReconcileCommand(g *globals) *cobra.Command {
 			c.Flags().BoolVar(&withSource, "with-source", false, "reconcile the source first")
 		}
 	})
+	cmd.AddCommand(reconcileAssignmentCommand(g))
 	cmd.Example = `  flotilla reconcile source git podinfo
   flotilla reconcile kustomization podinfo --with-source
   flotilla reconcile helmrelease podinfo --with-source   # the chart's source first`
@@ -191,7 +194,9 @@ func newSuspendCommand(g *globals) *cobra.Command {
 		fmt.Fprintf(g.errOut, "✔ %s %s suspended\n", k.noun, key)
 		return nil
 	}
-	return verb("suspend", "Stop reconciling an object (spec.suspend: true)", run, g, nil)
+	cmd := verb("suspend", "Stop reconciling an object (spec.suspend: true; for a Cluster spec.paused)", run, g, nil)
+	cmd.AddCommand(clusterPauseCommand(g, true))
+	return cmd
 }
 
 func newResumeCommand(g *globals) *cobra.Command {
@@ -216,10 +221,12 @@ func newResumeCommand(g *globals) *cobra.Command {
 		}
 		return waitHandled(cmd.Context(), g, c, k, key, at, timeout)
 	}
-	return verb("resume", "Reconcile a suspended object again (spec.suspend: false)", run, g, func(c *cobra.Command) {
+	cmd := verb("resume", "Reconcile a suspended object again (spec.suspend: false; for a Cluster spec.paused)", run, g, func(c *cobra.Command) {
 		c.Flags().BoolVar(&wait, "wait", true, "wait until the controller has reconciled it")
 		c.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait")
 	})
+	cmd.AddCommand(clusterPauseCommand(g, false))
+	return cmd
 }
 
 func now() string { return time.Now().Format(time.RFC3339Nano) }

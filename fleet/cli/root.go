@@ -52,6 +52,12 @@ func NewRootCommand() *cobra.Command {
 		newRolloutCommand(g),
 		newInstallCommand(g),
 		newCheckCommand(g),
+		newExportCommand(g),
+		newBuildCommand(g),
+		newDiffCommand(g),
+		newTreeCommand(g),
+		newTraceCommand(g),
+		newEventsCommand(g),
 	)
 	return root
 }

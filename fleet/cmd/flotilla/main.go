@@ -18,8 +18,10 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	if err := cli.NewRootCommand().ExecuteContext(ctx); err != nil {
+	err := cli.NewRootCommand().ExecuteContext(ctx)
+	code, quiet := cli.ExitCode(err)
+	if !quiet {
 		fmt.Fprintln(os.Stderr, "Error:", err)
-		os.Exit(1)
 	}
+	os.Exit(code)
 }
