@@ -21,10 +21,10 @@ func TestSteps(t *testing.T) {
 	counts := meta.ClusterCounts{Targeted: 3, Applied: 3, Ready: 3}
 	type step struct{ Reason, Severity, Message, Cluster, Stage string }
 	for _, tc := range []struct {
-		name      string
-		prev      *Progress
-		cur       Progress
-		want      []step
+		name string
+		prev *Progress
+		cur  Progress
+		want []step
 	}{{
 		name: "first seen while rolling out: started",
 		cur:  Progress{Revision: rev2, Ready: progressing, Clusters: meta.ClusterCounts{Targeted: 3}},
