@@ -140,7 +140,10 @@ func TestNotification(t *testing.T) {
 			SecretRef: &meta.LocalObjectReference{Name: "github"}}),
 		provider(ns, "generic", notificationv1.ProviderSpec{Type: notificationv1.GenericProvider, SecretRef: &meta.LocalObjectReference{Name: "generic"}}),
 		// Slack is spared the stage messages: the exclusion list works on the message.
-		alert(ns, "slack", func(s *notificationv1.AlertSpec) { s.ExclusionList = []string{`stage (\S+ )?of revision`}; s.Summary = "e2e fleet" }),
+		alert(ns, "slack", func(s *notificationv1.AlertSpec) {
+			s.ExclusionList = []string{`stage (\S+ )?of revision`}
+			s.Summary = "e2e fleet"
+		}),
 		alert(ns, "teams", nil), alert(ns, "discord", nil), alert(ns, "github", nil), alert(ns, "generic", nil),
 	}
 	for _, o := range objs {
