@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -156,6 +157,22 @@ func TestNotification(t *testing.T) {
 		env.WaitReady(t, hub, &notificationv1.Alert{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}})
 	}
 
+	t.Run("the API server refuses bad input", func(t *testing.T) {
+		for _, o := range []client.Object{
+			provider(ns, "ftp", notificationv1.ProviderSpec{Type: notificationv1.GenericProvider, Address: "ftp://example.com/x"}),
+			provider(ns, "smtp", notificationv1.ProviderSpec{Type: "smtp", Address: "https://example.com"}),
+			provider(ns, "proxy", notificationv1.ProviderSpec{Type: notificationv1.SlackProvider, Address: "https://example.com", Proxy: "socks5://p:1080"}),
+			provider(ns, "nowhere", notificationv1.ProviderSpec{Type: notificationv1.GitHubProvider}),
+			alert(ns, "severity", func(s *notificationv1.AlertSpec) { s.EventSeverity = "debug" }),
+			alert(ns, "secrets", func(s *notificationv1.AlertSpec) { s.EventSources = []notificationv1.EventSource{{Kind: "Secret", Name: "*"}} }),
+			alert(ns, "nothing", func(s *notificationv1.AlertSpec) { s.EventSources = nil }),
+		} {
+			if err := hub.Create(ctx, o); !apierrors.IsInvalid(err) {
+				t.Errorf("%s %s: %v, want Invalid", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
+			}
+		}
+	})
+
 	git := gitserver.New(t)
 	repo := git.CreateRepo("notify")
 	rev1 := repo.Write(map[string]string{
@@ -245,6 +262,7 @@ func TestNotification(t *testing.T) {
 		refused := h.refused
 		h.down = false
 		h.mu.Unlock()
+		t.Logf("the generic webhook refused %d attempts while the rollout finished", refused)
 		if refused < 2 {
 			t.Errorf("the generic webhook refused %d requests, want it tried again", refused)
 		}
