@@ -164,7 +164,9 @@ func TestNotification(t *testing.T) {
 			provider(ns, "proxy", notificationv1.ProviderSpec{Type: notificationv1.SlackProvider, Address: "https://example.com", Proxy: "socks5://p:1080"}),
 			provider(ns, "nowhere", notificationv1.ProviderSpec{Type: notificationv1.GitHubProvider}),
 			alert(ns, "severity", func(s *notificationv1.AlertSpec) { s.EventSeverity = "debug" }),
-			alert(ns, "secrets", func(s *notificationv1.AlertSpec) { s.EventSources = []notificationv1.EventSource{{Kind: "Secret", Name: "*"}} }),
+			alert(ns, "secrets", func(s *notificationv1.AlertSpec) {
+				s.EventSources = []notificationv1.EventSource{{Kind: "Secret", Name: "*"}}
+			}),
 			alert(ns, "nothing", func(s *notificationv1.AlertSpec) { s.EventSources = nil }),
 		} {
 			if err := hub.Create(ctx, o); !apierrors.IsInvalid(err) {
