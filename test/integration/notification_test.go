@@ -20,10 +20,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
+	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 	notificationv1 "github.com/flotilla-dev/flotilla/api/notification/v1alpha1"
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
 	"github.com/flotilla-dev/flotilla/test/env"
+	"github.com/flotilla-dev/flotilla/test/fleetenv"
 	"github.com/flotilla-dev/flotilla/test/gitserver"
 )
 
@@ -392,4 +394,56 @@ func wantJSON(t *testing.T, what string, got map[string]any, want string) {
 func q(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// TestClusterNotifications stops one agent of a fleet of its own and checks that an
+// Alert on Clusters is told the cluster is not ready, then that it is back.
+func TestClusterNotifications(t *testing.T) {
+	t.Parallel()
+	const grace = 3 * time.Second
+	ctx := context.Background()
+	fleet := fleetenv.StartFleet(t, 2, fleetenv.WithHeartbeat(time.Second, grace))
+	hub := fleet.HubClient()
+	h := &hooks{got: map[string][]hookRequest{}}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	// default is a platform namespace of a local fleet: its Alerts see every cluster.
+	for _, o := range []client.Object{
+		provider("default", "generic", notificationv1.ProviderSpec{Type: notificationv1.GenericProvider, Address: srv.URL + "/generic"}),
+		alert("default", "generic", func(s *notificationv1.AlertSpec) {
+			s.EventSources = []notificationv1.EventSource{{Kind: fleetv1.ClusterKind, Name: "spoke-1"}}
+		}),
+	} {
+		if err := hub.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env.WaitReady(t, hub, &notificationv1.Alert{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "generic"}})
+	fleet.StopAgent("spoke-1")
+	stopped := time.Now()
+	messages := func() []string {
+		var out []string
+		for _, r := range h.requests("/generic") {
+			_, text := genericText(r.Body)
+			out = append(out, fmt.Sprintf("%s %s %s", r.Body["severity"], r.Body["reason"], text))
+		}
+		return out
+	}
+	env.Eventually(t, "spoke-1 not ready", func() error {
+		if m := messages(); len(m) != 1 || !strings.HasPrefix(m[0], "error HeartbeatStale cluster spoke-1 is not ready: no agent heartbeat since ") {
+			return fmt.Errorf("messages %q", m)
+		}
+		return nil
+	})
+	t.Logf("told spoke-1 is not ready %s after its agent stopped (grace %s)", time.Since(stopped).Round(100*time.Millisecond), grace)
+	fleet.StartAgent("spoke-1")
+	env.Eventually(t, "spoke-1 back", func() error {
+		if m := messages(); len(m) != 2 || m[1] != "info HeartbeatFresh cluster spoke-1 is back: agent connected" {
+			return fmt.Errorf("messages %q", m)
+		}
+		return nil
+	})
+	if g := h.requests("/generic")[0].Body; fmt.Sprint(g["involvedObject"]) != "map[kind:Cluster name:spoke-1]" || fmt.Sprint(g["metadata"]) != "map[cluster:spoke-1]" {
+		t.Errorf("payload %v", g)
+	}
 }
