@@ -289,7 +289,7 @@ func setupControllers(mgr ctrl.Manager, store storage.Artifacts, keyring *signin
 			return err
 		}
 	}
-	return mgr.Add(&notification.Notifier{Client: mgr.GetClient(), Cache: mgr.GetCache(),
+	return mgr.Add(&notification.Notifier{Client: mgr.GetClient(), Cache: mgr.GetCache(), Config: mgr.GetConfig(),
 		PlatformNamespaces: opts.PlatformNamespaces, Dispatcher: &notification.Dispatcher{Resolve: providers.Resolve}})
 }
 

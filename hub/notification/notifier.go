@@ -8,6 +8,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -27,8 +28,12 @@ import (
 type Notifier struct {
 	// Client reads from the manager's cache.
 	Client client.Client
-	// Cache gives the informers whose changes are watched.
+	// Cache gives the informers of deployments whose changes are watched.
 	Cache cache.Cache
+	// Config, when set, is used for a cache of Events of the notifier's own, started
+	// on the leader only and keeping of each Event only what is sent; Cache's
+	// informer otherwise.
+	Config *rest.Config
 	// PlatformNamespaces may hold Alerts though no Tenant owns them; their Alerts see
 	// every namespace and cluster.
 	PlatformNamespaces []string
@@ -86,7 +91,20 @@ func (n *Notifier) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	inf, err := n.Cache.GetInformer(ctx, &eventsv1.Event{})
+	events := n.Cache
+	if n.Config != nil {
+		c, err := cache.New(n.Config, cache.Options{ByObject: map[client.Object]cache.ByObject{&eventsv1.Event{}: {Transform: slimEvent}}})
+		if err != nil {
+			return err
+		}
+		go func() {
+			if err := c.Start(ctx); err != nil {
+				logger.Error(err, "the Events cache stopped")
+			}
+		}()
+		events = c
+	}
+	inf, err := events.GetInformer(ctx, &eventsv1.Event{})
 	if err != nil {
 		return err
 	}
@@ -302,4 +320,18 @@ func progressOf(rs *deliveryv1.RolloutStatus, lastApplied string, conds []metav1
 		}
 	}
 	return p
+}
+
+// slimEvent keeps of an Event what the notifier reads: a hub holds every Event of the
+// last hour (agents' too), and most of an Event's bytes are its managed fields.
+func slimEvent(obj any) (any, error) {
+	ev, ok := obj.(*eventsv1.Event)
+	if !ok {
+		return obj, nil
+	}
+	return &eventsv1.Event{
+		ObjectMeta: metav1.ObjectMeta{Name: ev.Name, Namespace: ev.Namespace, UID: ev.UID, ResourceVersion: ev.ResourceVersion,
+			CreationTimestamp: ev.CreationTimestamp},
+		EventTime: ev.EventTime, Regarding: ev.Regarding, Type: ev.Type, Reason: ev.Reason, Note: ev.Note,
+	}, nil
 }
