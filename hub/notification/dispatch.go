@@ -127,17 +127,15 @@ func (d *Dispatcher) run(ctx context.Context, provider types.NamespacedName, q *
 				continue
 			}
 		}
+		// Taken off the queue before it is sent, so that a full queue dropping its
+		// oldest entry never drops this one's successor instead.
 		m := q.items[0]
+		q.items = q.items[1:]
 		q.mu.Unlock()
 		if err := q.limiter.Wait(ctx); err != nil {
 			return
 		}
 		d.deliver(ctx, provider, m)
-		q.mu.Lock()
-		if len(q.items) > 0 {
-			q.items = q.items[1:]
-		}
-		q.mu.Unlock()
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -133,5 +134,38 @@ func TestDispatcherRateLimitAndBound(t *testing.T) {
 	// 20 per second, burst 1: the fourth goes at about 150ms.
 	if e := time.Since(start); e < 140*time.Millisecond {
 		t.Errorf("four messages in %s: not rate limited", e)
+	}
+}
+
+func TestDispatcherFullQueueDropsTheOldestWaiting(t *testing.T) {
+	release := make(chan struct{})
+	inFlight := make(chan struct{}, 1)
+	rec := &recorder{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(rec.received()) == 0 {
+			select {
+			case inFlight <- struct{}{}:
+				<-release
+			default:
+			}
+		}
+		rec.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	d := dispatcher(srv.URL, &Dispatcher{Rate: 1000, QueueSize: 4})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d.Start(ctx)
+	key := types.NamespacedName{Namespace: "ns", Name: "p"}
+	d.Send(key, msg("a"))
+	<-inFlight // a is being sent
+	for _, r := range []string{"b", "c", "d", "e", "f"} {
+		d.Send(key, msg(r))
+	}
+	close(release)
+	waitFor(t, "five messages", func() bool { return len(rec.received()) == 5 })
+	time.Sleep(50 * time.Millisecond)
+	if got := rec.received(); strings.Join(got, "") != "acdef" {
+		t.Errorf("got %v, want a c d e f (b, the oldest waiting, dropped)", got)
 	}
 }
