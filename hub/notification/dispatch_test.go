@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"k8s.io/apimachinery/pkg/types"
 
 	notificationv1 "github.com/flotilla-dev/flotilla/api/notification/v1alpha1"
@@ -77,6 +78,7 @@ func TestDispatcherRetriesInOrder(t *testing.T) {
 	defer cancel()
 	d.Start(ctx)
 	key := types.NamespacedName{Namespace: "ns", Name: "p"}
+	sent0, retries0 := testutil.ToFloat64(messages.WithLabelValues("generic", "sent")), testutil.ToFloat64(retries.WithLabelValues("generic"))
 	start := time.Now()
 	for _, r := range []string{"one", "two", "three"} {
 		d.Send(key, msg(r)) // returns at once though the service is down
@@ -87,6 +89,12 @@ func TestDispatcherRetriesInOrder(t *testing.T) {
 	waitFor(t, "three messages", func() bool { return len(rec.received()) == 3 })
 	if got := rec.received(); got[0] != "one" || got[1] != "two" || got[2] != "three" {
 		t.Errorf("order %v, want one two three", got)
+	}
+	if d := testutil.ToFloat64(messages.WithLabelValues("generic", "sent")) - sent0; d != 3 {
+		t.Errorf("sent counter moved by %v, want 3", d)
+	}
+	if d := testutil.ToFloat64(retries.WithLabelValues("generic")) - retries0; d != 3 {
+		t.Errorf("retries counter moved by %v, want 3", d)
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
@@ -105,11 +113,15 @@ func TestDispatcherGivesUpOnRefusal(t *testing.T) {
 	defer cancel()
 	d.Start(ctx)
 	key := types.NamespacedName{Namespace: "ns", Name: "p"}
+	failed0 := testutil.ToFloat64(messages.WithLabelValues("generic", "failed"))
 	d.Send(key, msg("refused"))
 	d.Send(key, msg("next"))
 	waitFor(t, "the next message", func() bool { return len(rec.received()) == 1 })
 	if got := rec.received(); got[0] != "next" {
 		t.Errorf("got %v: a 400 was tried again", got)
+	}
+	if d := testutil.ToFloat64(messages.WithLabelValues("generic", "failed")) - failed0; d != 1 {
+		t.Errorf("failed counter moved by %v, want 1", d)
 	}
 }
 
