@@ -20,6 +20,7 @@ import (
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 	notificationv1 "github.com/flotilla-dev/flotilla/api/notification/v1alpha1"
+	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
 	tenancyv1 "github.com/flotilla-dev/flotilla/api/tenancy/v1alpha1"
 )
 
@@ -36,11 +37,13 @@ func TestNotifierEvents(t *testing.T) {
 	kss := notificationv1.EventSource{Kind: deliveryv1.KustomizationKind, Name: "*"}
 	objs := []client.Object{
 		tenant,
-		alert("team-a", clusters, kss),
+		alert("team-a", clusters, kss, notificationv1.EventSource{Kind: sourcev1.GitRepositoryKind, Name: "*"}),
 		alert("flotilla-system", clusters, notificationv1.EventSource{Kind: deliveryv1.KustomizationKind, Name: "*", Namespace: "team-a"}),
 		&fleetv1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "dev-1", Labels: map[string]string{"env": "dev"}}},
 		&fleetv1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "prod-1", Labels: map[string]string{"env": "prod"}}},
 		&deliveryv1.Kustomization{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "app"}},
+		&sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "repo"},
+			Status: sourcev1.GitRepositoryStatus{Artifact: &meta.Artifact{Revision: "main@sha1:" + sha}}},
 	}
 	for _, c := range []string{"dev-1", "prod-1"} {
 		objs = append(objs, &fleetv1.Assignment{
@@ -66,6 +69,9 @@ func TestNotifierEvents(t *testing.T) {
 			for _, m := range q.items {
 				mu.Lock()
 				got[key.Namespace] = append(got[key.Namespace], m.Reason+" "+m.Kind+"/"+m.Name+": "+m.Message)
+				if m.Kind == sourcev1.GitRepositoryKind && m.Metadata[RevisionKey] != "main@sha1:"+sha {
+					t.Errorf("%s of the GitRepository carries revision %q, want its artifact's", m.Reason, m.Metadata[RevisionKey])
+				}
 				mu.Unlock()
 			}
 			q.items = nil
@@ -84,6 +90,9 @@ func TestNotifierEvents(t *testing.T) {
 	n.event(ctx, ev(deliveryv1.KustomizationKind, "team-a", "app", corev1.EventTypeNormal, "NewArtifact", "built", 0))
 	n.event(ctx, ev(deliveryv1.KustomizationKind, "team-a", "app", corev1.EventTypeWarning, meta.BuildFailedReason, "old news", 2*time.Minute))
 	n.event(ctx, ev(deliveryv1.KustomizationKind, "team-a", "app", corev1.EventTypeWarning, meta.BuildFailedReason, "bad yaml", 0))
+	n.event(ctx, ev(sourcev1.GitRepositoryKind, "team-a", "repo", corev1.EventTypeWarning, meta.GitOperationFailedReason, "authentication required", 0))
+	n.event(ctx, ev(sourcev1.GitRepositoryKind, "team-a", "repo", corev1.EventTypeNormal, meta.SucceededReason, "stored revision", 0))
+	n.event(ctx, ev(sourcev1.GitRepositoryKind, "team-a", "repo", corev1.EventTypeNormal, "NewArtifact", "stored revision main@sha1:"+sha, 0))
 	for _, cl := range []string{"dev-1", "prod-1"} {
 		n.event(ctx, ev(fleetv1.AssignmentKind, fleetv1.ClusterNamespace(cl), "ks.team-a.app", corev1.EventTypeWarning, meta.DriftCorrectedReason, "ConfigMap a corrected", 0))
 	}
@@ -93,6 +102,8 @@ func TestNotifierEvents(t *testing.T) {
 		"team-a": {
 			"HeartbeatStale Cluster/dev-1: cluster dev-1 is not ready: no heartbeat",
 			"BuildFailed Kustomization/app: bad yaml",
+			"GitOperationFailed GitRepository/repo: authentication required",
+			"NewArtifact GitRepository/repo: stored revision main@sha1:" + sha,
 			"DriftCorrected Kustomization/app: 2 clusters (dev-1, prod-1); cluster dev-1: ConfigMap a corrected",
 		},
 		// The platform sees every cluster.
