@@ -29,6 +29,7 @@ import (
 	hubfleet "github.com/flotilla-dev/flotilla/hub/fleet"
 	"github.com/flotilla-dev/flotilla/hub/gc"
 	hubmetrics "github.com/flotilla-dev/flotilla/hub/metrics"
+	"github.com/flotilla-dev/flotilla/hub/notification"
 	"github.com/flotilla-dev/flotilla/hub/signing"
 	"github.com/flotilla-dev/flotilla/hub/source/git"
 	"github.com/flotilla-dev/flotilla/hub/source/helm"
@@ -273,6 +274,8 @@ func leaderElection(mo *ctrl.Options, opts Options) {
 
 func setupControllers(mgr ctrl.Manager, store storage.Artifacts, keyring *signing.Keyring, opts Options) error {
 	sign := newSignatureCache(keyring).Sign
+	// Provider Secrets are read uncached, as the source controllers read theirs.
+	providers := &notification.Providers{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()}
 	for _, c := range []interface{ SetupWithManager(ctrl.Manager) error }{
 		&signing.Controller{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Keyring: keyring,
 			Namespace: opts.SystemNamespace, Recorder: mgr.GetEventRecorder("flotilla-signing")},
@@ -292,12 +295,15 @@ func setupControllers(mgr ctrl.Manager, store storage.Artifacts, keyring *signin
 			HeartbeatReport: opts.HeartbeatReport},
 		&hubfleet.ClusterGroupReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("flotilla-fleet")},
 		&hubfleet.AssignmentReconciler{Client: mgr.GetClient()},
+		&notification.ProviderReconciler{Client: mgr.GetClient(), Providers: providers},
+		&notification.AlertReconciler{Client: mgr.GetClient(), PlatformNamespaces: opts.PlatformNamespaces},
 	} {
 		if err := c.SetupWithManager(mgr); err != nil {
 			return err
 		}
 	}
-	return nil
+	return mgr.Add(&notification.Notifier{Client: mgr.GetClient(), Cache: mgr.GetCache(), Config: mgr.GetConfig(),
+		PlatformNamespaces: opts.PlatformNamespaces, Dispatcher: &notification.Dispatcher{Resolve: providers.Resolve}})
 }
 
 // everyReplica is a runnable that runs whether or not its replica leads.

@@ -2,10 +2,12 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,6 +26,7 @@ import (
 	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+	notificationv1 "github.com/flotilla-dev/flotilla/api/notification/v1alpha1"
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
 	tenancyv1 "github.com/flotilla-dev/flotilla/api/tenancy/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/devenv"
@@ -581,6 +584,94 @@ func TestTenantEscapes(t *testing.T) {
 				t.Fatal(err)
 			}
 			refused++
+		}
+	})
+	t.Run("a tenant's Alerts and Providers see only its own namespaces", func(t *testing.T) {
+		var mu sync.Mutex
+		var leaked []string
+		hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var p struct {
+				InvolvedObject struct{ Namespace string } `json:"involvedObject"`
+			}
+			_ = json.NewDecoder(r.Body).Decode(&p)
+			if p.InvolvedObject.Namespace != "team-a" {
+				mu.Lock()
+				leaked = append(leaked, p.InvolvedObject.Namespace)
+				mu.Unlock()
+			}
+		}))
+		t.Cleanup(hook.Close)
+		if err := hub.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "team-b", Name: "hook-b"},
+			StringData: map[string]string{"address": hook.URL, "token": "team-b's"}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []*notificationv1.Provider{
+			{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "hook"}, Spec: notificationv1.ProviderSpec{Type: notificationv1.GenericProvider, Address: hook.URL}},
+			// A Secret is looked up in the Provider's own namespace only: team-b's of that name is never read.
+			{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "steal-secret"}, Spec: notificationv1.ProviderSpec{Type: notificationv1.GenericProvider,
+				SecretRef: &meta.LocalObjectReference{Name: "hook-b"}}},
+		} {
+			if err := hub.Create(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		made++
+		env.WaitFor(t, hub, &notificationv1.Provider{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "steal-secret"}}, func(p *notificationv1.Provider) error {
+			st := apimeta.FindStatusCondition(p.Status.Conditions, meta.StalledCondition)
+			if st == nil || st.Reason != notificationv1.SecretNotFoundReason || !strings.Contains(st.Message, "namespace team-a") {
+				return fmt.Errorf("conditions %+v, want Stalled with %s in team-a", p.Status.Conditions, notificationv1.SecretNotFoundReason)
+			}
+			return nil
+		})
+		refused++
+		source := func(ns string) []notificationv1.EventSource {
+			return []notificationv1.EventSource{{Kind: deliveryv1.KustomizationKind, Name: "*", Namespace: ns}}
+		}
+		for _, at := range []struct {
+			name, ns, reason string
+			sources          []notificationv1.EventSource
+		}{
+			{"watch-team-b", "team-a", notificationv1.InvalidEventSourceReason, source("team-b")},
+			{"watch-system", "team-a", notificationv1.InvalidEventSourceReason, source(fleetv1.SystemNamespace)},
+			{"watch-team-b-sources", "team-a", notificationv1.InvalidEventSourceReason, []notificationv1.EventSource{
+				{Kind: deliveryv1.KustomizationKind, Name: "*"}, {Kind: sourcev1.GitRepositoryKind, Name: "*", Namespace: "team-b"}}},
+			{"unowned", "unowned", tenancyv1.NamespaceNotAllowedReason, source("team-b")},
+		} {
+			made++
+			if at.ns == "unowned" {
+				if err := hub.Create(ctx, &notificationv1.Provider{ObjectMeta: metav1.ObjectMeta{Namespace: "unowned", Name: "hook"},
+					Spec: notificationv1.ProviderSpec{Type: notificationv1.GenericProvider, Address: hook.URL}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			a := &notificationv1.Alert{ObjectMeta: metav1.ObjectMeta{Namespace: at.ns, Name: at.name}, Spec: notificationv1.AlertSpec{
+				ProviderRef: meta.LocalObjectReference{Name: "hook"}, EventSources: at.sources}}
+			if err := hub.Create(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+			env.WaitFor(t, hub, a, func(a *notificationv1.Alert) error {
+				st := apimeta.FindStatusCondition(a.Status.Conditions, meta.StalledCondition)
+				if st == nil || st.Reason != at.reason || apimeta.IsStatusConditionTrue(a.Status.Conditions, meta.ReadyCondition) {
+					return fmt.Errorf("%s: conditions %+v, want Ready=False and Stalled with %s", at.name, a.Status.Conditions, at.reason)
+				}
+				return nil
+			})
+			refused++
+		}
+		// Nothing of team-b reaches team-a's webhook: a team-b deployment that fails
+		// (its source is missing) makes Warning events and a failed status.
+		noisy := &deliveryv1.Kustomization{ObjectMeta: metav1.ObjectMeta{Namespace: "team-b", Name: "noisy"}, Spec: deliveryv1.KustomizationSpec{
+			SourceRef: deliveryv1.SourceReference{Kind: sourcev1.GitRepositoryKind, Name: "missing"}, Path: ".",
+			Interval: metav1.Duration{Duration: time.Hour}, Placement: byName("spoke-1")}}
+		if err := hub.Create(ctx, noisy); err != nil {
+			t.Fatal(err)
+		}
+		env.WaitForCondition(t, hub, noisy, meta.ReadyCondition, metav1.ConditionFalse)
+		time.Sleep(3 * time.Second)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(leaked) > 0 {
+			t.Errorf("team-a's webhook was sent events of namespaces %v", leaked)
 		}
 	})
 	t.Logf("tenancy: %d escape attempts, %d refused", made, refused)
