@@ -27,6 +27,7 @@ import (
 	hubfleet "github.com/flotilla-dev/flotilla/hub/fleet"
 	"github.com/flotilla-dev/flotilla/hub/gc"
 	hubmetrics "github.com/flotilla-dev/flotilla/hub/metrics"
+	"github.com/flotilla-dev/flotilla/hub/receiver"
 	"github.com/flotilla-dev/flotilla/hub/signing"
 	"github.com/flotilla-dev/flotilla/hub/source/git"
 	"github.com/flotilla-dev/flotilla/hub/source/helm"
@@ -158,6 +159,10 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 		lis.Close()
 		return nil, err
 	}
+	if opts.ReceiverBaseURL, err = serveReceivers(ctx, mgr, handler, baseURL, opts); err != nil {
+		lis.Close()
+		return nil, err
+	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
 	// Every replica serves artifacts and registration, leader or not.
@@ -279,6 +284,8 @@ func setupControllers(mgr ctrl.Manager, store storage.Artifacts, keyring *signin
 			HeartbeatReport: opts.HeartbeatReport},
 		&hubfleet.ClusterGroupReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("flotilla-fleet")},
 		&hubfleet.AssignmentReconciler{Client: mgr.GetClient()},
+		&receiver.Reconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), BaseURL: opts.ReceiverBaseURL,
+			Recorder: mgr.GetEventRecorder("flotilla-receiver")},
 	} {
 		if err := c.SetupWithManager(mgr); err != nil {
 			return err
