@@ -5,16 +5,22 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
@@ -173,6 +179,43 @@ func TestReceiverGitHubPush(t *testing.T) {
 		t.Logf("push → fetched in %s, → Ready on both spokes in %s (source interval 1h)", fetched.Round(time.Millisecond), took.Round(time.Millisecond))
 		if took > 2*time.Minute {
 			t.Errorf("the commit took %s to reach the spokes", took)
+		}
+	})
+
+	t.Run("the API server refuses malformed Receivers and takes the example", func(t *testing.T) {
+		for name, edit := range map[string]func(*notificationv1.ReceiverSpec){
+			"unknown type":              func(s *notificationv1.ReceiverSpec) { s.Type = "svn" },
+			"a kind the hub cannot ask": func(s *notificationv1.ReceiverSpec) { s.Resources[0].Kind = "Secret" },
+			"matchLabels with a name":   func(s *notificationv1.ReceiverSpec) { s.Resources[0].MatchLabels = map[string]string{"a": "b"} },
+			"no resources":              func(s *notificationv1.ReceiverSpec) { s.Resources = nil },
+		} {
+			bad := &notificationv1.Receiver{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bad"}, Spec: *rcv.Spec.DeepCopy()}
+			edit(&bad.Spec)
+			if err := hub.Create(ctx, bad, client.DryRunAll); !apierrors.IsInvalid(err) {
+				t.Errorf("%s: %v, want Invalid", name, err)
+			}
+		}
+		data, err := os.ReadFile(filepath.Join("..", "..", "examples", "receiver-github.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+		n := 0
+		for {
+			var u unstructured.Unstructured
+			if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			u.SetNamespace(ns)
+			if err := hub.Create(ctx, &u, client.DryRunAll); err != nil {
+				t.Errorf("example %s %s: %v", u.GetKind(), u.GetName(), err)
+			}
+			n++
+		}
+		if n != 3 {
+			t.Errorf("the example has %d objects, want 3", n)
 		}
 	})
 }
