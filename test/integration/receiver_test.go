@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -27,6 +28,7 @@ import (
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 	notificationv1 "github.com/flotilla-dev/flotilla/api/notification/v1alpha1"
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
+	"github.com/flotilla-dev/flotilla/hub/manager"
 	"github.com/flotilla-dev/flotilla/hub/receiver"
 	"github.com/flotilla-dev/flotilla/test/env"
 	"github.com/flotilla-dev/flotilla/test/gitserver"
@@ -218,4 +220,71 @@ func TestReceiverGitHubPush(t *testing.T) {
 			t.Errorf("the example has %d objects, want 3", n)
 		}
 	})
+}
+
+// TestReceiverOwnListener: with --receiver-addr the hub serves receivers alone on a
+// plain-HTTP listener of their own (for an Ingress that terminates TLS), status.url
+// names it, and the artifact server no longer serves /hook/.
+func TestReceiverOwnListener(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(logr.NewContext(context.Background(), env.Log().WithName("hub")))
+	cp := env.StartControlPlane(t, "receiver-hub", true)
+	admin := cp.Client()
+	h, err := manager.Start(ctx, manager.Options{Config: cp.Config(), StorageDir: t.TempDir(), ArtifactAddr: "127.0.0.1:0",
+		ReceiverAddr: "127.0.0.1:0", HealthAddr: "0", GCInterval: -1, PlatformNamespaces: []string{"*"}})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); <-h.Done() })
+
+	const token = "generic-token"
+	objs := []client.Object{
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "hook"}, StringData: map[string]string{notificationv1.TokenKey: token}},
+		// Nothing to fetch from: the annotation is what the test looks for.
+		&sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "app"},
+			Spec: sourcev1.GitRepositorySpec{URL: "https://git.invalid/app.git", Interval: metav1.Duration{Duration: time.Hour}}},
+		&notificationv1.Receiver{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "ci"},
+			Spec: notificationv1.ReceiverSpec{Type: notificationv1.GenericHMACReceiver, SecretRef: meta.LocalObjectReference{Name: "hook"},
+				Resources: []notificationv1.ReceiverResource{{Kind: sourcev1.GitRepositoryKind, Name: "*"}}}},
+	}
+	for _, o := range objs {
+		if err := admin.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rcv := objs[2].(*notificationv1.Receiver)
+	env.WaitReady(t, admin, rcv)
+	if !strings.HasPrefix(rcv.Status.URL, "http://127.0.0.1:") || !strings.HasSuffix(rcv.Status.URL, rcv.Status.WebhookPath) ||
+		strings.HasPrefix(rcv.Status.URL, h.ArtifactBaseURL()) {
+		t.Fatalf("status.url %q, want the receiver listener's", rcv.Status.URL)
+	}
+	post := func(c *http.Client, url string, sig string) int {
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(`{"image":"v2"}`))
+		req.Header.Set("X-Signature", sig)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	sig := receiver.Sign("sha256", token, []byte(`{"image":"v2"}`))
+	if code := post(hookClient(t, h.ArtifactCA()), h.ArtifactBaseURL()+rcv.Status.WebhookPath, sig); code != http.StatusNotFound {
+		t.Errorf("the artifact server answers %d for /hook/, want 404", code)
+	}
+	plain := &http.Client{Timeout: 30 * time.Second}
+	if code := post(plain, rcv.Status.URL, receiver.Sign("sha256", "wrong", []byte(`{"image":"v2"}`))); code != http.StatusForbidden {
+		t.Errorf("a wrong signature on the receiver listener: %d, want 403", code)
+	}
+	if code := post(plain, rcv.Status.URL, sig); code != http.StatusOK {
+		t.Fatalf("a signed call on the receiver listener: %d, want 200", code)
+	}
+	src := objs[1].(*sourcev1.GitRepository)
+	if err := admin.Get(ctx, client.ObjectKeyFromObject(src), src); err != nil {
+		t.Fatal(err)
+	}
+	if src.Annotations[meta.ReconcileRequestedAtAnnotation] == "" {
+		t.Error("the GitRepository was not asked to reconcile")
+	}
 }
