@@ -116,14 +116,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	fmt.Fprintln(w, a.message)
 }
 
-// serve handles one call: cheap refusals first (method, path, rate), then the
-// Receiver, the body, the signature, the event, and only then any write.
+// serve handles one call: cheap refusals first (method, path, the Receiver, rate),
+// then the body, the signature, the event, and only then any write.
 func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, req *http.Request) answer {
 	if req.Method != http.MethodPost {
 		return answer{http.StatusMethodNotAllowed, ResultBadRequest, "only POST"}
-	}
-	if !h.all.Allow() {
-		return answer{http.StatusTooManyRequests, ResultRateLimited, "too many calls"}
 	}
 	path := req.URL.Path
 	if !pathPattern.MatchString(path) {
@@ -141,8 +138,14 @@ func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, req *http.Re
 	if rcv.Spec.Suspend {
 		return answer{http.StatusServiceUnavailable, ResultSuspended, "receiver is suspended"}
 	}
+	// Limited only once the path is a Receiver's, so that a flood of made-up paths
+	// (an in-memory lookup each) cannot starve real callers; the limits then bound
+	// what calls cost the API server (a Secret read and a patch per resource).
 	if !h.limiter(path).Allow() {
 		return answer{http.StatusTooManyRequests, ResultRateLimited, "too many calls to this receiver"}
+	}
+	if !h.all.Allow() {
+		return answer{http.StatusTooManyRequests, ResultRateLimited, "too many calls"}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, h.MaxBody))
 	if err != nil {

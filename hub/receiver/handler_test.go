@@ -3,6 +3,7 @@ package receiver
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -184,14 +186,34 @@ func TestHandlerRefusals(t *testing.T) {
 func TestHandlerRateLimit(t *testing.T) {
 	h, _, rcv := fixture(t, nil)
 	h.ReceiverRate, h.ReceiverBurst = 0.001, 2
+	h.Rate, h.Burst = 0.001, 3
 	body := []byte(`{}`)
 	sig := Sign("sha256", testToken, body)
+	// Made-up paths are turned away before any limit: they cannot crowd the real
+	// caller out.
+	for i := range 50 {
+		if w := call(h, WebhookPath(fmt.Sprint(i), "x", "y"), body); w.Code != http.StatusNotFound {
+			t.Fatalf("made-up path: %d, want 404", w.Code)
+		}
+	}
 	var codes []int
 	for range 4 {
 		codes = append(codes, call(h, rcv.Status.WebhookPath, body, "X-GitHub-Event", "push", "X-Hub-Signature-256", sig).Code)
 	}
 	if codes[0] != http.StatusOK || codes[1] != http.StatusOK || codes[2] != http.StatusTooManyRequests || codes[3] != http.StatusTooManyRequests {
 		t.Errorf("codes %v, want two accepted then 429", codes)
+	}
+	// The replica-wide limit: one token of 3 left after the two calls above went
+	// through; another Receiver's path gets it, then 429.
+	h2 := &Handler{Cache: h.Cache, Live: h.Live, Writer: h.Writer, Log: h.Log, Now: h.Now}
+	h2.init()
+	h2.all, h2.perPath = h.all, map[string]*rate.Limiter{}
+	codes = codes[:0]
+	for range 2 {
+		codes = append(codes, call(h2, rcv.Status.WebhookPath, body, "X-GitHub-Event", "push", "X-Hub-Signature-256", sig).Code)
+	}
+	if codes[0] != http.StatusOK || codes[1] != http.StatusTooManyRequests {
+		t.Errorf("codes %v under the shared limit, want 200 then 429", codes)
 	}
 }
 
