@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -224,7 +225,9 @@ func TestReceiverGitHubPush(t *testing.T) {
 
 // TestReceiverOwnListener: with --receiver-addr the hub serves receivers alone on a
 // plain-HTTP listener of their own (for an Ingress that terminates TLS), status.url
-// names it, and the artifact server no longer serves /hook/.
+// names it, and the artifact server no longer serves /hook/. On the same hub: a new
+// token moves the path at once, and a Receiver without its Secret has no path until
+// the Secret comes.
 func TestReceiverOwnListener(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(logr.NewContext(context.Background(), env.Log().WithName("hub")))
@@ -287,4 +290,55 @@ func TestReceiverOwnListener(t *testing.T) {
 	if src.Annotations[meta.ReconcileRequestedAtAnnotation] == "" {
 		t.Error("the GitRepository was not asked to reconcile")
 	}
+
+	t.Run("a new token moves the path at once", func(t *testing.T) {
+		oldURL := rcv.Status.URL
+		secret := objs[0].(*corev1.Secret)
+		secret.StringData = map[string]string{notificationv1.TokenKey: "rotated"}
+		if err := admin.Update(ctx, secret); err != nil {
+			t.Fatal(err)
+		}
+		wantPath := receiver.WebhookPath("rotated", rcv.Name, rcv.Namespace)
+		env.WaitFor(t, admin, rcv, func(r *notificationv1.Receiver) error {
+			if r.Status.WebhookPath != wantPath {
+				return fmt.Errorf("path %q, want %q", r.Status.WebhookPath, wantPath)
+			}
+			return nil
+		})
+		newSig := receiver.Sign("sha256", "rotated", []byte(`{"image":"v2"}`))
+		if code := post(plain, oldURL, newSig); code != http.StatusNotFound {
+			t.Errorf("the old path: %d, want 404", code)
+		}
+		if code := post(plain, rcv.Status.URL, sig); code != http.StatusForbidden {
+			t.Errorf("the new path signed with the old token: %d, want 403", code)
+		}
+		if code := post(plain, rcv.Status.URL, newSig); code != http.StatusOK {
+			t.Errorf("the new path signed with the new token: %d, want 200", code)
+		}
+	})
+
+	t.Run("no path without a token, served once the Secret comes", func(t *testing.T) {
+		late := &notificationv1.Receiver{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "late"},
+			Spec: notificationv1.ReceiverSpec{Type: notificationv1.GenericReceiver, SecretRef: meta.LocalObjectReference{Name: "late"},
+				Resources: []notificationv1.ReceiverResource{{Kind: sourcev1.GitRepositoryKind, Name: "app"}}}}
+		if err := admin.Create(ctx, late); err != nil {
+			t.Fatal(err)
+		}
+		env.WaitFor(t, admin, late, func(r *notificationv1.Receiver) error {
+			c := apimeta.FindStatusCondition(r.Status.Conditions, meta.ReadyCondition)
+			if c == nil || c.Status != metav1.ConditionFalse || c.Reason != notificationv1.TokenNotFoundReason || r.Status.WebhookPath != "" {
+				return fmt.Errorf("Ready %+v, path %q; want False with %s and no path", c, r.Status.WebhookPath, notificationv1.TokenNotFoundReason)
+			}
+			return nil
+		})
+		if err := admin.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "late"},
+			StringData: map[string]string{notificationv1.TokenKey: "late-token"}}); err != nil {
+			t.Fatal(err)
+		}
+		// Taken up from the Secret watch, well before the 10m interval.
+		env.WaitReady(t, admin, late)
+		if late.Status.WebhookPath != receiver.WebhookPath("late-token", late.Name, late.Namespace) {
+			t.Errorf("path %q", late.Status.WebhookPath)
+		}
+	})
 }
