@@ -30,6 +30,7 @@ import (
 	"github.com/flotilla-dev/flotilla/hub/gc"
 	hubmetrics "github.com/flotilla-dev/flotilla/hub/metrics"
 	"github.com/flotilla-dev/flotilla/hub/notification"
+	"github.com/flotilla-dev/flotilla/hub/receiver"
 	"github.com/flotilla-dev/flotilla/hub/signing"
 	"github.com/flotilla-dev/flotilla/hub/source/git"
 	"github.com/flotilla-dev/flotilla/hub/source/helm"
@@ -158,6 +159,10 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 	}
 	handler, err := artifactMux(ctx, mgr, direct, store, baseURL, caPEM, keyring.PublicKeys, opts)
 	if err != nil {
+		lis.Close()
+		return nil, err
+	}
+	if opts.ReceiverBaseURL, err = serveReceivers(ctx, mgr, handler, baseURL, opts); err != nil {
 		lis.Close()
 		return nil, err
 	}
@@ -297,6 +302,8 @@ func setupControllers(mgr ctrl.Manager, store storage.Artifacts, keyring *signin
 		&hubfleet.AssignmentReconciler{Client: mgr.GetClient()},
 		&notification.ProviderReconciler{Client: mgr.GetClient(), Providers: providers},
 		&notification.AlertReconciler{Client: mgr.GetClient(), PlatformNamespaces: opts.PlatformNamespaces},
+		&receiver.Reconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), BaseURL: opts.ReceiverBaseURL,
+			Recorder: mgr.GetEventRecorder("flotilla-receiver")},
 	} {
 		if err := c.SetupWithManager(mgr); err != nil {
 			return err

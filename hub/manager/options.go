@@ -61,6 +61,14 @@ type Options struct {
 	// ArtifactBaseURL is the address spokes reach the artifact server at; derived from
 	// the listener when empty.
 	ArtifactBaseURL string
+	// ReceiverAddr, when set, is a listener of its own for the webhook receivers
+	// (plain HTTP, /hook/ only), to be exposed to Git hosts through an Ingress or a
+	// load balancer that terminates TLS, apart from the artifact server. When empty,
+	// receivers are served by the artifact server (HTTPS) under /hook/.
+	ReceiverAddr string
+	// ReceiverBaseURL is the address callers reach the receivers at, for each
+	// Receiver's status.url; derived from the listener when empty.
+	ReceiverBaseURL string
 	// SystemNamespace holds the signing key; DefaultSystemNamespace when empty.
 	SystemNamespace string
 	// MetricsAddr for Prometheus metrics; "0" turns them off.

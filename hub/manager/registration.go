@@ -23,7 +23,7 @@ import (
 // artifactMux serves, on the artifact listener, the artifacts (guarded unless
 // opts.AnonymousArtifacts) and the registration endpoint, and publishes where spokes reach
 // the hub for `flotilla cluster add`.
-func artifactMux(ctx context.Context, mgr ctrl.Manager, direct client.Client, store storage.Backend, baseURL string, caPEM []byte, publicKeys func() []ed25519.PublicKey, opts Options) (http.Handler, error) {
+func artifactMux(ctx context.Context, mgr ctrl.Manager, direct client.Client, store storage.Backend, baseURL string, caPEM []byte, publicKeys func() []ed25519.PublicKey, opts Options) (*http.ServeMux, error) {
 	server, caData := opts.HubServer, opts.HubCAData
 	if server == "" {
 		server = opts.Config.Host

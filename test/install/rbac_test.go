@@ -33,10 +33,12 @@ import (
 	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+	notificationv1 "github.com/flotilla-dev/flotilla/api/notification/v1alpha1"
 	fregistration "github.com/flotilla-dev/flotilla/api/registration"
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/devenv/controlplane"
 	"github.com/flotilla-dev/flotilla/hub/manager"
+	"github.com/flotilla-dev/flotilla/hub/receiver"
 	hubreg "github.com/flotilla-dev/flotilla/hub/registration"
 	"github.com/flotilla-dev/flotilla/tenancy"
 	"github.com/flotilla-dev/flotilla/test/env"
@@ -72,6 +74,7 @@ const (
 	probeEvents   = "the hub records Events on what it reconciles"
 	probeDownload = "the agent downloads its artifact with its credential"
 	probeMetrics  = "a metrics reader scrapes the hub's metrics"
+	probeReceive  = "a signed call to a Receiver asks its source to reconcile"
 )
 
 var ruleCases = []ruleCase{
@@ -100,6 +103,10 @@ var ruleCases = []ruleCase{
 	{"ClusterRole", "cluster.x-k8s.io", "clusters", "", probeCluster},
 	{"Role", "", "secrets", "", probeRegister},
 	{"ClusterRole", "fleet.flotilla.dev", "agentrollouts", "create", probeAgent},
+	// The receiver handler's cache (its path index) never syncs: the hub never starts.
+	{"ClusterRole", "notification.flotilla.dev", "receivers", "list", probeStart},
+	{"ClusterRole", "notification.flotilla.dev", "receivers/status", "", probeReceive},
+	{"ClusterRole", "source.flotilla.dev", "gitrepositories", "patch", probeReceive},
 }
 
 // TestEachRuleIsNeeded applies the install to a real API server (with Cluster
@@ -432,6 +439,48 @@ func runProbes(t *testing.T, cp *controlplane.ControlPlane, id string, startTime
 		return err
 	}); err != nil {
 		return probeMetrics, err
+	}
+
+	const hookToken = "probe-token"
+	if err := admin.Create(bg, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "probes", Name: name},
+		StringData: map[string]string{notificationv1.TokenKey: hookToken}}); err != nil {
+		t.Fatal(err)
+	}
+	rcv := &notificationv1.Receiver{ObjectMeta: metav1.ObjectMeta{Namespace: "probes", Name: name},
+		Spec: notificationv1.ReceiverSpec{Type: notificationv1.GitHubReceiver, SecretRef: meta.LocalObjectReference{Name: name},
+			Resources: []notificationv1.ReceiverResource{{Kind: sourcev1.GitRepositoryKind, Name: "app"}}}}
+	if err := admin.Create(bg, rcv); err != nil {
+		t.Fatal(err)
+	}
+	if err := within("receiver", func() error {
+		if err := admin.Get(bg, client.ObjectKeyFromObject(rcv), rcv); err != nil {
+			return err
+		}
+		if rcv.Status.WebhookPath == "" {
+			return fmt.Errorf("no webhookPath; conditions %v", rcv.Status.Conditions)
+		}
+		return nil
+	}); err != nil {
+		return probeReceive, err
+	}
+	// One call: the Receiver allows a few a second, and a refusal is the answer.
+	if err := func() error {
+		body := []byte(`{"ref":"refs/heads/main"}`)
+		req, _ := http.NewRequest(http.MethodPost, h.ArtifactBaseURL()+rcv.Status.WebhookPath, bytes.NewReader(body))
+		req.Header.Set("X-GitHub-Event", "push")
+		req.Header.Set("X-Hub-Signature-256", receiver.Sign("sha256", hookToken, body))
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		msg, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(msg)))
+		}
+		return nil
+	}(); err != nil {
+		return probeReceive, err
 	}
 	return "", nil
 }

@@ -31,6 +31,7 @@ import (
 	tenancyv1 "github.com/flotilla-dev/flotilla/api/tenancy/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/devenv"
 	"github.com/flotilla-dev/flotilla/hub/delivery/helmrelease"
+	"github.com/flotilla-dev/flotilla/hub/receiver"
 	"github.com/flotilla-dev/flotilla/spoke/apply"
 	"github.com/flotilla-dev/flotilla/test/charts"
 	"github.com/flotilla-dev/flotilla/test/env"
@@ -426,6 +427,45 @@ func TestTenantEscapes(t *testing.T) {
 			}
 			return nil
 		})
+		refused++
+	})
+	// A tenant's Receiver reaches its own namespace only: one naming team-b's
+	// GitRepository gets no path, and a correctly signed call to the path its token
+	// would give finds nothing and asks team-b's source for nothing.
+	made++
+	t.Run("a Receiver naming another tenant's source", func(t *testing.T) {
+		const token = "team-a-hook"
+		if err := hub.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "hook"},
+			StringData: map[string]string{notificationv1.TokenKey: token}}); err != nil {
+			t.Fatal(err)
+		}
+		rcv := &notificationv1.Receiver{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "escape"},
+			Spec: notificationv1.ReceiverSpec{Type: notificationv1.GitHubReceiver, SecretRef: meta.LocalObjectReference{Name: "hook"},
+				Resources: []notificationv1.ReceiverResource{{Kind: sourcev1.GitRepositoryKind, Name: "tenant", Namespace: "team-b"}}}}
+		if err := hub.Create(ctx, rcv); err != nil {
+			t.Fatal(err)
+		}
+		env.WaitFor(t, hub, rcv, func(r *notificationv1.Receiver) error {
+			st := apimeta.FindStatusCondition(r.Status.Conditions, meta.StalledCondition)
+			ready := apimeta.FindStatusCondition(r.Status.Conditions, meta.ReadyCondition)
+			if st == nil || st.Reason != notificationv1.ResourceNotAllowedReason || !strings.Contains(st.Message, "team-b") ||
+				ready == nil || ready.Status != metav1.ConditionFalse || r.Status.WebhookPath != "" {
+				return fmt.Errorf("status %+v, want Stalled with %s and no path", r.Status, notificationv1.ResourceNotAllowedReason)
+			}
+			return nil
+		})
+		body := []byte(`{"ref":"refs/heads/main"}`)
+		url := fleet.HubInstance().ArtifactBaseURL() + receiver.WebhookPath(token, rcv.Name, rcv.Namespace)
+		if code := githubPush(t, hookClient(t, fleet.HubInstance().ArtifactCA()), url, body, receiver.Sign("sha256", token, body)); code != http.StatusNotFound {
+			t.Errorf("a signed call to the Receiver's would-be path: %d, want 404", code)
+		}
+		var theirs sourcev1.GitRepository
+		if err := hub.Get(ctx, types.NamespacedName{Namespace: "team-b", Name: "tenant"}, &theirs); err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := theirs.Annotations[meta.ReconcileRequestedAtAnnotation]; ok {
+			t.Fatalf("team-b's GitRepository was asked to reconcile (%q) by team-a's Receiver", v)
+		}
 		refused++
 	})
 	if n := outside.Load(); n != 0 {

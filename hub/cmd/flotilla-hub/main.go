@@ -27,6 +27,8 @@ func main() {
 	flag.DurationVar(&opts.LeaderElectionLease, "leader-elect-lease", 15*time.Second, "how long a leader's Lease lasts without renewal")
 	flag.StringVar(&opts.ArtifactAddr, "artifact-addr", ":9090", "listen address of the artifact server")
 	flag.StringVar(&opts.ArtifactBaseURL, "artifact-base-url", "", "address spokes reach the artifact server at (default: derived from --artifact-addr)")
+	flag.StringVar(&opts.ReceiverAddr, "receiver-addr", "", "listen address of a plain-HTTP server for the webhook receivers only (/hook/), to expose to Git hosts behind a TLS-terminating Ingress (default: receivers are served by the artifact server under /hook/)")
+	flag.StringVar(&opts.ReceiverBaseURL, "receiver-base-url", "", "address Git hosts reach the receivers at, for each Receiver's status.url (default: derived from --receiver-addr, or the artifact server's address)")
 	flag.StringVar(&opts.SystemNamespace, "system-namespace", manager.DefaultSystemNamespace, "namespace of the hub's signing key and trust ConfigMap")
 	flag.StringVar(&opts.MetricsAddr, "metrics-addr", ":8080", "Prometheus metrics address; 0 turns metrics off")
 	flag.BoolVar(&opts.MetricsInsecure, "metrics-insecure", false, "serve metrics over plain HTTP without authentication (local development only); by default HTTPS, each request authenticated and authorised by the API server (get on /metrics)")
