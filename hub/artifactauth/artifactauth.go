@@ -26,6 +26,12 @@ import (
 // (make bench-fleet), at a minute a few.
 const DefaultCacheTTL = time.Minute
 
+// DefaultCacheWait is Guard.CacheWait's default.
+const DefaultCacheWait = 2 * time.Second
+
+// cachePoll is how often the cache is looked at again while a digest is awaited.
+const cachePoll = 100 * time.Millisecond
+
 // Guard wraps the artifact handler with authentication and authorization.
 type Guard struct {
 	// Reviewer creates TokenReviews on the hub's API server (a direct client).
@@ -38,6 +44,12 @@ type Guard struct {
 	// it. So a digest the cache does not show assigned is looked up once more, live,
 	// before it is refused. Nil: the cache's answer is final.
 	Live client.Reader
+	// CacheWait is how long a digest the cache does not show assigned is awaited in
+	// the cache before the live read: during a rollout the hub's informer trails the
+	// agents' watches by a moment, and at 300 clusters a third of the downloads were
+	// each one more List on the API server. DefaultCacheWait when zero; negative reads
+	// live at once.
+	CacheWait time.Duration
 	// CacheTTL is how long a review is reused; DefaultCacheTTL when zero, negative
 	// turns the cache off.
 	CacheTTL time.Duration
@@ -163,8 +175,8 @@ func (g *Guard) review(ctx context.Context, token string) (string, error) {
 }
 
 // assigned reports whether an Assignment of the cluster points at digest. The cache
-// answers every request for an assigned digest; only a miss (or a cache error) costs a
-// List of the cluster's own namespace on the API server, which the agent's credential
+// answers every request for an assigned digest, if need be after up to CacheWait;
+// only a miss after that (or a cache error) costs a List of the cluster's own namespace on the API server, which the agent's credential
 // could make directly anyway. The List asks for the latest state (no resourceVersion),
 // so it sees every Assignment written before the agent could have heard of it.
 func (g *Guard) assigned(ctx context.Context, cluster, digest string) (bool, error) {
@@ -172,6 +184,28 @@ func (g *Guard) assigned(ctx context.Context, cluster, digest string) (bool, err
 	ok, err := names(ctx, g.Assignments, ns, digest)
 	if ok || g.Live == nil {
 		return ok, err
+	}
+	wait := g.CacheWait
+	if wait == 0 {
+		wait = DefaultCacheWait
+	}
+	if err == nil && wait > 0 {
+		// The cache usually catches up within a moment; waiting for it costs no request.
+		deadline := time.Now().Add(wait)
+		t := time.NewTicker(cachePoll)
+		for err == nil && !ok && time.Now().Before(deadline) {
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return false, ctx.Err()
+			case <-t.C:
+			}
+			ok, err = names(ctx, g.Assignments, ns, digest)
+		}
+		t.Stop()
+		if ok {
+			return true, nil
+		}
 	}
 	if err != nil {
 		g.Log.V(1).Info("cannot read assignments from the cache, reading them live", "cluster", cluster, "error", err.Error())

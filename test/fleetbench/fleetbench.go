@@ -22,6 +22,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
@@ -239,6 +240,7 @@ func Run(t testing.TB, opts Options) Result {
 		t.Fatal(err)
 	}
 	profile(ctx, hub, opts.ProfileDir, fmt.Sprintf("rollout-%d", opts.Clusters), 30*time.Second)
+	profileAPIServer(ctx, cp, opts.ProfileDir, fmt.Sprintf("apiserver-rollout-%d", opts.Clusters), 30*time.Second)
 	rev2 := gitserver.DefaultBranch + "@sha1:" + commit2
 	lat := waitRevision(t, sims, rev2, t0, opts.Timeout)
 	rollB, hubD, procD := snapshot(t, ctx, cp, hub, hubHTTP)
@@ -397,12 +399,28 @@ func profile(ctx context.Context, hub *hubRun, dir, name string, d time.Duration
 	go saveURL(ctx, fmt.Sprintf("%s/profile?seconds=%d", hub.pprofURL, int(d/time.Second)), filepath.Join(dir, "cpu-"+name+".pprof"))
 }
 
-func saveURL(ctx context.Context, url, path string) {
+// profileAPIServer saves a CPU profile of kube-apiserver over d, in the background
+// (its /debug/pprof, read with the admin credential).
+func profileAPIServer(ctx context.Context, cp *controlplane.ControlPlane, dir, name string, d time.Duration) {
+	if dir == "" {
+		return
+	}
+	hc, err := rest.HTTPClientFor(cp.Config())
+	if err != nil {
+		return
+	}
+	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", strings.TrimRight(cp.Config().Host, "/"), int(d/time.Second))
+	go saveURLWith(ctx, hc, url, filepath.Join(dir, "cpu-"+name+".pprof"))
+}
+
+func saveURL(ctx context.Context, url, path string) { saveURLWith(ctx, http.DefaultClient, url, path) }
+
+func saveURLWith(ctx context.Context, hc *http.Client, url, path string) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return
 	}

@@ -47,6 +47,10 @@ func Format(results []Result) string {
 		return fmt.Sprintf("%.2f", other/float64(max(1, r.Clusters))/(r.Rest.seconds/60))
 	})
 	row("API req/s in rollout: reads / writes", func(r Result) string { return fmt.Sprintf("%.1f / %.1f", r.Rollout.reads, r.Rollout.writes) })
+	row("  API writes per Assignment in rollout, beyond Leases", func(r Result) string {
+		n := float64(max(1, r.Clusters*r.Deployments))
+		return fmt.Sprintf("%.2f", (r.Rollout.allWrites-r.Rollout.leaseWrites)/n)
+	})
 	row("hub's own API req/s: rest / rollout", func(r Result) string {
 		if r.HubRSS == 0 {
 			return "n/a (in-process)"
@@ -60,7 +64,7 @@ func Format(results []Result) string {
 	})
 	for _, r := range results {
 		fmt.Fprintf(&b, "\n%d clusters, writes at rest (per s): %s\n", r.Clusters, top(r.Rest, true))
-		fmt.Fprintf(&b, "%d clusters, requests in rollout (per s): %s\n", r.Clusters, top(r.Rollout, false))
+		fmt.Fprintf(&b, "%d clusters, requests in rollout (per s, mean latency): %s\n", r.Clusters, top(r.Rollout, false))
 		if r.Errors != "none" {
 			fmt.Fprintf(&b, "%d clusters, simulated agents' errors: %s\n", r.Clusters, r.Errors)
 		}
@@ -95,7 +99,11 @@ func top(r rates, writesOnly bool) string {
 		if i == 8 {
 			break
 		}
-		parts = append(parts, fmt.Sprintf("%s %.1f", e.k, perSec(e.v, r.seconds)))
+		part := fmt.Sprintf("%s %.1f", e.k, perSec(e.v, r.seconds))
+		if l, ok := r.latency[e.k]; ok && !writesOnly {
+			part += fmt.Sprintf(" (%s)", l.Round(time.Millisecond))
+		}
+		parts = append(parts, part)
 	}
 	return strings.Join(parts, ", ")
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -272,7 +273,7 @@ func (s *simCluster) work(ctx context.Context) {
 // reconcile does for one Assignment what spoke/agent's reconcile does, against the
 // hub: take it from the watch (the agent reads its informer cache), verify the
 // statement, download and check the artifact, parse its objects, "apply" them to the
-// sink, record an Event and patch the status.
+// sink and patch the status (an Event only for a failure, as the agent records).
 func (s *simCluster) reconcile(ctx context.Context, a *fleetv1.Assignment) error {
 	name := a.Name
 	a = a.DeepCopy()
@@ -299,6 +300,7 @@ func (s *simCluster) reconcile(ctx context.Context, a *fleetv1.Assignment) error
 			msg := fmt.Sprintf("revision %s not applied: %v", rev, err)
 			a.Status.Message = msg
 			conditions.MarkStalled(a, meta.VerificationFailedReason, msg)
+			s.event(ctx, a, corev1.EventTypeWarning, meta.VerificationFailedReason, msg)
 			_ = s.c.Status().Patch(ctx, a, client.MergeFrom(before))
 		}
 		return fmt.Errorf("%s/%s: %w", s.ns, name, err)
@@ -312,16 +314,13 @@ func (s *simCluster) reconcile(ctx context.Context, a *fleetv1.Assignment) error
 		entries = append(entries, apply.RefOf(o).Entry())
 	}
 	s.sink.record(s.name, name, a.Spec.Artifact.Digest, len(objs))
-	changed := a.Status.AppliedDigest != a.Spec.Artifact.Digest
 	msg := fmt.Sprintf("applied revision %s: %d objects (%d configured)", rev, len(objs), len(objs))
 	a.Status.AppliedDigest, a.Status.AppliedRevision = a.Spec.Artifact.Digest, rev
 	a.Status.Entries, a.Status.Inventory = entries, int32(len(entries))
 	a.Status.ObservedGeneration = a.Generation
 	a.Status.Message = msg
+	// A success is in the status only, as spoke/agent records no Event for it.
 	conditions.MarkReady(a, meta.SucceededReason, msg)
-	if changed {
-		s.event(ctx, a, msg)
-	}
 	if err := s.c.Status().Patch(ctx, a, client.MergeFrom(before)); err != nil {
 		return client.IgnoreNotFound(err)
 	}
@@ -343,13 +342,13 @@ func (s *simCluster) reconcile(ctx context.Context, a *fleetv1.Assignment) error
 	return nil
 }
 
-// event records the apply on the hub as the agent's event recorder does.
-func (s *simCluster) event(ctx context.Context, a *fleetv1.Assignment, msg string) {
+// event records a failure on the hub as the agent's event recorder does.
+func (s *simCluster) event(ctx context.Context, a *fleetv1.Assignment, typ, reason, msg string) {
 	now := metav1.NowMicro()
 	ev := &eventsv1.Event{
 		ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: fmt.Sprintf("%s.%x", a.Name, time.Now().UnixNano())},
 		EventTime:  now, ReportingController: "flotilla-agent", ReportingInstance: "flotilla-agent-" + s.name,
-		Action: "Apply", Reason: meta.SucceededReason, Type: "Normal", Note: msg,
+		Action: "Apply", Reason: reason, Type: typ, Note: msg,
 		Regarding: corev1ObjectReference(a),
 	}
 	if err := s.c.Create(ctx, ev); err != nil && ctx.Err() == nil {
