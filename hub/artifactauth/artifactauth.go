@@ -181,7 +181,9 @@ func (g *Guard) review(ctx context.Context, token string) (string, error) {
 // so it sees every Assignment written before the agent could have heard of it.
 func (g *Guard) assigned(ctx context.Context, cluster, digest string) (bool, error) {
 	ns := fleetv1.ClusterNamespace(cluster)
-	ok, err := names(ctx, g.Assignments, ns, digest)
+	// The cache's objects are only read here: no copy of them (a rollout asks this
+	// once per download, and again while waiting).
+	ok, err := names(ctx, g.Assignments, ns, digest, client.UnsafeDisableDeepCopy)
 	if ok || g.Live == nil {
 		return ok, err
 	}
@@ -200,7 +202,7 @@ func (g *Guard) assigned(ctx context.Context, cluster, digest string) (bool, err
 				return false, ctx.Err()
 			case <-t.C:
 			}
-			ok, err = names(ctx, g.Assignments, ns, digest)
+			ok, err = names(ctx, g.Assignments, ns, digest, client.UnsafeDisableDeepCopy)
 		}
 		t.Stop()
 		if ok {
@@ -218,9 +220,9 @@ func (g *Guard) assigned(ctx context.Context, cluster, digest string) (bool, err
 }
 
 // names reports whether an Assignment in namespace ns points at digest.
-func names(ctx context.Context, r client.Reader, ns, digest string) (bool, error) {
+func names(ctx context.Context, r client.Reader, ns, digest string, opts ...client.ListOption) (bool, error) {
 	var list fleetv1.AssignmentList
-	if err := r.List(ctx, &list, client.InNamespace(ns)); err != nil {
+	if err := r.List(ctx, &list, append(opts, client.InNamespace(ns))...); err != nil {
 		return false, err
 	}
 	for i := range list.Items {

@@ -241,6 +241,13 @@ func Run(t testing.TB, opts Options) Result {
 	}
 	profile(ctx, hub, opts.ProfileDir, fmt.Sprintf("rollout-%d", opts.Clusters), 30*time.Second)
 	profileAPIServer(ctx, cp, opts.ProfileDir, fmt.Sprintf("apiserver-rollout-%d", opts.Clusters), 30*time.Second)
+	if hub.pprofURL != "" && opts.ProfileDir != "" {
+		// Where the hub's goroutines wait 10 s into the rollout: on the API server
+		// (writes in flight), on a worker, or on the rate limiter.
+		time.AfterFunc(10*time.Second, func() {
+			saveURL(ctx, hub.pprofURL+"/goroutine?debug=1", filepath.Join(opts.ProfileDir, fmt.Sprintf("goroutines-rollout-%d.txt", opts.Clusters)))
+		})
+	}
 	rev2 := gitserver.DefaultBranch + "@sha1:" + commit2
 	lat := waitRevision(t, sims, rev2, t0, opts.Timeout)
 	rollB, hubD, procD := snapshot(t, ctx, cp, hub, hubHTTP)

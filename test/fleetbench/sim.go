@@ -30,6 +30,7 @@ import (
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 	"github.com/flotilla-dev/flotilla/api/registration"
+	"github.com/flotilla-dev/flotilla/spoke/agent"
 	"github.com/flotilla-dev/flotilla/spoke/apply"
 	"github.com/flotilla-dev/flotilla/spoke/fetch"
 )
@@ -47,12 +48,13 @@ type simCluster struct {
 	errs      *errorLog
 	lease     *coordinationv1.Lease // what the last renewal returned; the beat goroutine's own
 
-	mu      sync.Mutex
-	pending map[string]*fleetv1.Assignment // latest seen, by name
-	wake    chan struct{}
-	applied map[string]appliedRecord // by Assignment name
-	readyAt map[string]time.Time     // revision → when every Assignment ran it
-	want    int                      // Assignments expected per revision
+	mu       sync.Mutex
+	pending  map[string]*fleetv1.Assignment // latest seen, by name
+	inflight map[string]bool                // names a worker is applying
+	wake     chan struct{}
+	applied  map[string]appliedRecord // by Assignment name
+	readyAt  map[string]time.Time     // revision → when every Assignment ran it
+	want     int                      // Assignments expected per revision
 }
 
 type appliedRecord struct {
@@ -95,7 +97,7 @@ func newSimCluster(resp *registration.Response, dir string, heartbeat time.Durat
 	}
 	return &simCluster{
 		name: resp.Cluster, ns: resp.Namespace, c: c, fetcher: f, sink: s, heartbeat: heartbeat, errs: errs,
-		pending: map[string]*fleetv1.Assignment{}, wake: make(chan struct{}, 1),
+		pending: map[string]*fleetv1.Assignment{}, inflight: map[string]bool{}, wake: make(chan struct{}, simWorkers),
 		applied: map[string]appliedRecord{}, readyAt: map[string]time.Time{},
 	}, nil
 }
@@ -116,7 +118,9 @@ func (b *bearer) RoundTrip(req *http.Request) (*http.Response, error) {
 // run renews the Lease, watches the namespace and applies until ctx is done.
 func (s *simCluster) run(ctx context.Context) {
 	go s.beat(ctx)
-	go s.work(ctx)
+	for range simWorkers {
+		go s.work(ctx)
+	}
 	s.watch(ctx)
 }
 
@@ -230,12 +234,15 @@ func (s *simCluster) enqueue(a *fleetv1.Assignment) {
 	}
 	s.pending[a.Name] = a
 	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+	s.signal()
 }
 
+// simWorkers is how many Assignments a simulated cluster applies at once, as
+// spoke/agent's DefaultMaxConcurrentReconciles.
+const simWorkers = agent.DefaultMaxConcurrentReconciles
+
+// work applies pending Assignments, one at a time per Assignment and simWorkers at
+// once, as the agent's controller does.
 func (s *simCluster) work(ctx context.Context) {
 	for {
 		select {
@@ -246,27 +253,45 @@ func (s *simCluster) work(ctx context.Context) {
 		for {
 			s.mu.Lock()
 			var a *fleetv1.Assignment
-			for _, p := range s.pending {
-				a = p
-				break
+			for name, p := range s.pending {
+				if !s.inflight[name] {
+					a = p
+					break
+				}
 			}
 			if a != nil {
 				delete(s.pending, a.Name)
+				s.inflight[a.Name] = true
 			}
+			more := len(s.pending) > 0
 			s.mu.Unlock()
 			if a == nil {
 				break
 			}
-			if err := s.reconcile(ctx, a); err != nil && ctx.Err() == nil {
+			if more {
+				s.signal() // another worker takes the next one
+			}
+			err := s.reconcile(ctx, a)
+			s.mu.Lock()
+			delete(s.inflight, a.Name)
+			if err != nil && ctx.Err() == nil {
 				s.errs.add("apply", err)
-				s.mu.Lock()
 				if _, newer := s.pending[a.Name]; !newer {
 					s.pending[a.Name] = a
 				}
-				s.mu.Unlock()
+			}
+			s.mu.Unlock()
+			if err != nil {
 				time.Sleep(time.Second)
 			}
 		}
+	}
+}
+
+func (s *simCluster) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }
 
