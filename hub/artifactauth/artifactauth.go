@@ -57,6 +57,15 @@ type Guard struct {
 
 	mu    sync.Mutex
 	cache map[[32]byte]review
+	// pending holds the reviews in flight, by token hash: an agent downloads several
+	// artifacts at once, and the requests of one token wait for one review.
+	pending map[[32]byte]*pendingReview
+}
+
+type pendingReview struct {
+	done    chan struct{}
+	cluster string
+	err     error
 }
 
 type review struct {
@@ -142,7 +151,7 @@ func (g *Guard) authenticate(ctx context.Context, token string) (string, error) 
 			return rv.cluster, rv.err
 		}
 	}
-	cluster, err := g.review(ctx, token)
+	cluster, err := g.reviewOnce(ctx, key, token)
 	var transient *transientError
 	if ttl > 0 && !errors.As(err, &transient) {
 		g.mu.Lock()
@@ -162,6 +171,32 @@ func (g *Guard) authenticate(ctx context.Context, token string) (string, error) 
 }
 
 type transientError struct{ error }
+
+// reviewOnce reviews token, or waits for the review of it already in flight.
+func (g *Guard) reviewOnce(ctx context.Context, key [32]byte, token string) (string, error) {
+	g.mu.Lock()
+	if p, ok := g.pending[key]; ok {
+		g.mu.Unlock()
+		select {
+		case <-p.done:
+			return p.cluster, p.err
+		case <-ctx.Done():
+			return "", &transientError{ctx.Err()}
+		}
+	}
+	if g.pending == nil {
+		g.pending = map[[32]byte]*pendingReview{}
+	}
+	p := &pendingReview{done: make(chan struct{})}
+	g.pending[key] = p
+	g.mu.Unlock()
+	p.cluster, p.err = g.review(ctx, token)
+	g.mu.Lock()
+	delete(g.pending, key)
+	g.mu.Unlock()
+	close(p.done)
+	return p.cluster, p.err
+}
 
 func (g *Guard) review(ctx context.Context, token string) (string, error) {
 	tr := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}

@@ -237,3 +237,43 @@ func TestGuardWaitsForTheCache(t *testing.T) {
 		t.Errorf("refused after %s, before the wait of %s", took, wait)
 	}
 }
+
+// TestGuardReviewsATokenOnce: an agent downloads several artifacts at once (the
+// agent's workers, a rollout of several deployments); its requests share one
+// TokenReview instead of sending one each before the first answer is cached.
+func TestGuardReviewsATokenOnce(t *testing.T) {
+	var reviews atomic.Int32
+	reviewer := fake.NewClientBuilder().WithScheme(api.NewScheme()).WithInterceptorFuncs(interceptor.Funcs{
+		Create: func(_ context.Context, _ client.WithWatch, obj client.Object, _ ...client.CreateOption) error {
+			reviews.Add(1)
+			time.Sleep(200 * time.Millisecond) // an API server under load
+			tr := obj.(*authenticationv1.TokenReview)
+			tr.Status = authenticationv1.TokenReviewStatus{Authenticated: true, User: authenticationv1.UserInfo{Username: registration.ServiceAccountUsername("a")}}
+			return nil
+		},
+	}).Build()
+	assignments := fake.NewClientBuilder().WithScheme(api.NewScheme()).WithObjects(
+		&fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{Namespace: fleetv1.ClusterNamespace("a"), Name: "x"}, Spec: fleetv1.AssignmentSpec{Artifact: fleetv1.SignedArtifact{Digest: digestA}}},
+	).Build()
+	h := (&Guard{Reviewer: reviewer, Assignments: assignments}).Wrap(
+		http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) }))
+	const n = 8
+	codes := make(chan int, n)
+	for range n {
+		go func() {
+			req := httptest.NewRequest(http.MethodGet, path(digestA), nil)
+			req.Header.Set("Authorization", "Bearer tok-a")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			codes <- rec.Code
+		}()
+	}
+	for range n {
+		if code := <-codes; code != http.StatusTeapot {
+			t.Errorf("got %d, want %d", code, http.StatusTeapot)
+		}
+	}
+	if got := reviews.Load(); got != 1 {
+		t.Errorf("%d concurrent requests of one token made %d TokenReviews, want 1", n, got)
+	}
+}

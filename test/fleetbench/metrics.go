@@ -180,6 +180,9 @@ type rates struct {
 	clusterSets float64 // Cluster status writes in the window
 	leaseWrites float64
 	latency     map[string]time.Duration // mean, by key
+	// throttled counts answers 429 (API Priority and Fairness turned the request
+	// away; client-go sends it again) and failed the 5xx answers, in the window.
+	throttled, failed float64
 	// allWrites counts every write of the window.
 	allWrites float64
 }
@@ -200,6 +203,12 @@ func ratesBetween(a, b requests) rates {
 			continue
 		}
 		out.byKey[key(s)] += d
+		switch code := s.labels["code"]; {
+		case code == "429":
+			out.throttled += d
+		case strings.HasPrefix(code, "5"):
+			out.failed += d
+		}
 		switch {
 		case writeVerbs[s.labels["verb"]]:
 			out.writes += d

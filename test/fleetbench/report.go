@@ -51,6 +51,9 @@ func Format(results []Result) string {
 		n := float64(max(1, r.Clusters*r.Deployments))
 		return fmt.Sprintf("%.2f", (r.Rollout.allWrites-r.Rollout.leaseWrites)/n)
 	})
+	row("  API answers 429 / 5xx in rollout", func(r Result) string {
+		return fmt.Sprintf("%.0f / %.0f", r.Rollout.throttled, r.Rollout.failed)
+	})
 	row("hub's own API req/s: rest / rollout", func(r Result) string {
 		if r.HubRSS == 0 {
 			return "n/a (in-process)"
