@@ -60,6 +60,8 @@ type Guard struct {
 	// pending holds the reviews in flight, by token hash: an agent downloads several
 	// artifacts at once, and the requests of one token wait for one review.
 	pending map[[32]byte]*pendingReview
+	// lists holds the live Lists in flight, by namespace.
+	lists map[string]*pendingList
 }
 
 type pendingReview struct {
@@ -215,6 +217,7 @@ func (g *Guard) review(ctx context.Context, token string) (string, error) {
 // could make directly anyway. The List asks for the latest state (no resourceVersion),
 // so it sees every Assignment written before the agent could have heard of it.
 func (g *Guard) assigned(ctx context.Context, cluster, digest string) (bool, error) {
+	asked := time.Now()
 	ns := fleetv1.ClusterNamespace(cluster)
 	// The cache's objects are only read here: no copy of them (a rollout asks this
 	// once per download, and again while waiting).
@@ -247,11 +250,56 @@ func (g *Guard) assigned(ctx context.Context, cluster, digest string) (bool, err
 	if err != nil {
 		g.Log.V(1).Info("cannot read assignments from the cache, reading them live", "cluster", cluster, "error", err.Error())
 	}
-	ok, err = names(ctx, g.Live, ns, digest)
+	digests, err := g.liveDigests(ctx, ns, asked)
+	ok = digests[digest]
 	if ok {
 		g.Log.V(1).Info("artifact assigned but not yet in the cache", "cluster", cluster, "digest", digest)
 	}
 	return ok, err
+}
+
+// liveDigests returns the digests the Assignments of namespace ns point at, read live.
+// A List of ns that started after asked (the request arrived after its agent saw the
+// Assignment, so such a List sees it too) is shared rather than sent again: an agent's
+// concurrent downloads missing the cache together cost one List, not one each.
+func (g *Guard) liveDigests(ctx context.Context, ns string, asked time.Time) (map[string]bool, error) {
+	g.mu.Lock()
+	if p := g.lists[ns]; p != nil && !p.started.Before(asked) {
+		g.mu.Unlock()
+		select {
+		case <-p.done:
+			return p.digests, p.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if g.lists == nil {
+		g.lists = map[string]*pendingList{}
+	}
+	p := &pendingList{started: time.Now(), done: make(chan struct{})}
+	g.lists[ns] = p
+	g.mu.Unlock()
+	var list fleetv1.AssignmentList
+	if p.err = g.Live.List(ctx, &list, client.InNamespace(ns)); p.err == nil {
+		p.digests = make(map[string]bool, len(list.Items))
+		for i := range list.Items {
+			p.digests[list.Items[i].Spec.Artifact.Digest] = true
+		}
+	}
+	g.mu.Lock()
+	if g.lists[ns] == p {
+		delete(g.lists, ns)
+	}
+	g.mu.Unlock()
+	close(p.done)
+	return p.digests, p.err
+}
+
+type pendingList struct {
+	started time.Time
+	done    chan struct{}
+	digests map[string]bool
+	err     error
 }
 
 // names reports whether an Assignment in namespace ns points at digest.

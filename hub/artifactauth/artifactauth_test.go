@@ -277,3 +277,58 @@ func TestGuardReviewsATokenOnce(t *testing.T) {
 		t.Errorf("%d concurrent requests of one token made %d TokenReviews, want 1", n, got)
 	}
 }
+
+// TestGuardSharesLiveLists: an agent's concurrent downloads that all miss a lagging
+// cache share one live List of the cluster's namespace, and each is still answered
+// for its own digest.
+func TestGuardSharesLiveLists(t *testing.T) {
+	reviewer := fake.NewClientBuilder().WithScheme(api.NewScheme()).WithInterceptorFuncs(interceptor.Funcs{
+		Create: func(_ context.Context, _ client.WithWatch, obj client.Object, _ ...client.CreateOption) error {
+			tr := obj.(*authenticationv1.TokenReview)
+			tr.Status = authenticationv1.TokenReviewStatus{Authenticated: true, User: authenticationv1.UserInfo{Username: registration.ServiceAccountUsername("a")}}
+			return nil
+		},
+	}).Build()
+	digest := func(c string) string { return "sha256:" + strings.Repeat(c, 64) }
+	var objs []client.Object
+	for _, c := range []string{"a", "b", "c"} {
+		objs = append(objs, &fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{Namespace: fleetv1.ClusterNamespace("a"), Name: "x-" + c},
+			Spec: fleetv1.AssignmentSpec{Artifact: fleetv1.SignedArtifact{Digest: digest(c)}}})
+	}
+	empty := fake.NewClientBuilder().WithScheme(api.NewScheme()).Build() // a cache that has seen none of them
+	var liveLists atomic.Int32
+	live := fake.NewClientBuilder().WithScheme(api.NewScheme()).WithObjects(objs...).WithInterceptorFuncs(interceptor.Funcs{
+		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			liveLists.Add(1)
+			time.Sleep(200 * time.Millisecond) // an API server under load
+			return c.List(ctx, list, opts...)
+		},
+	}).Build()
+	h := (&Guard{Reviewer: reviewer, Assignments: empty, Live: live, CacheWait: 300 * time.Millisecond}).Wrap(
+		http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) }))
+	want := map[string]int{digest("a"): http.StatusTeapot, digest("b"): http.StatusTeapot, digest("c"): http.StatusTeapot,
+		digest("d"): http.StatusForbidden}
+	type answer struct {
+		digest string
+		code   int
+	}
+	answers := make(chan answer, len(want))
+	for d := range want {
+		go func() {
+			req := httptest.NewRequest(http.MethodGet, path(d), nil)
+			req.Header.Set("Authorization", "Bearer tok-a")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			answers <- answer{d, rec.Code}
+		}()
+	}
+	for range want {
+		a := <-answers
+		if a.code != want[a.digest] {
+			t.Errorf("digest %s…: got %d, want %d", a.digest[:12], a.code, want[a.digest])
+		}
+	}
+	if n := liveLists.Load(); n != 1 {
+		t.Errorf("%d concurrent cache misses of one cluster made %d live Lists, want 1", len(want), n)
+	}
+}

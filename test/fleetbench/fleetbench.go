@@ -240,7 +240,7 @@ func Run(t testing.TB, opts Options) Result {
 		t.Fatal(err)
 	}
 	profile(ctx, hub, opts.ProfileDir, fmt.Sprintf("rollout-%d", opts.Clusters), 30*time.Second)
-	profileAPIServer(ctx, cp, opts.ProfileDir, fmt.Sprintf("apiserver-rollout-%d", opts.Clusters), 30*time.Second)
+	profileAPIServer(ctx, cp, opts.ProfileDir, fmt.Sprintf("apiserver-rollout-%d", opts.Clusters), 15*time.Second)
 	if hub.pprofURL != "" && opts.ProfileDir != "" {
 		// Where the hub's goroutines wait 10 s into the rollout: on the API server
 		// (writes in flight), on a worker, or on the rate limiter.
@@ -292,6 +292,10 @@ func Run(t testing.TB, opts Options) Result {
 	}
 	if hub.pprofURL != "" && opts.ProfileDir != "" {
 		saveURL(ctx, hub.pprofURL+"/heap", filepath.Join(opts.ProfileDir, fmt.Sprintf("heap-%d.pprof", opts.Clusters)))
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "hub.log")); err == nil && opts.ProfileDir != "" {
+		// Its informers' complaints (a watch closed, a relist) explain a lagging cache.
+		_ = os.WriteFile(filepath.Join(opts.ProfileDir, fmt.Sprintf("hub-%d.log", opts.Clusters)), b, 0o644)
 	}
 	res.Errors = errs.String()
 	return res

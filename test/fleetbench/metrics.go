@@ -127,6 +127,9 @@ type requests struct {
 	samples []sample
 	// durSum and durCount are apiserver_request_duration_seconds' sums and counts.
 	durSum, durCount []sample
+	// terminatedWatchers counts watches the API server closed because their client
+	// did not keep up (the client's informer then lags, and watches again).
+	terminatedWatchers []sample
 }
 
 func apiserverRequests(ctx context.Context, cfg *rest.Config) (requests, error) {
@@ -135,12 +138,13 @@ func apiserverRequests(ctx context.Context, cfg *rest.Config) (requests, error) 
 		return requests{}, err
 	}
 	m, err := scrape(ctx, hc, strings.TrimRight(cfg.Host, "/")+"/metrics", "apiserver_request_total",
-		"apiserver_request_duration_seconds_sum", "apiserver_request_duration_seconds_count")
+		"apiserver_request_duration_seconds_sum", "apiserver_request_duration_seconds_count", "apiserver_terminated_watchers_total")
 	if err != nil {
 		return requests{}, err
 	}
 	return requests{at: time.Now(), samples: m["apiserver_request_total"],
-		durSum: m["apiserver_request_duration_seconds_sum"], durCount: m["apiserver_request_duration_seconds_count"]}, nil
+		durSum: m["apiserver_request_duration_seconds_sum"], durCount: m["apiserver_request_duration_seconds_count"],
+		terminatedWatchers: m["apiserver_terminated_watchers_total"]}, nil
 }
 
 // latencies returns the mean time kube-apiserver took per request kind between two
@@ -183,6 +187,8 @@ type rates struct {
 	// throttled counts answers 429 (API Priority and Fairness turned the request
 	// away; client-go sends it again) and failed the 5xx answers, in the window.
 	throttled, failed float64
+	// terminatedWatchers is how many watches kube-apiserver closed as too slow, by resource.
+	terminatedWatchers map[string]float64
 	// allWrites counts every write of the window.
 	allWrites float64
 }
@@ -195,7 +201,14 @@ func ratesBetween(a, b requests) rates {
 	for _, s := range a.samples {
 		before[key(s)+"|"+s.labels["code"]+"|"+s.labels["group"]+"|"+s.labels["scope"]+"|"+s.labels["component"]+"|"+s.labels["dry_run"]+"|"+s.labels["version"]] += s.value
 	}
-	out := rates{seconds: b.at.Sub(a.at).Seconds(), byKey: map[string]float64{}, latency: latencies(a, b)}
+	out := rates{seconds: b.at.Sub(a.at).Seconds(), byKey: map[string]float64{}, latency: latencies(a, b),
+		terminatedWatchers: map[string]float64{}}
+	for _, x := range b.terminatedWatchers {
+		out.terminatedWatchers[x.labels["resource"]] += x.value
+	}
+	for _, x := range a.terminatedWatchers {
+		out.terminatedWatchers[x.labels["resource"]] -= x.value
+	}
 	for _, s := range b.samples {
 		full := key(s) + "|" + s.labels["code"] + "|" + s.labels["group"] + "|" + s.labels["scope"] + "|" + s.labels["component"] + "|" + s.labels["dry_run"] + "|" + s.labels["version"]
 		d := s.value - before[full]

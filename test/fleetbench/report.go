@@ -54,6 +54,19 @@ func Format(results []Result) string {
 	row("  API answers 429 / 5xx in rollout", func(r Result) string {
 		return fmt.Sprintf("%.0f / %.0f", r.Rollout.throttled, r.Rollout.failed)
 	})
+	row("  watches closed as too slow in rollout", func(r Result) string {
+		var parts []string
+		for res, n := range r.Rollout.terminatedWatchers {
+			if n > 0 {
+				parts = append(parts, fmt.Sprintf("%s %.0f", res, n))
+			}
+		}
+		sort.Strings(parts)
+		if len(parts) == 0 {
+			return "0"
+		}
+		return strings.Join(parts, ", ")
+	})
 	row("hub's own API req/s: rest / rollout", func(r Result) string {
 		if r.HubRSS == 0 {
 			return "n/a (in-process)"

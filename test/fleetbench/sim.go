@@ -186,35 +186,47 @@ func (s *simCluster) renew(ctx context.Context) error {
 	return err
 }
 
-// watch lists the namespace's Assignments and then watches them, starting over on
-// any error, as an informer does.
+// watch lists the namespace's Assignments and then watches them, as an informer
+// does: a watch the API server closes is opened again from the last resource version
+// seen; only an error (the version expired, say) lists again.
 func (s *simCluster) watch(ctx context.Context) {
+	rv := ""
 	for ctx.Err() == nil {
-		var list fleetv1.AssignmentList
-		if err := s.c.List(ctx, &list, client.InNamespace(s.ns)); err != nil {
-			if ctx.Err() == nil {
-				s.errs.add("list", err)
-				time.Sleep(time.Second)
+		if rv == "" {
+			var list fleetv1.AssignmentList
+			if err := s.c.List(ctx, &list, client.InNamespace(s.ns)); err != nil {
+				if ctx.Err() == nil {
+					s.errs.add("list", err)
+					time.Sleep(time.Second)
+				}
+				continue
 			}
-			continue
-		}
-		for i := range list.Items {
-			s.enqueue(&list.Items[i])
+			for i := range list.Items {
+				s.enqueue(&list.Items[i])
+			}
+			rv = list.ResourceVersion
 		}
 		w, err := s.c.Watch(ctx, &fleetv1.AssignmentList{}, client.InNamespace(s.ns),
-			&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.ResourceVersion}})
+			&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true}})
 		if err != nil {
 			if ctx.Err() == nil {
 				s.errs.add("watch", err)
 				time.Sleep(time.Second)
 			}
+			rv = ""
 			continue
 		}
 		for ev := range w.ResultChan() {
 			if ev.Type == watch.Error {
+				rv = ""
 				break
 			}
-			if a, ok := ev.Object.(*fleetv1.Assignment); ok && (ev.Type == watch.Added || ev.Type == watch.Modified) {
+			a, ok := ev.Object.(*fleetv1.Assignment)
+			if !ok {
+				continue
+			}
+			rv = a.ResourceVersion
+			if ev.Type == watch.Added || ev.Type == watch.Modified {
 				s.enqueue(a)
 			}
 		}
