@@ -26,6 +26,12 @@ import (
 // (make bench-fleet), at a minute a few.
 const DefaultCacheTTL = time.Minute
 
+// DefaultCacheWait is Guard.CacheWait's default.
+const DefaultCacheWait = 2 * time.Second
+
+// cachePoll is how often the cache is looked at again while a digest is awaited.
+const cachePoll = 100 * time.Millisecond
+
 // Guard wraps the artifact handler with authentication and authorization.
 type Guard struct {
 	// Reviewer creates TokenReviews on the hub's API server (a direct client).
@@ -38,6 +44,12 @@ type Guard struct {
 	// it. So a digest the cache does not show assigned is looked up once more, live,
 	// before it is refused. Nil: the cache's answer is final.
 	Live client.Reader
+	// CacheWait is how long a digest the cache does not show assigned is awaited in
+	// the cache before the live read: during a rollout the hub's informer trails the
+	// agents' watches by a moment, and at 300 clusters a third of the downloads were
+	// each one more List on the API server. DefaultCacheWait when zero; negative reads
+	// live at once.
+	CacheWait time.Duration
 	// CacheTTL is how long a review is reused; DefaultCacheTTL when zero, negative
 	// turns the cache off.
 	CacheTTL time.Duration
@@ -45,6 +57,17 @@ type Guard struct {
 
 	mu    sync.Mutex
 	cache map[[32]byte]review
+	// pending holds the reviews in flight, by token hash: an agent downloads several
+	// artifacts at once, and the requests of one token wait for one review.
+	pending map[[32]byte]*pendingReview
+	// lists holds the live Lists in flight, by namespace.
+	lists map[string]*pendingList
+}
+
+type pendingReview struct {
+	done    chan struct{}
+	cluster string
+	err     error
 }
 
 type review struct {
@@ -130,7 +153,7 @@ func (g *Guard) authenticate(ctx context.Context, token string) (string, error) 
 			return rv.cluster, rv.err
 		}
 	}
-	cluster, err := g.review(ctx, token)
+	cluster, err := g.reviewOnce(ctx, key, token)
 	var transient *transientError
 	if ttl > 0 && !errors.As(err, &transient) {
 		g.mu.Lock()
@@ -151,6 +174,32 @@ func (g *Guard) authenticate(ctx context.Context, token string) (string, error) 
 
 type transientError struct{ error }
 
+// reviewOnce reviews token, or waits for the review of it already in flight.
+func (g *Guard) reviewOnce(ctx context.Context, key [32]byte, token string) (string, error) {
+	g.mu.Lock()
+	if p, ok := g.pending[key]; ok {
+		g.mu.Unlock()
+		select {
+		case <-p.done:
+			return p.cluster, p.err
+		case <-ctx.Done():
+			return "", &transientError{ctx.Err()}
+		}
+	}
+	if g.pending == nil {
+		g.pending = map[[32]byte]*pendingReview{}
+	}
+	p := &pendingReview{done: make(chan struct{})}
+	g.pending[key] = p
+	g.mu.Unlock()
+	p.cluster, p.err = g.review(ctx, token)
+	g.mu.Lock()
+	delete(g.pending, key)
+	g.mu.Unlock()
+	close(p.done)
+	return p.cluster, p.err
+}
+
 func (g *Guard) review(ctx context.Context, token string) (string, error) {
 	tr := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}
 	if err := g.Reviewer.Create(ctx, tr); err != nil {
@@ -163,30 +212,100 @@ func (g *Guard) review(ctx context.Context, token string) (string, error) {
 }
 
 // assigned reports whether an Assignment of the cluster points at digest. The cache
-// answers every request for an assigned digest; only a miss (or a cache error) costs a
-// List of the cluster's own namespace on the API server, which the agent's credential
+// answers every request for an assigned digest, if need be after up to CacheWait;
+// only a miss after that (or a cache error) costs a List of the cluster's own namespace on the API server, which the agent's credential
 // could make directly anyway. The List asks for the latest state (no resourceVersion),
 // so it sees every Assignment written before the agent could have heard of it.
 func (g *Guard) assigned(ctx context.Context, cluster, digest string) (bool, error) {
+	asked := time.Now()
 	ns := fleetv1.ClusterNamespace(cluster)
-	ok, err := names(ctx, g.Assignments, ns, digest)
+	// The cache's objects are only read here: no copy of them (a rollout asks this
+	// once per download, and again while waiting).
+	ok, err := names(ctx, g.Assignments, ns, digest, client.UnsafeDisableDeepCopy)
 	if ok || g.Live == nil {
 		return ok, err
+	}
+	wait := g.CacheWait
+	if wait == 0 {
+		wait = DefaultCacheWait
+	}
+	if err == nil && wait > 0 {
+		// The cache usually catches up within a moment; waiting for it costs no request.
+		deadline := time.Now().Add(wait)
+		t := time.NewTicker(cachePoll)
+		for err == nil && !ok && time.Now().Before(deadline) {
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return false, ctx.Err()
+			case <-t.C:
+			}
+			ok, err = names(ctx, g.Assignments, ns, digest, client.UnsafeDisableDeepCopy)
+		}
+		t.Stop()
+		if ok {
+			return true, nil
+		}
 	}
 	if err != nil {
 		g.Log.V(1).Info("cannot read assignments from the cache, reading them live", "cluster", cluster, "error", err.Error())
 	}
-	ok, err = names(ctx, g.Live, ns, digest)
+	digests, err := g.liveDigests(ctx, ns, asked)
+	ok = digests[digest]
 	if ok {
 		g.Log.V(1).Info("artifact assigned but not yet in the cache", "cluster", cluster, "digest", digest)
 	}
 	return ok, err
 }
 
-// names reports whether an Assignment in namespace ns points at digest.
-func names(ctx context.Context, r client.Reader, ns, digest string) (bool, error) {
+// liveDigests returns the digests the Assignments of namespace ns point at, read live.
+// A List of ns that started after asked (the request arrived after its agent saw the
+// Assignment, so such a List sees it too) is shared rather than sent again: an agent's
+// concurrent downloads missing the cache together cost one List, not one each.
+func (g *Guard) liveDigests(ctx context.Context, ns string, asked time.Time) (map[string]bool, error) {
+	g.mu.Lock()
+	if p := g.lists[ns]; p != nil && !p.started.Before(asked) {
+		g.mu.Unlock()
+		select {
+		case <-p.done:
+			return p.digests, p.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if g.lists == nil {
+		g.lists = map[string]*pendingList{}
+	}
+	p := &pendingList{started: time.Now(), done: make(chan struct{})}
+	g.lists[ns] = p
+	g.mu.Unlock()
 	var list fleetv1.AssignmentList
-	if err := r.List(ctx, &list, client.InNamespace(ns)); err != nil {
+	if p.err = g.Live.List(ctx, &list, client.InNamespace(ns)); p.err == nil {
+		p.digests = make(map[string]bool, len(list.Items))
+		for i := range list.Items {
+			p.digests[list.Items[i].Spec.Artifact.Digest] = true
+		}
+	}
+	g.mu.Lock()
+	if g.lists[ns] == p {
+		delete(g.lists, ns)
+	}
+	g.mu.Unlock()
+	close(p.done)
+	return p.digests, p.err
+}
+
+type pendingList struct {
+	started time.Time
+	done    chan struct{}
+	digests map[string]bool
+	err     error
+}
+
+// names reports whether an Assignment in namespace ns points at digest.
+func names(ctx context.Context, r client.Reader, ns, digest string, opts ...client.ListOption) (bool, error) {
+	var list fleetv1.AssignmentList
+	if err := r.List(ctx, &list, append(opts, client.InNamespace(ns))...); err != nil {
 		return false, err
 	}
 	for i := range list.Items {

@@ -187,7 +187,8 @@ func TestAgent(t *testing.T) {
 				t.Errorf("%s has no server-side apply entry of %q: %v", ref, manager, u.GetManagedFields())
 			}
 		}
-		c.expectEvent(t, "app", corev1.EventTypeNormal, meta.SucceededReason)
+		// A success is in the status only: no Event (checked below, once a failure's
+		// Event has come through the same recorder).
 	})
 
 	t.Run("a new revision prunes what it dropped, and only what is ours", func(t *testing.T) {
@@ -241,6 +242,8 @@ func TestAgent(t *testing.T) {
 		}
 		c.expectConfigMapValue(t, "settings", "two")
 		c.expectEvent(t, "app", corev1.EventTypeWarning, meta.VerificationFailedReason)
+		// Two revisions were applied before this failure; neither left an Event.
+		c.expectNoEvent(t, "app", corev1.EventTypeNormal, meta.SucceededReason)
 	})
 
 	t.Run("broken manifests apply nothing", func(t *testing.T) {
@@ -530,6 +533,21 @@ func (c *cluster) expectEvent(t *testing.T, name, typ, reason string) {
 		}
 		return fmt.Errorf("%d events, none matches", len(list.Items))
 	})
+}
+
+// expectNoEvent fails if the hub holds an Event of that type and reason on the
+// Assignment; call it after an Event the agent recorded later has arrived.
+func (c *cluster) expectNoEvent(t *testing.T, name, typ, reason string) {
+	t.Helper()
+	list := &eventsv1.EventList{}
+	if err := c.hub.List(context.Background(), list, client.InNamespace(c.hubNS)); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range list.Items {
+		if e.Regarding.Name == name && e.Type == typ && e.Reason == reason {
+			t.Errorf("unexpected %s Event %s on %s: %s", typ, reason, name, e.Note)
+		}
+	}
 }
 
 func (c *cluster) lease(t *testing.T) *coordinationv1.Lease {

@@ -99,8 +99,8 @@ func (r *reconciler) syncHelm(ctx context.Context, a *fleetv1.Assignment, rec ap
 		a.Status.Message = res.Message
 		conditions.MarkReady(a, meta.SucceededReason, res.Message)
 		if res.Acted {
+			// Ready says it; a success records no Event (see sync).
 			log.Info(res.Message, "revision", rev, "digest", art.Digest)
-			r.event(a, corev1.EventTypeNormal, meta.SucceededReason, "Release", res.Message)
 		}
 		now := time.Now()
 		if !rec.matches(a) || resync || rec.at.IsZero() {

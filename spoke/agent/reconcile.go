@@ -344,8 +344,11 @@ func (r *reconciler) sync(ctx context.Context, a *fleetv1.Assignment, rec applie
 	}
 	a.Status.ObservedGeneration = a.Generation
 	if changed(previous, art.Digest, res, pruned) {
+		// The status says it (Ready, appliedRevision, the message): no Event on the hub
+		// for a success, which would be one more write per Assignment and revision,
+		// 10,000 for a commit to 1,000 clusters × 10 deployments. Failures and drift
+		// have their Events.
 		log.Info(msg, "revision", rev, "digest", art.Digest)
-		r.event(a, corev1.EventTypeNormal, meta.SucceededReason, "Apply", msg)
 	}
 	now := time.Now()
 	next := appliedRecord{
@@ -424,13 +427,10 @@ func (r *reconciler) checkHealth(ctx context.Context, a *fleetv1.Assignment, rec
 	a.Status.Message = rec.message
 	switch {
 	case first == "":
-		wasWaiting := !rec.healthy && len(refs) > 0
+		// Healthy is a success: Ready says it, no Event (see sync).
 		rec.healthy = true
 		r.store(a, rec)
 		conditions.MarkReady(a, meta.SucceededReason, rec.message)
-		if wasWaiting {
-			r.event(a, corev1.EventTypeNormal, meta.SucceededReason, "HealthCheck", fmt.Sprintf("%s healthy", objects(len(refs))))
-		}
 		return ctrl.Result{RequeueAfter: max(time.Until(rec.at.Add(r.resyncFor(a))), time.Second)}, nil
 	case worst.Status == health.Failed || elapsed >= timeout:
 		msg := fmt.Sprintf("%s: %s", first, worst.Message)

@@ -22,6 +22,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
@@ -239,6 +240,14 @@ func Run(t testing.TB, opts Options) Result {
 		t.Fatal(err)
 	}
 	profile(ctx, hub, opts.ProfileDir, fmt.Sprintf("rollout-%d", opts.Clusters), 30*time.Second)
+	profileAPIServer(ctx, cp, opts.ProfileDir, fmt.Sprintf("apiserver-rollout-%d", opts.Clusters), 15*time.Second)
+	if hub.pprofURL != "" && opts.ProfileDir != "" {
+		// Where the hub's goroutines wait 10 s into the rollout: on the API server
+		// (writes in flight), on a worker, or on the rate limiter.
+		time.AfterFunc(10*time.Second, func() {
+			saveURL(ctx, hub.pprofURL+"/goroutine?debug=1", filepath.Join(opts.ProfileDir, fmt.Sprintf("goroutines-rollout-%d.txt", opts.Clusters)))
+		})
+	}
 	rev2 := gitserver.DefaultBranch + "@sha1:" + commit2
 	lat := waitRevision(t, sims, rev2, t0, opts.Timeout)
 	rollB, hubD, procD := snapshot(t, ctx, cp, hub, hubHTTP)
@@ -283,6 +292,10 @@ func Run(t testing.TB, opts Options) Result {
 	}
 	if hub.pprofURL != "" && opts.ProfileDir != "" {
 		saveURL(ctx, hub.pprofURL+"/heap", filepath.Join(opts.ProfileDir, fmt.Sprintf("heap-%d.pprof", opts.Clusters)))
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "hub.log")); err == nil && opts.ProfileDir != "" {
+		// Its informers' complaints (a watch closed, a relist) explain a lagging cache.
+		_ = os.WriteFile(filepath.Join(opts.ProfileDir, fmt.Sprintf("hub-%d.log", opts.Clusters)), b, 0o644)
 	}
 	res.Errors = errs.String()
 	return res
@@ -397,12 +410,28 @@ func profile(ctx context.Context, hub *hubRun, dir, name string, d time.Duration
 	go saveURL(ctx, fmt.Sprintf("%s/profile?seconds=%d", hub.pprofURL, int(d/time.Second)), filepath.Join(dir, "cpu-"+name+".pprof"))
 }
 
-func saveURL(ctx context.Context, url, path string) {
+// profileAPIServer saves a CPU profile of kube-apiserver over d, in the background
+// (its /debug/pprof, read with the admin credential).
+func profileAPIServer(ctx context.Context, cp *controlplane.ControlPlane, dir, name string, d time.Duration) {
+	if dir == "" {
+		return
+	}
+	hc, err := rest.HTTPClientFor(cp.Config())
+	if err != nil {
+		return
+	}
+	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", strings.TrimRight(cp.Config().Host, "/"), int(d/time.Second))
+	go saveURLWith(ctx, hc, url, filepath.Join(dir, "cpu-"+name+".pprof"))
+}
+
+func saveURL(ctx context.Context, url, path string) { saveURLWith(ctx, http.DefaultClient, url, path) }
+
+func saveURLWith(ctx context.Context, hc *http.Client, url, path string) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return
 	}

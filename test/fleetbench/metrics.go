@@ -125,6 +125,11 @@ next:
 type requests struct {
 	at      time.Time
 	samples []sample
+	// durSum and durCount are apiserver_request_duration_seconds' sums and counts.
+	durSum, durCount []sample
+	// terminatedWatchers counts watches the API server closed because their client
+	// did not keep up (the client's informer then lags, and watches again).
+	terminatedWatchers []sample
 }
 
 func apiserverRequests(ctx context.Context, cfg *rest.Config) (requests, error) {
@@ -132,11 +137,42 @@ func apiserverRequests(ctx context.Context, cfg *rest.Config) (requests, error) 
 	if err != nil {
 		return requests{}, err
 	}
-	m, err := scrape(ctx, hc, strings.TrimRight(cfg.Host, "/")+"/metrics", "apiserver_request_total")
+	m, err := scrape(ctx, hc, strings.TrimRight(cfg.Host, "/")+"/metrics", "apiserver_request_total",
+		"apiserver_request_duration_seconds_sum", "apiserver_request_duration_seconds_count", "apiserver_terminated_watchers_total")
 	if err != nil {
 		return requests{}, err
 	}
-	return requests{at: time.Now(), samples: m["apiserver_request_total"]}, nil
+	return requests{at: time.Now(), samples: m["apiserver_request_total"],
+		durSum: m["apiserver_request_duration_seconds_sum"], durCount: m["apiserver_request_duration_seconds_count"],
+		terminatedWatchers: m["apiserver_terminated_watchers_total"]}, nil
+}
+
+// latencies returns the mean time kube-apiserver took per request kind between two
+// snapshots (apiserver_request_duration_seconds), by "VERB resource[/subresource]".
+func latencies(a, b requests) map[string]time.Duration {
+	total := func(samples []sample) map[string]float64 {
+		out := map[string]float64{}
+		for _, s := range samples {
+			out[requestKey(s)] += s.value
+		}
+		return out
+	}
+	sumA, sumB, countA, countB := total(a.durSum), total(b.durSum), total(a.durCount), total(b.durCount)
+	out := map[string]time.Duration{}
+	for k, n := range countB {
+		if d := n - countA[k]; d > 0 {
+			out[k] = time.Duration((sumB[k] - sumA[k]) / d * float64(time.Second))
+		}
+	}
+	return out
+}
+
+func requestKey(s sample) string {
+	r := s.labels["resource"]
+	if sr := s.labels["subresource"]; sr != "" {
+		r += "/" + sr
+	}
+	return s.labels["verb"] + " " + r
 }
 
 // rates are request rates between two snapshots.
@@ -147,23 +183,32 @@ type rates struct {
 	byKey       map[string]float64
 	clusterSets float64 // Cluster status writes in the window
 	leaseWrites float64
+	latency     map[string]time.Duration // mean, by key
+	// throttled counts answers 429 (API Priority and Fairness turned the request
+	// away; client-go sends it again) and failed the 5xx answers, in the window.
+	throttled, failed float64
+	// terminatedWatchers is how many watches kube-apiserver closed as too slow, by resource.
+	terminatedWatchers map[string]float64
+	// allWrites counts every write of the window.
+	allWrites float64
 }
 
 var writeVerbs = map[string]bool{"POST": true, "PUT": true, "PATCH": true, "DELETE": true, "APPLY": true, "DELETECOLLECTION": true}
 
 func ratesBetween(a, b requests) rates {
-	key := func(s sample) string {
-		r := s.labels["resource"]
-		if sr := s.labels["subresource"]; sr != "" {
-			r += "/" + sr
-		}
-		return s.labels["verb"] + " " + r
-	}
+	key := requestKey
 	before := map[string]float64{}
 	for _, s := range a.samples {
 		before[key(s)+"|"+s.labels["code"]+"|"+s.labels["group"]+"|"+s.labels["scope"]+"|"+s.labels["component"]+"|"+s.labels["dry_run"]+"|"+s.labels["version"]] += s.value
 	}
-	out := rates{seconds: b.at.Sub(a.at).Seconds(), byKey: map[string]float64{}}
+	out := rates{seconds: b.at.Sub(a.at).Seconds(), byKey: map[string]float64{}, latency: latencies(a, b),
+		terminatedWatchers: map[string]float64{}}
+	for _, x := range b.terminatedWatchers {
+		out.terminatedWatchers[x.labels["resource"]] += x.value
+	}
+	for _, x := range a.terminatedWatchers {
+		out.terminatedWatchers[x.labels["resource"]] -= x.value
+	}
 	for _, s := range b.samples {
 		full := key(s) + "|" + s.labels["code"] + "|" + s.labels["group"] + "|" + s.labels["scope"] + "|" + s.labels["component"] + "|" + s.labels["dry_run"] + "|" + s.labels["version"]
 		d := s.value - before[full]
@@ -171,9 +216,16 @@ func ratesBetween(a, b requests) rates {
 			continue
 		}
 		out.byKey[key(s)] += d
+		switch code := s.labels["code"]; {
+		case code == "429":
+			out.throttled += d
+		case strings.HasPrefix(code, "5"):
+			out.failed += d
+		}
 		switch {
 		case writeVerbs[s.labels["verb"]]:
 			out.writes += d
+			out.allWrites += d
 			if s.labels["resource"] == "clusters" && s.labels["subresource"] == "status" {
 				out.clusterSets += d
 			}

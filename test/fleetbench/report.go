@@ -47,6 +47,26 @@ func Format(results []Result) string {
 		return fmt.Sprintf("%.2f", other/float64(max(1, r.Clusters))/(r.Rest.seconds/60))
 	})
 	row("API req/s in rollout: reads / writes", func(r Result) string { return fmt.Sprintf("%.1f / %.1f", r.Rollout.reads, r.Rollout.writes) })
+	row("  API writes per Assignment in rollout, beyond Leases", func(r Result) string {
+		n := float64(max(1, r.Clusters*r.Deployments))
+		return fmt.Sprintf("%.2f", (r.Rollout.allWrites-r.Rollout.leaseWrites)/n)
+	})
+	row("  API answers 429 / 5xx in rollout", func(r Result) string {
+		return fmt.Sprintf("%.0f / %.0f", r.Rollout.throttled, r.Rollout.failed)
+	})
+	row("  watches closed as too slow in rollout", func(r Result) string {
+		var parts []string
+		for res, n := range r.Rollout.terminatedWatchers {
+			if n > 0 {
+				parts = append(parts, fmt.Sprintf("%s %.0f", res, n))
+			}
+		}
+		sort.Strings(parts)
+		if len(parts) == 0 {
+			return "0"
+		}
+		return strings.Join(parts, ", ")
+	})
 	row("hub's own API req/s: rest / rollout", func(r Result) string {
 		if r.HubRSS == 0 {
 			return "n/a (in-process)"
@@ -60,7 +80,7 @@ func Format(results []Result) string {
 	})
 	for _, r := range results {
 		fmt.Fprintf(&b, "\n%d clusters, writes at rest (per s): %s\n", r.Clusters, top(r.Rest, true))
-		fmt.Fprintf(&b, "%d clusters, requests in rollout (per s): %s\n", r.Clusters, top(r.Rollout, false))
+		fmt.Fprintf(&b, "%d clusters, requests in rollout (per s, mean latency): %s\n", r.Clusters, top(r.Rollout, false))
 		if r.Errors != "none" {
 			fmt.Fprintf(&b, "%d clusters, simulated agents' errors: %s\n", r.Clusters, r.Errors)
 		}
@@ -95,7 +115,11 @@ func top(r rates, writesOnly bool) string {
 		if i == 8 {
 			break
 		}
-		parts = append(parts, fmt.Sprintf("%s %.1f", e.k, perSec(e.v, r.seconds)))
+		part := fmt.Sprintf("%s %.1f", e.k, perSec(e.v, r.seconds))
+		if l, ok := r.latency[e.k]; ok && !writesOnly {
+			part += fmt.Sprintf(" (%s)", l.Round(time.Millisecond))
+		}
+		parts = append(parts, part)
 	}
 	return strings.Join(parts, ", ")
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,6 +30,7 @@ import (
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 	"github.com/flotilla-dev/flotilla/api/registration"
+	"github.com/flotilla-dev/flotilla/spoke/agent"
 	"github.com/flotilla-dev/flotilla/spoke/apply"
 	"github.com/flotilla-dev/flotilla/spoke/fetch"
 )
@@ -46,12 +48,13 @@ type simCluster struct {
 	errs      *errorLog
 	lease     *coordinationv1.Lease // what the last renewal returned; the beat goroutine's own
 
-	mu      sync.Mutex
-	pending map[string]*fleetv1.Assignment // latest seen, by name
-	wake    chan struct{}
-	applied map[string]appliedRecord // by Assignment name
-	readyAt map[string]time.Time     // revision → when every Assignment ran it
-	want    int                      // Assignments expected per revision
+	mu       sync.Mutex
+	pending  map[string]*fleetv1.Assignment // latest seen, by name
+	inflight map[string]bool                // names a worker is applying
+	wake     chan struct{}
+	applied  map[string]appliedRecord // by Assignment name
+	readyAt  map[string]time.Time     // revision → when every Assignment ran it
+	want     int                      // Assignments expected per revision
 }
 
 type appliedRecord struct {
@@ -94,7 +97,7 @@ func newSimCluster(resp *registration.Response, dir string, heartbeat time.Durat
 	}
 	return &simCluster{
 		name: resp.Cluster, ns: resp.Namespace, c: c, fetcher: f, sink: s, heartbeat: heartbeat, errs: errs,
-		pending: map[string]*fleetv1.Assignment{}, wake: make(chan struct{}, 1),
+		pending: map[string]*fleetv1.Assignment{}, inflight: map[string]bool{}, wake: make(chan struct{}, simWorkers),
 		applied: map[string]appliedRecord{}, readyAt: map[string]time.Time{},
 	}, nil
 }
@@ -115,7 +118,9 @@ func (b *bearer) RoundTrip(req *http.Request) (*http.Response, error) {
 // run renews the Lease, watches the namespace and applies until ctx is done.
 func (s *simCluster) run(ctx context.Context) {
 	go s.beat(ctx)
-	go s.work(ctx)
+	for range simWorkers {
+		go s.work(ctx)
+	}
 	s.watch(ctx)
 }
 
@@ -181,35 +186,47 @@ func (s *simCluster) renew(ctx context.Context) error {
 	return err
 }
 
-// watch lists the namespace's Assignments and then watches them, starting over on
-// any error, as an informer does.
+// watch lists the namespace's Assignments and then watches them, as an informer
+// does: a watch the API server closes is opened again from the last resource version
+// seen; only an error (the version expired, say) lists again.
 func (s *simCluster) watch(ctx context.Context) {
+	rv := ""
 	for ctx.Err() == nil {
-		var list fleetv1.AssignmentList
-		if err := s.c.List(ctx, &list, client.InNamespace(s.ns)); err != nil {
-			if ctx.Err() == nil {
-				s.errs.add("list", err)
-				time.Sleep(time.Second)
+		if rv == "" {
+			var list fleetv1.AssignmentList
+			if err := s.c.List(ctx, &list, client.InNamespace(s.ns)); err != nil {
+				if ctx.Err() == nil {
+					s.errs.add("list", err)
+					time.Sleep(time.Second)
+				}
+				continue
 			}
-			continue
-		}
-		for i := range list.Items {
-			s.enqueue(&list.Items[i])
+			for i := range list.Items {
+				s.enqueue(&list.Items[i])
+			}
+			rv = list.ResourceVersion
 		}
 		w, err := s.c.Watch(ctx, &fleetv1.AssignmentList{}, client.InNamespace(s.ns),
-			&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.ResourceVersion}})
+			&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true}})
 		if err != nil {
 			if ctx.Err() == nil {
 				s.errs.add("watch", err)
 				time.Sleep(time.Second)
 			}
+			rv = ""
 			continue
 		}
 		for ev := range w.ResultChan() {
 			if ev.Type == watch.Error {
+				rv = ""
 				break
 			}
-			if a, ok := ev.Object.(*fleetv1.Assignment); ok && (ev.Type == watch.Added || ev.Type == watch.Modified) {
+			a, ok := ev.Object.(*fleetv1.Assignment)
+			if !ok {
+				continue
+			}
+			rv = a.ResourceVersion
+			if ev.Type == watch.Added || ev.Type == watch.Modified {
 				s.enqueue(a)
 			}
 		}
@@ -229,12 +246,15 @@ func (s *simCluster) enqueue(a *fleetv1.Assignment) {
 	}
 	s.pending[a.Name] = a
 	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+	s.signal()
 }
 
+// simWorkers is how many Assignments a simulated cluster applies at once, as
+// spoke/agent's DefaultMaxConcurrentReconciles.
+const simWorkers = agent.DefaultMaxConcurrentReconciles
+
+// work applies pending Assignments, one at a time per Assignment and simWorkers at
+// once, as the agent's controller does.
 func (s *simCluster) work(ctx context.Context) {
 	for {
 		select {
@@ -245,34 +265,52 @@ func (s *simCluster) work(ctx context.Context) {
 		for {
 			s.mu.Lock()
 			var a *fleetv1.Assignment
-			for _, p := range s.pending {
-				a = p
-				break
+			for name, p := range s.pending {
+				if !s.inflight[name] {
+					a = p
+					break
+				}
 			}
 			if a != nil {
 				delete(s.pending, a.Name)
+				s.inflight[a.Name] = true
 			}
+			more := len(s.pending) > 0
 			s.mu.Unlock()
 			if a == nil {
 				break
 			}
-			if err := s.reconcile(ctx, a); err != nil && ctx.Err() == nil {
+			if more {
+				s.signal() // another worker takes the next one
+			}
+			err := s.reconcile(ctx, a)
+			s.mu.Lock()
+			delete(s.inflight, a.Name)
+			if err != nil && ctx.Err() == nil {
 				s.errs.add("apply", err)
-				s.mu.Lock()
 				if _, newer := s.pending[a.Name]; !newer {
 					s.pending[a.Name] = a
 				}
-				s.mu.Unlock()
+			}
+			s.mu.Unlock()
+			if err != nil {
 				time.Sleep(time.Second)
 			}
 		}
 	}
 }
 
+func (s *simCluster) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
 // reconcile does for one Assignment what spoke/agent's reconcile does, against the
 // hub: take it from the watch (the agent reads its informer cache), verify the
 // statement, download and check the artifact, parse its objects, "apply" them to the
-// sink, record an Event and patch the status.
+// sink and patch the status (an Event only for a failure, as the agent records).
 func (s *simCluster) reconcile(ctx context.Context, a *fleetv1.Assignment) error {
 	name := a.Name
 	a = a.DeepCopy()
@@ -299,6 +337,7 @@ func (s *simCluster) reconcile(ctx context.Context, a *fleetv1.Assignment) error
 			msg := fmt.Sprintf("revision %s not applied: %v", rev, err)
 			a.Status.Message = msg
 			conditions.MarkStalled(a, meta.VerificationFailedReason, msg)
+			s.event(ctx, a, corev1.EventTypeWarning, meta.VerificationFailedReason, msg)
 			_ = s.c.Status().Patch(ctx, a, client.MergeFrom(before))
 		}
 		return fmt.Errorf("%s/%s: %w", s.ns, name, err)
@@ -312,16 +351,13 @@ func (s *simCluster) reconcile(ctx context.Context, a *fleetv1.Assignment) error
 		entries = append(entries, apply.RefOf(o).Entry())
 	}
 	s.sink.record(s.name, name, a.Spec.Artifact.Digest, len(objs))
-	changed := a.Status.AppliedDigest != a.Spec.Artifact.Digest
 	msg := fmt.Sprintf("applied revision %s: %d objects (%d configured)", rev, len(objs), len(objs))
 	a.Status.AppliedDigest, a.Status.AppliedRevision = a.Spec.Artifact.Digest, rev
 	a.Status.Entries, a.Status.Inventory = entries, int32(len(entries))
 	a.Status.ObservedGeneration = a.Generation
 	a.Status.Message = msg
+	// A success is in the status only, as spoke/agent records no Event for it.
 	conditions.MarkReady(a, meta.SucceededReason, msg)
-	if changed {
-		s.event(ctx, a, msg)
-	}
 	if err := s.c.Status().Patch(ctx, a, client.MergeFrom(before)); err != nil {
 		return client.IgnoreNotFound(err)
 	}
@@ -343,13 +379,13 @@ func (s *simCluster) reconcile(ctx context.Context, a *fleetv1.Assignment) error
 	return nil
 }
 
-// event records the apply on the hub as the agent's event recorder does.
-func (s *simCluster) event(ctx context.Context, a *fleetv1.Assignment, msg string) {
+// event records a failure on the hub as the agent's event recorder does.
+func (s *simCluster) event(ctx context.Context, a *fleetv1.Assignment, typ, reason, msg string) {
 	now := metav1.NowMicro()
 	ev := &eventsv1.Event{
 		ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: fmt.Sprintf("%s.%x", a.Name, time.Now().UnixNano())},
 		EventTime:  now, ReportingController: "flotilla-agent", ReportingInstance: "flotilla-agent-" + s.name,
-		Action: "Apply", Reason: meta.SucceededReason, Type: "Normal", Note: msg,
+		Action: "Apply", Reason: reason, Type: typ, Note: msg,
 		Regarding: corev1ObjectReference(a),
 	}
 	if err := s.c.Create(ctx, ev); err != nil && ctx.Err() == nil {
