@@ -11,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -155,26 +154,36 @@ var kinds = []kind{
 			return []string{cluster, owner, shortRevision(a.Spec.Artifact.Revision), itoa(a.Status.Inventory)}
 		},
 	},
-	// The notification kinds are read as unstructured objects until their Go types
-	// land in api/notification/v1alpha1; a typed entry can then replace each line.
-	unstructuredKind(notificationv1.GroupVersion.WithKind("Provider"), "providers", "provider"),
-	unstructuredKind(notificationv1.GroupVersion.WithKind("Alert"), "alerts", "alert"),
-	unstructuredKind(notificationv1.GroupVersion.WithKind("Receiver"), "receivers", "receiver"),
-}
-
-// unstructuredKind is a namespaced kind the CLI knows by its group, version and kind
-// only: get, export and completion work on it, with no columns of its own.
-func unstructuredKind(gvk schema.GroupVersionKind, names ...string) kind {
-	return kind{
-		names:      names,
+	{
+		names:      []string{"providers", "provider"},
 		namespaced: true,
-		newList: func() client.ObjectList {
-			l := &unstructured.UnstructuredList{}
-			l.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-			return l
+		newList:    func() client.ObjectList { return &notificationv1.ProviderList{} },
+		columns:    []string{"TYPE", "SUSPENDED"},
+		row: func(o client.Object) []string {
+			p := o.(*notificationv1.Provider)
+			return []string{p.Spec.Type, strconv.FormatBool(p.Spec.Suspend)}
 		},
-		row: func(client.Object) []string { return nil },
-	}
+	},
+	{
+		names:      []string{"alerts", "alert"},
+		namespaced: true,
+		newList:    func() client.ObjectList { return &notificationv1.AlertList{} },
+		columns:    []string{"PROVIDER", "SEVERITY", "SUSPENDED"},
+		row: func(o client.Object) []string {
+			a := o.(*notificationv1.Alert)
+			return []string{a.Spec.ProviderRef.Name, a.Spec.EventSeverity, strconv.FormatBool(a.Spec.Suspend)}
+		},
+	},
+	{
+		names:      []string{"receivers", "receiver", "rcv"},
+		namespaced: true,
+		newList:    func() client.ObjectList { return &notificationv1.ReceiverList{} },
+		columns:    []string{"TYPE", "PATH", "SUSPENDED"},
+		row: func(o client.Object) []string {
+			r := o.(*notificationv1.Receiver)
+			return []string{r.Spec.Type, r.Status.WebhookPath, strconv.FormatBool(r.Spec.Suspend)}
+		},
+	},
 }
 
 func findKind(name string) (kind, error) {

@@ -16,6 +16,7 @@ import (
 
 	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+	notificationv1 "github.com/flotilla-dev/flotilla/api/notification/v1alpha1"
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
 )
 
@@ -112,9 +113,29 @@ var helmReleaseKind = &reconcilable{
 	},
 }
 
+// The notification kinds: suspend and resume all three; reconcile a Receiver (its
+// Secret and resources checked again). Providers and Alerts have no reconcile
+// request to wait on, so resuming them does not wait.
+var (
+	providerKind = &reconcilable{
+		use: "provider", aliases: []string{"providers"}, noun: "Provider",
+		newObj: func() conditioned { return &notificationv1.Provider{} },
+	}
+	alertKind = &reconcilable{
+		use: "alert", aliases: []string{"alerts"}, noun: "Alert",
+		newObj: func() conditioned { return &notificationv1.Alert{} },
+	}
+	receiverKind = &reconcilable{
+		use: "receiver", aliases: []string{"receivers", "rcv"}, noun: "Receiver",
+		newObj:      func() conditioned { return &notificationv1.Receiver{} },
+		lastHandled: func(o client.Object) string { return o.(*notificationv1.Receiver).Status.LastHandledReconcileAt },
+		revision:    func(o client.Object) string { return o.(*notificationv1.Receiver).Status.WebhookPath },
+	}
+)
+
 // verb builds `flotilla VERB source git|helm|oci NAME` and `flotilla VERB
 // kustomization|helmrelease NAME`.
-func verb(use, short string, run func(cmd *cobra.Command, k *reconcilable, key client.ObjectKey) error, g *globals, flags func(*cobra.Command)) *cobra.Command {
+func verb(use, short string, run func(cmd *cobra.Command, k *reconcilable, key client.ObjectKey) error, g *globals, flags func(*cobra.Command), extra ...*reconcilable) *cobra.Command {
 	cmd := &cobra.Command{Use: use, Short: short}
 	leaf := func(k *reconcilable) *cobra.Command {
 		c := &cobra.Command{
@@ -139,6 +160,9 @@ func verb(use, short string, run func(cmd *cobra.Command, k *reconcilable, key c
 	source := &cobra.Command{Use: "source", Short: short + ": a source"}
 	source.AddCommand(leaf(gitRepositoryKind), leaf(helmRepositoryKind), leaf(ociRepositoryKind))
 	cmd.AddCommand(source, leaf(kustomizationKind), leaf(helmReleaseKind))
+	for _, k := range extra {
+		cmd.AddCommand(leaf(k))
+	}
 	return cmd
 }
 
@@ -173,7 +197,7 @@ func newReconcileCommand(g *globals) *cobra.Command {
 		if c.Name() == "kustomization" || c.Name() == "helmrelease" {
 			c.Flags().BoolVar(&withSource, "with-source", false, "reconcile the source first")
 		}
-	})
+	}, receiverKind)
 	cmd.AddCommand(reconcileAssignmentCommand(g))
 	cmd.Example = `  flotilla reconcile source git podinfo
   flotilla reconcile kustomization podinfo --with-source
@@ -194,7 +218,8 @@ func newSuspendCommand(g *globals) *cobra.Command {
 		fmt.Fprintf(g.errOut, "✔ %s %s suspended\n", k.noun, key)
 		return nil
 	}
-	cmd := verb("suspend", "Stop reconciling an object (spec.suspend: true; for a Cluster spec.paused)", run, g, nil)
+	cmd := verb("suspend", "Stop reconciling an object (spec.suspend: true; for a Cluster spec.paused)", run, g, nil,
+		providerKind, alertKind, receiverKind)
 	cmd.AddCommand(clusterPauseCommand(g, true))
 	return cmd
 }
@@ -215,7 +240,7 @@ func newResumeCommand(g *globals) *cobra.Command {
 		if err := patchSuspend(cmd.Context(), c, k, key, false, at); err != nil {
 			return err
 		}
-		if !wait {
+		if !wait || k.lastHandled == nil {
 			fmt.Fprintf(g.errOut, "✔ %s %s resumed\n", k.noun, key)
 			return nil
 		}
@@ -224,7 +249,7 @@ func newResumeCommand(g *globals) *cobra.Command {
 	cmd := verb("resume", "Reconcile a suspended object again (spec.suspend: false; for a Cluster spec.paused)", run, g, func(c *cobra.Command) {
 		c.Flags().BoolVar(&wait, "wait", true, "wait until the controller has reconciled it")
 		c.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait")
-	})
+	}, providerKind, alertKind, receiverKind)
 	cmd.AddCommand(clusterPauseCommand(g, false))
 	return cmd
 }

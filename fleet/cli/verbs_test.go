@@ -16,13 +16,15 @@ import (
 	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+	notificationv1 "github.com/flotilla-dev/flotilla/api/notification/v1alpha1"
 	tenancyv1 "github.com/flotilla-dev/flotilla/api/tenancy/v1alpha1"
 	"github.com/flotilla-dev/flotilla/hub/delivery/kustomize"
 )
 
 // TestFleetVerbs: export leaves out what the server wrote, a Cluster is suspended by
 // pausing it, an Assignment's reconcile is a request to its agent, Tenants are listed,
-// completion lists names from the hub, and a kind whose CRD is absent says so.
+// completion lists names from the hub, and the notification kinds are listed,
+// suspended, resumed and exported.
 func TestFleetVerbs(t *testing.T) {
 	h := hubPlane.Get(t)
 	c, kubeconfig := h.cp.Client(), h.kubeconfig
@@ -73,10 +75,43 @@ func TestFleetVerbs(t *testing.T) {
 		}
 	})
 
-	t.Run("notification kinds without their CRDs", func(t *testing.T) {
-		_, _, err := run(t, kubeconfig, "get", "alerts")
-		if err == nil || !strings.Contains(err.Error(), "the hub does not know alerts") {
-			t.Errorf("get alerts: %v", err)
+	t.Run("notification kinds", func(t *testing.T) {
+		p := &notificationv1.Provider{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "chat"},
+			Spec: notificationv1.ProviderSpec{Type: "slack", Address: "https://chat.example/hook"}}
+		a := &notificationv1.Alert{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "fleet"},
+			Spec: notificationv1.AlertSpec{ProviderRef: meta.LocalObjectReference{Name: "chat"}, EventSeverity: "error",
+				EventSources: []notificationv1.EventSource{{Kind: deliveryv1.KustomizationKind, Name: "*"}}}}
+		for _, o := range []client.Object{p, a} {
+			if err := c.Create(ctx, o); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = c.Delete(ctx, o) })
+		}
+		out, _, err := run(t, kubeconfig, "get", "providers", "-n", "default")
+		if err != nil || !strings.Contains(out, "TYPE") || len(strings.Fields(strings.Split(strings.TrimSpace(out), "\n")[1])) < 3 ||
+			strings.Fields(strings.Split(strings.TrimSpace(out), "\n")[1])[1] != "slack" {
+			t.Errorf("get providers: %v\n%s", err, out)
+		}
+		if _, _, err := run(t, kubeconfig, "suspend", "alert", "fleet", "-n", "default"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(a), a); err != nil || !a.Spec.Suspend {
+			t.Fatalf("after suspend alert: %v, suspend=%v", err, a.Spec.Suspend)
+		}
+		out, _, err = run(t, kubeconfig, "get", "alerts", "-n", "default")
+		if err != nil || !strings.Contains(out, "chat") || !strings.Contains(out, "true") {
+			t.Errorf("get alerts: %v\n%s", err, out)
+		}
+		// A Provider or Alert has no reconcile request to wait on: resume returns.
+		if _, _, err := run(t, kubeconfig, "resume", "alert", "fleet", "-n", "default"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(a), a); err != nil || a.Spec.Suspend {
+			t.Errorf("after resume alert: %v, suspend=%v", err, a.Spec.Suspend)
+		}
+		out, _, err = run(t, kubeconfig, "export", "provider", "chat", "-n", "default")
+		if err != nil || !strings.Contains(out, "kind: Provider") || !strings.Contains(out, "address: https://chat.example/hook") || strings.Contains(out, "status") {
+			t.Errorf("export provider: %v\n%s", err, out)
 		}
 	})
 

@@ -10,6 +10,7 @@ import (
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage"
 	"helm.sh/helm/v3/pkg/storage/driver"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -112,7 +113,25 @@ func serviceAccount(t *testing.T, c client.Client, ns, name string, bound bool) 
 			}
 		}
 	}
-	return "system:serviceaccount:" + ns + ":" + name
+	user := "system:serviceaccount:" + ns + ":" + name
+	if bound {
+		// The API server's RBAC cache learns the binding a moment later (longer on a
+		// loaded machine): wait until it grants what Helm's storage does first.
+		env.EventuallyWithin(t, 30*time.Second, "the deployer's Role to take effect", func() error {
+			sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+				User: user, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns},
+				ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: "list", Resource: "secrets"},
+			}}
+			if err := c.Create(ctx, sar); err != nil {
+				return err
+			}
+			if !sar.Status.Allowed {
+				return fmt.Errorf("%s may not list secrets in %s yet", user, ns)
+			}
+			return nil
+		})
+	}
+	return user
 }
 
 // art is a Helm artifact of ch and values, as the hub packs it.

@@ -402,12 +402,19 @@ func runProbes(t *testing.T, cp *controlplane.ControlPlane, id string, startTime
 		if err := agent.List(bg, &list, client.InNamespace(ns)); err != nil {
 			return err
 		}
-		if len(list.Items) != 1 || list.Items[0].Spec.Artifact.Signature == "" {
+		// The cluster may also hold the AgentRollout's Assignment (--agent-image).
+		var mine []fleetv1.Assignment
+		for _, a := range list.Items {
+			if a.Spec.Owner.Kind == deliveryv1.KustomizationKind && a.Spec.Owner.Name == name {
+				mine = append(mine, a)
+			}
+		}
+		if len(mine) != 1 || mine[0].Spec.Artifact.Signature == "" {
 			var k deliveryv1.Kustomization
 			_ = admin.Get(bg, client.ObjectKeyFromObject(ks), &k)
-			return fmt.Errorf("%d Assignments; Kustomization conditions %v", len(list.Items), k.Status.Conditions)
+			return fmt.Errorf("%d Assignments of the Kustomization (%d in all); Kustomization conditions %v", len(mine), len(list.Items), k.Status.Conditions)
 		}
-		assignment = list.Items[0]
+		assignment = mine[0]
 		return nil
 	}); err != nil {
 		return probeDeliver, err
