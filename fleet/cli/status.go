@@ -24,6 +24,8 @@ type FleetStatus struct {
 	Sources        []SourceSummary        `json:"sources"`
 	Kustomizations []KustomizationSummary `json:"kustomizations"`
 	HelmReleases   []HelmReleaseSummary   `json:"helmReleases"`
+	// Agents is the agents' own upgrade (the AgentRollout), when the hub offers one.
+	Agents *AgentsSummary `json:"agents,omitempty"`
 	// Missing names the kinds the hub does not serve (CRDs not installed).
 	Missing []string `json:"missing,omitempty"`
 }
@@ -114,7 +116,19 @@ type HelmReleaseSummary struct {
 	FirstFailure  *meta.ClusterFailure `json:"firstFailure,omitempty"`
 }
 
-// VersionCount is how many clusters run one chart version.
+// AgentsSummary is the AgentRollout: the agent image offered to the fleet and how
+// many clusters run which agent version.
+type AgentsSummary struct {
+	Image    string        `json:"image"`
+	Ready    string        `json:"ready"`
+	Message  string        `json:"message,omitempty"`
+	Clusters RolloutCounts `json:"clusters"`
+	// Versions counts clusters by the agent version their heartbeat reports.
+	Versions     []VersionCount       `json:"versions"`
+	FirstFailure *meta.ClusterFailure `json:"firstFailure,omitempty"`
+}
+
+// VersionCount is how many clusters run one chart (or agent) version.
 type VersionCount struct {
 	Version  string `json:"version"`
 	Clusters int32  `json:"clusters"`
@@ -287,6 +301,24 @@ func collectStatus(ctx context.Context, c client.Client) (*FleetStatus, error) {
 			s.HelmReleases = append(s.HelmReleases, helmReleaseSummary(o.(*deliveryv1.HelmRelease)))
 		}
 	}
+
+	var ars fleetv1.AgentRolloutList
+	if ok, err := list(&ars, "agentrollouts"); err != nil {
+		return nil, err
+	} else if ok && len(ars.Items) > 0 {
+		a := &ars.Items[0] // a singleton: the API server admits only flotilla-agent
+		ready, msg := readyOf(a)
+		sum := &AgentsSummary{Image: a.Spec.Image, Ready: ready, Message: msg,
+			Clusters: RolloutCounts(a.Status.Clusters), Versions: []VersionCount{}}
+		for _, v := range a.Status.AgentVersions {
+			sum.Versions = append(sum.Versions, VersionCount(v))
+		}
+		if len(a.Status.Failures) > 0 {
+			f := a.Status.Failures[0]
+			sum.FirstFailure = &f
+		}
+		s.Agents = sum
+	}
 	return s, nil
 }
 
@@ -411,6 +443,23 @@ func writeStatus(w io.Writer, s *FleetStatus) error {
 			t.row(h.Namespace+"/"+h.Name, h.Ready, h.Chart, h.Version,
 				itoa(c.Targeted), itoa(c.Applied), itoa(c.Ready), itoa(c.Failed), versionCounts(h.ChartVersions), truncate(msg, 80))
 		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+	if a := s.Agents; a != nil {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "AGENTS")
+		msg := ""
+		switch {
+		case a.FirstFailure != nil:
+			msg = a.FirstFailure.Cluster + ": " + a.FirstFailure.Message
+		case a.Ready != "True":
+			msg = a.Message
+		}
+		c := a.Clusters
+		t := newTable(w, "IMAGE", "READY", "TARGETED", "UPGRADED", "FAILED", "RUNNING", "MESSAGE")
+		t.row(a.Image, a.Ready, itoa(c.Targeted), itoa(c.Ready), itoa(c.Failed), versionCounts(a.Versions), truncate(msg, 80))
 		if err := t.flush(); err != nil {
 			return err
 		}

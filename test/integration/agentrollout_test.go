@@ -223,7 +223,7 @@ func TestAgentRollout(t *testing.T) {
 		}
 	})
 
-	t.Run("flotilla get agentrollouts shows where the upgrade stands", func(t *testing.T) {
+	t.Run("flotilla get agentrollouts and status show where the upgrade stands", func(t *testing.T) {
 		env.Eventually(t, "the CLI to show v1.3.0 on one cluster and v1.2.5 on two", func() error {
 			out, err := flotilla(f, "get", "agentrollouts")
 			if err != nil {
@@ -232,6 +232,21 @@ func TestAgentRollout(t *testing.T) {
 			for _, want := range []string{"flotilla-agent", agentRepo + "v1.3.0", "v1.2.5=2,v1.3.0=1", "stopped: cluster spoke-2 failed"} {
 				if !strings.Contains(out, want) {
 					return fmt.Errorf("no %q in:\n%s", want, out)
+				}
+			}
+			// flotilla status has an AGENTS table: the image, the versions running and
+			// the failing cluster.
+			out, err = flotilla(f, "status")
+			if err != nil {
+				return err
+			}
+			_, agents, ok := strings.Cut(out, "\nAGENTS\n")
+			if !ok {
+				return fmt.Errorf("no AGENTS table in:\n%s", out)
+			}
+			for _, want := range []string{agentRepo + "v1.3.0", "v1.2.5×2,v1.3.0×1", "spoke-2: "} {
+				if !strings.Contains(agents, want) {
+					return fmt.Errorf("no %q in the AGENTS table:\n%s", want, agents)
 				}
 			}
 			return nil
