@@ -3,11 +3,13 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/clientcmd"
@@ -101,7 +103,7 @@ its own credential, which reaches only the cluster's hub namespace.`,
 	f.bind(cmd, true)
 	cmd.Flags().StringArrayVarP(&labels, "label", "l", nil, "label of the Cluster, k=v (repeatable)")
 	cmd.Flags().DurationVar(&ttl, "ttl", registration.DefaultTokenTTL, "how long the bootstrap token stays valid")
-	cmd.Flags().StringVar(&image, "image", registration.DefaultAgentImage, "agent image")
+	cmd.Flags().StringVar(&image, "image", "", "agent image (default: the image the hub's AgentRollout offers, else "+registration.DefaultAgentImage+")")
 	return cmd
 }
 
@@ -132,7 +134,7 @@ that its credential is refused and registers again; without, the manifests are p
 	}
 	f.bind(cmd, true)
 	cmd.Flags().DurationVar(&ttl, "ttl", registration.DefaultTokenTTL, "how long the bootstrap token stays valid")
-	cmd.Flags().StringVar(&image, "image", registration.DefaultAgentImage, "agent image")
+	cmd.Flags().StringVar(&image, "image", "", "agent image (default: the image the hub's AgentRollout offers, else "+registration.DefaultAgentImage+")")
 	return cmd
 }
 
@@ -211,7 +213,9 @@ func (f *clusterFlags) install(ctx context.Context, name string, labels map[stri
 	if err != nil {
 		return err
 	}
-	vals.Image = image
+	if vals.Image, err = agentImage(ctx, hub, image, f.g.errOut); err != nil {
+		return err
+	}
 	if f.spokeKubeconfig == "" {
 		y, err := registration.RenderInstall(vals)
 		if err != nil {
@@ -235,6 +239,33 @@ func (f *clusterFlags) install(ctx context.Context, name string, labels map[stri
 	}
 	fmt.Fprintf(f.g.out, "cluster %s %s; agent installed, it registers with a token valid until %s\n", name, done, vals.Expires.Local().Format(time.RFC1123))
 	return nil
+}
+
+// agentImage is the image to install: the one asked for, else the one the hub's
+// AgentRollout offers the fleet (so that a new or rotated cluster does not start an
+// agent the rollout then replaces, and the two never pull the Deployment back and
+// forth), else the default. Asking for another image than the rollout's is allowed,
+// with a warning: the agent will move to the rollout's image once it runs.
+// A user who may not read the AgentRollout gets the image asked for or the default.
+func agentImage(ctx context.Context, hub client.Client, asked string, warn io.Writer) (string, error) {
+	var ar fleetv1.AgentRollout
+	err := hub.Get(ctx, client.ObjectKey{Name: fleetv1.AgentRolloutName}, &ar)
+	switch {
+	case apierrors.IsNotFound(err) || apimeta.IsNoMatchError(err) || apierrors.IsForbidden(err):
+		ar.Spec.Image = ""
+	case err != nil:
+		return "", fmt.Errorf("reading the AgentRollout %s: %w", fleetv1.AgentRolloutName, err)
+	}
+	switch {
+	case asked == "" && ar.Spec.Image != "":
+		return ar.Spec.Image, nil
+	case asked == "":
+		return registration.DefaultAgentImage, nil
+	case ar.Spec.Image != "" && asked != ar.Spec.Image:
+		fmt.Fprintf(warn, "warning: the AgentRollout %s offers %s to the fleet; this agent (%s) will be moved to it once it runs\n",
+			fleetv1.AgentRolloutName, ar.Spec.Image, asked)
+	}
+	return asked, nil
 }
 
 func existingCluster(ctx context.Context, hub client.Client, name string) error {

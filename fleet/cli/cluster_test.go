@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
@@ -107,5 +108,50 @@ func TestClusterCommands(t *testing.T) {
 	}
 	if err := spoke.Get(ctx, client.ObjectKeyFromObject(&bs), &corev1.Secret{}); !apierrors.IsNotFound(err) {
 		t.Errorf("bootstrap Secret after remove: want NotFound, got %v", err)
+	}
+}
+
+// TestClusterAddTakesTheRolloutImage: a cluster added while the hub offers an
+// AgentRollout gets that image, so the rollout does not replace its agent at once;
+// asking for another image still works, with a warning.
+func TestClusterAddTakesTheRolloutImage(t *testing.T) {
+	ctx := context.Background()
+	h := hubPlane.Get(t)
+	hub := h.cp.Client()
+	image := func(out string) string {
+		for _, l := range strings.Split(out, "\n") {
+			if s := strings.TrimSpace(l); strings.HasPrefix(s, "image: ") {
+				return strings.Trim(strings.TrimPrefix(s, "image: "), `"`)
+			}
+		}
+		return ""
+	}
+	out, _, err := runCluster(t, "cluster", "add", "edge-img", "--hub-kubeconfig", h.kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := image(out); got != hubreg.DefaultAgentImage {
+		t.Errorf("without an AgentRollout: image %q, want the default %q", got, hubreg.DefaultAgentImage)
+	}
+
+	ar := &fleetv1.AgentRollout{ObjectMeta: metav1.ObjectMeta{Name: fleetv1.AgentRolloutName},
+		Spec: fleetv1.AgentRolloutSpec{Image: "registry.example/flotilla-agent:v9.9.9"}}
+	if err := hub.Create(ctx, ar); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = hub.Delete(ctx, ar) })
+	out, _, err = runCluster(t, "cluster", "rotate", "edge-img", "--hub-kubeconfig", h.kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := image(out); got != ar.Spec.Image {
+		t.Errorf("with an AgentRollout: image %q, want its %q", got, ar.Spec.Image)
+	}
+	out, errOut, err := runCluster(t, "cluster", "rotate", "edge-img", "--hub-kubeconfig", h.kubeconfig, "--image", "registry.example/flotilla-agent:v1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := image(out); got != "registry.example/flotilla-agent:v1.0.0" || !strings.Contains(errOut, "will be moved to it") {
+		t.Errorf("an image asked for: %q, warning %q", got, errOut)
 	}
 }
