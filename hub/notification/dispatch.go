@@ -43,6 +43,8 @@ const (
 	// (Slack's incoming webhooks allow one per second), DefaultBurst ahead of it.
 	DefaultRate  = 1.0
 	DefaultBurst = 10
+	// DefaultIdleTimeout: see Dispatcher.IdleTimeout.
+	DefaultIdleTimeout = time.Minute
 )
 
 // Resolver reads a Provider when a message for it is sent: the Target, the HTTP
@@ -62,6 +64,11 @@ type Dispatcher struct {
 	FirstBackoff, MaxBackoff time.Duration
 	Rate                     float64
 	Burst                    int
+	// IdleTimeout is how long an empty queue waits for a message before it and its
+	// goroutine go (a deleted Provider's among them); DefaultIdleTimeout when zero.
+	// Longer than the rate limiter takes to refill its burst, so that going and
+	// coming back grants a Provider nothing its limiter would not.
+	IdleTimeout time.Duration
 
 	mu     sync.Mutex
 	ctx    context.Context
@@ -88,7 +95,10 @@ func (d *Dispatcher) Start(ctx context.Context) {
 
 // Send queues a message for a Provider and returns at once.
 func (d *Dispatcher) Send(provider types.NamespacedName, m Message) {
+	// The queue is filled under d.mu, so that an idle queue's goroutine, which
+	// removes it under d.mu when it is still empty, never drops what was just sent.
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.queues == nil {
 		d.queues = map[types.NamespacedName]*queue{}
 	}
@@ -100,7 +110,6 @@ func (d *Dispatcher) Send(provider types.NamespacedName, m Message) {
 			go d.run(d.ctx, provider, q)
 		}
 	}
-	d.mu.Unlock()
 	q.mu.Lock()
 	if len(q.items) >= or0(d.QueueSize, DefaultQueueSize) {
 		d.Log.Info("notification queue full: dropping the oldest message", "provider", provider.String(), "reason", q.items[0].Reason)
@@ -115,7 +124,28 @@ func (d *Dispatcher) Send(provider types.NamespacedName, m Message) {
 	}
 }
 
+// queued is how many Providers have a queue (and a goroutine) now.
+func (d *Dispatcher) queued() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.queues)
+}
+
+// retire removes q when it is still empty, under d.mu (see Send).
+func (d *Dispatcher) retire(provider types.NamespacedName, q *queue) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) > 0 || d.queues[provider] != q {
+		return false
+	}
+	delete(d.queues, provider)
+	return true
+}
+
 func (d *Dispatcher) run(ctx context.Context, provider types.NamespacedName, q *queue) {
+	idle := or0(d.IdleTimeout, DefaultIdleTimeout)
 	for {
 		q.mu.Lock()
 		if len(q.items) == 0 {
@@ -124,6 +154,11 @@ func (d *Dispatcher) run(ctx context.Context, provider types.NamespacedName, q *
 			case <-ctx.Done():
 				return
 			case <-q.wake:
+				continue
+			case <-time.After(idle):
+				if d.retire(provider, q) {
+					return
+				}
 				continue
 			}
 		}

@@ -181,3 +181,29 @@ func TestDispatcherFullQueueDropsTheOldestWaiting(t *testing.T) {
 		t.Errorf("got %v, want a c d e f (b, the oldest waiting, dropped)", got)
 	}
 }
+
+// TestDispatcherRetiresIdleQueues: a Provider's queue and goroutine go once idle (a
+// deleted Provider's would otherwise stay until the hub stops), and a later message
+// makes a new one and is delivered.
+func TestDispatcherRetiresIdleQueues(t *testing.T) {
+	rec := &recorder{}
+	srv := httptest.NewServer(rec)
+	defer srv.Close()
+	d := dispatcher(srv.URL, &Dispatcher{Rate: 1000, IdleTimeout: 50 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d.Start(ctx)
+	for i, p := range []string{"a", "b", "c"} {
+		d.Send(types.NamespacedName{Namespace: "ns", Name: p}, msg(p))
+		if n := d.queued(); n != i+1 {
+			t.Fatalf("%d queues after sending to %d Providers", n, i+1)
+		}
+	}
+	waitFor(t, "three messages", func() bool { return len(rec.received()) == 3 })
+	waitFor(t, "the idle queues to go", func() bool { return d.queued() == 0 })
+	d.Send(types.NamespacedName{Namespace: "ns", Name: "a"}, msg("again"))
+	waitFor(t, "a message after the queue went", func() bool { return len(rec.received()) == 4 })
+	if got := rec.received()[3]; got != "again" {
+		t.Errorf("fourth message %q, want again", got)
+	}
+}
