@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -141,6 +143,30 @@ func TestHelmRepository(t *testing.T) {
 		broken.WriteIndex([]byte("entries: [not, a, map\n"))
 		obj := mk(t, "broken", broken.URL(), "", "")
 		h.WaitFor(t, obj, sourceenv.FailedWith(sourcev1.InvalidArtifactReason, "invalid repository index"))
+	})
+	t.Run("oci with a dockerconfigjson secret", func(t *testing.T) {
+		t.Parallel()
+		reg := registry.New(t, registry.WithBasicAuth("flotilla", "s3cret"))
+		reg.PushChart("private", "app", "1.0.0", chartspkg.Simple("app", "1.0.0").Package(t))
+		docker := func(name, host string) {
+			cfg := fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, host, base64.StdEncoding.EncodeToString([]byte("flotilla:s3cret")))
+			h.Create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+				Type: corev1.SecretTypeDockerConfigJson, Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(cfg)}})
+		}
+		docker("docker-creds", reg.Host())
+		// The right password filed under another host is never sent to this registry.
+		docker("docker-other", "other.example")
+		obj := mk(t, "oci-private", "oci://"+reg.Host()+"/private", "oci", "docker-creds")
+		h.WaitFor(t, obj, sourceenv.Ready)
+		f := &helm.ChartFetcher{Reader: h.Client, Store: h.Store}
+		if a, err := f.FetchChart(context.Background(), obj, "app", "1.0.0"); err != nil || a.Revision != "1.0.0" {
+			t.Fatalf("FetchChart with the registry's entry: %+v, %v", a, err)
+		}
+		other := mk(t, "oci-other-host", "oci://"+reg.Host()+"/private", "oci", "docker-other")
+		h.WaitFor(t, other, sourceenv.FailedWith(sourcev1.AuthenticationFailedReason, "other.example"))
+		if _, err := f.FetchChart(context.Background(), other, "app", "1.0.0"); err == nil {
+			t.Fatal("FetchChart with another host's entry succeeded")
+		}
 	})
 	t.Run("oci", func(t *testing.T) {
 		t.Parallel()

@@ -35,7 +35,12 @@ func ociRepository(raw string) (name.Repository, error) {
 
 // ociAuth is the registry authenticator and transport the repository's Secret gives.
 func (f *ChartFetcher) ociAuth(ctx context.Context, hr *sourcev1.HelmRepository) ([]remote.Option, error) {
-	creds, err := credentials.Load(ctx, f.Reader, hr.Namespace, hr.Spec.SecretRef, credentials.Options{Scheme: "oci"})
+	repo, err := ociRepository(hr.Spec.URL)
+	if err != nil {
+		return nil, err
+	}
+	// A .dockerconfigjson Secret gives only its entry for this registry.
+	creds, err := credentials.Load(ctx, f.Reader, hr.Namespace, hr.Spec.SecretRef, credentials.Options{Scheme: "oci", Registry: repo.RegistryStr()})
 	if err != nil {
 		return nil, err
 	}

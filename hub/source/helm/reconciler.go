@@ -103,7 +103,7 @@ func (r *Reconciler) checkOCI(ctx context.Context, obj *sourcev1.HelmRepository)
 	if err != nil {
 		return reconcile.Fetched{}, outcome.Fail(outcome.Stalled, meta.InvalidURLReason, fmt.Errorf("%w %q: %v", errInvalidURL, raw, err))
 	}
-	creds, err := credentials.Load(ctx, r.APIReader, obj.Namespace, obj.Spec.SecretRef, credentials.Options{Scheme: "oci"})
+	creds, err := credentials.Load(ctx, r.APIReader, obj.Namespace, obj.Spec.SecretRef, credentials.Options{Scheme: "oci", Registry: repo.RegistryStr()})
 	if err != nil {
 		return reconcile.Fetched{}, err
 	}
