@@ -37,16 +37,10 @@ const (
 	InvalidReason = "AgentRolloutInvalid"
 )
 
-// Store is the part of the artifact store the controller uses.
-type Store interface {
-	Put(data []byte) (string, error)
-	URL(digest string) string
-}
-
 // Reconciler hands the agent's Deployment to the fleet.
 type Reconciler struct {
 	Client   client.Client
-	Store    Store
+	Store    engine.Publisher
 	Sign     engine.Signer
 	Recorder events.EventRecorder
 

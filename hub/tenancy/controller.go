@@ -24,16 +24,10 @@ import (
 	"github.com/flotilla-dev/flotilla/tenancy"
 )
 
-// Store is the part of the artifact store the controller uses.
-type Store interface {
-	Put(data []byte) (string, error)
-	URL(digest string) string
-}
-
 // Reconciler sets Tenants up on the clusters they reach.
 type Reconciler struct {
 	Client   client.Client
-	Store    Store
+	Store    engine.Publisher
 	Sign     engine.Signer
 	Recorder events.EventRecorder
 

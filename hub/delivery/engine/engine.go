@@ -96,6 +96,13 @@ type Engine struct {
 	Sign Signer
 }
 
+// Publisher is the part of the artifact store a deployment controller writes its
+// build to: the content-addressed Put and the URL agents download it from.
+type Publisher interface {
+	Put(data []byte) (string, error)
+	URL(digest string) string
+}
+
 // Signer signs an Assignment's apply statement for a cluster.
 type Signer func(cluster string, a *fleetv1.Assignment) (string, error)
 

@@ -48,8 +48,7 @@ const (
 type Store interface {
 	Get(digest string) ([]byte, error)
 	Has(digest string) bool
-	Put(data []byte) (string, error)
-	URL(digest string) string
+	engine.Publisher
 }
 
 // ChartFetcher fetches a chart version of a HelmRepository into the store

@@ -40,8 +40,7 @@ import (
 type Store interface {
 	Get(digest string) ([]byte, error)
 	Has(digest string) bool
-	Put(data []byte) (string, error)
-	URL(digest string) string
+	engine.Publisher
 }
 
 // Reconciler reconciles Kustomizations: it admits and builds, then hands over to the
