@@ -81,6 +81,10 @@ type Result struct {
 	ServedBytes int64
 	// Status sizes (JSON bytes) of one Kustomization and one Cluster.
 	KustomizationStatus, ClusterStatus int
+	// AssignmentBytes is one Assignment as the API server stores and sends it (JSON),
+	// and AssignmentManagedFields the part of it that is metadata.managedFields:
+	// kube-apiserver's cost per write grows with both.
+	AssignmentBytes, AssignmentManagedFields int
 	// CPU time during the rollout of the hub's kube-apiserver and etcd, and of this
 	// process (the simulated clusters, and the hub when in-process).
 	APIServerCPU, EtcdCPU, BenchCPU time.Duration
@@ -289,6 +293,18 @@ func Run(t testing.TB, opts Options) Result {
 	if err := admin.Get(ctx, client.ObjectKey{Name: "c00000"}, &cl); err == nil {
 		b, _ := json.Marshal(cl.Status)
 		res.ClusterStatus = len(b)
+		var as fleetv1.AssignmentList
+		if err := admin.List(ctx, &as, client.InNamespace(cl.Status.Namespace), client.Limit(1)); err == nil && len(as.Items) > 0 {
+			a := &as.Items[0]
+			a.APIVersion, a.Kind = fleetv1.GroupVersion.String(), fleetv1.AssignmentKind
+			b, _ := json.Marshal(a)
+			mf, _ := json.Marshal(a.ManagedFields)
+			res.AssignmentBytes, res.AssignmentManagedFields = len(b), len(mf)
+			if opts.ProfileDir != "" {
+				pretty, _ := json.MarshalIndent(a, "", "  ")
+				_ = os.WriteFile(filepath.Join(opts.ProfileDir, fmt.Sprintf("assignment-%d.json", opts.Clusters)), pretty, 0o644)
+			}
+		}
 	}
 	if hub.pprofURL != "" && opts.ProfileDir != "" {
 		saveURL(ctx, hub.pprofURL+"/heap", filepath.Join(opts.ProfileDir, fmt.Sprintf("heap-%d.pprof", opts.Clusters)))

@@ -78,6 +78,9 @@ func Format(results []Result) string {
 	row("status bytes: Kustomization / Cluster", func(r Result) string {
 		return fmt.Sprintf("%d / %d", r.KustomizationStatus, r.ClusterStatus)
 	})
+	row("Assignment bytes (of which managedFields)", func(r Result) string {
+		return fmt.Sprintf("%d (%d)", r.AssignmentBytes, r.AssignmentManagedFields)
+	})
 	for _, r := range results {
 		fmt.Fprintf(&b, "\n%d clusters, writes at rest (per s): %s\n", r.Clusters, top(r.Rest, true))
 		fmt.Fprintf(&b, "%d clusters, requests in rollout (per s, mean latency): %s\n", r.Clusters, top(r.Rollout, false))
