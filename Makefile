@@ -18,7 +18,7 @@ TEST_TIMEOUT ?= 25m
 TEST_P ?= 3
 API_SERVER_TESTS = ./test/integration ./spoke/agent $(shell $(GO) list -test -f '{{if .ForTest}}{{.ForTest}} {{join .Deps " "}}{{end}}' ./... | awk '/(fleet\/devenv\/controlplane|controller-runtime\/pkg\/envtest)( |$$)/ {print $$1}' | sort -u)
 
-.PHONY: all build build-agent-kms generate verify test bench bench-fleet demo control-plane fuzz clean images push
+.PHONY: all build build-agent-kms generate verify test bench bench-fleet bench-apiserver demo control-plane fuzz clean images push
 
 all: build
 
@@ -76,6 +76,9 @@ bench: control-plane build ## Print performance figures (long; not part of make 
 # size the fleet; profiles of the hub land in .cache/bench-fleet.
 bench-fleet: control-plane build ## The hub at fleet scale: simulated clusters, one commit, its rollout (long).
 	FLOTILLA_CONTROL_PLANE="$$(bash hack/control-plane.sh)" $(GO) test -tags fleetbench -count=1 -v -run '^TestBenchFleet$$' -timeout 180m ./test/fleetbench/
+
+bench-apiserver: control-plane ## kube-apiserver's own CPU per request kind the fleet makes (the floor under bench-fleet).
+	FLOTILLA_CONTROL_PLANE="$$(bash hack/control-plane.sh)" $(GO) test -tags fleetbench -count=1 -v -run '^TestAPIServerCost$$' -timeout 30m ./test/fleetbench/ | sed -n '/^make bench-apiserver/,$$p'
 
 # Every fuzz target, as package:Target; `make fuzz FUZZTIME=10m` runs each that long.
 FUZZ_TARGETS := ./api/artifact:FuzzUnpack ./api/artifact:FuzzPackRoundTrip ./api/artifact:FuzzStatement \
