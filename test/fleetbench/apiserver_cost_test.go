@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -157,6 +158,26 @@ func TestAPIServerCost(t *testing.T) {
 	measure(fmt.Sprintf("list a namespace (%d Assignments)", perNS), costRequests/5, func(i int) error {
 		var l fleetv1.AssignmentList
 		return c.List(ctx, &l, client.InNamespace(fmt.Sprintf("cost-%d", i%namespaces)))
+	})
+
+	// The artifact server's TokenReview of an agent's service-account token.
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "cost-0", Name: "agent"}}
+	if err := c.Create(ctx, sa); err != nil {
+		t.Fatal(err)
+	}
+	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(3600))}}
+	if err := c.SubResource("token").Create(ctx, sa, tr); err != nil {
+		t.Fatal(err)
+	}
+	measure("review an agent's token (TokenReview)", costRequests, func(int) error {
+		rv := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: tr.Status.Token}}
+		if err := c.Create(ctx, rv); err != nil {
+			return err
+		}
+		if !rv.Status.Authenticated {
+			return fmt.Errorf("token not authenticated: %s", rv.Status.Error)
+		}
+		return nil
 	})
 
 	load, _ := os.ReadFile("/proc/loadavg")
