@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -142,6 +143,56 @@ func TestInventoryFromAnOlderAgent(t *testing.T) {
 		t.Errorf("hub status: inventory %d, entries %v; want 2 and no entries", a.Status.Inventory, a.Status.Entries)
 	}
 	c.wantRecorded(t, a, "_"+c.appNS+"__Namespace", c.appNS+"_a__ConfigMap")
+}
+
+// TestInventoryWhenTheStatusWriteFails: an agent whose status writes the hub refuses
+// (as if it died right after applying) still leaves a record on the spoke, so the
+// next agent prunes what the hub never heard of.
+func TestInventoryWhenTheStatusWriteFails(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, "nostatus")
+	hub, arts := c.hub, c.arts
+	ctx := context.Background()
+	// The agent's hub rights (hub/registration) without assignments/status.
+	user := "flotilla:agent:" + c.name
+	mute, err := c.hubCP.AddUser(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: c.hubNS, Name: "mute-agent"}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{fleetv1.GroupVersion.Group}, Resources: []string{"assignments"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
+		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+	}}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: c.hubNS, Name: "mute-agent"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}}}
+	for _, o := range []client.Object{role, binding} {
+		if err := hub.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := c.runAgent(t, mute, nil)
+	v1 := arts.Add("mute@1", map[string]string{"m.yaml": c.namespace() + configMap("a", "1") + configMap("b", "1")})
+	key := c.newAssignment(t, "mute", v1, nil)
+	a := current(t, hub, key)
+	c.wantRecorded(t, a, "_"+c.appNS+"__Namespace", c.appNS+"_a__ConfigMap", c.appNS+"_b__ConfigMap")
+	c.expectConfigMapValue(t, "b", "1")
+	if a = current(t, hub, key); a.Status.AppliedDigest != "" || a.Status.Inventory != 0 {
+		t.Fatalf("the hub heard of the apply: %+v", a.Status)
+	}
+	stop()
+
+	c.runAgent(t, c.hubCP.Config(), nil)
+	v2 := arts.Add("mute@2", map[string]string{"m.yaml": c.namespace() + configMap("a", "2")})
+	c.setArtifact(t, key, v2)
+	a = waitReady(t, hub, key, v2.Digest)
+	c.wantGone(t, "b")
+	c.expectConfigMapValue(t, "a", "2")
+	if a.Status.Inventory != 2 || len(a.Status.Entries) != 0 {
+		t.Errorf("hub status: inventory %d, entries %v; want 2 and no entries", a.Status.Inventory, a.Status.Entries)
+	}
 }
 
 // recorded returns the inventory the agent keeps for a on the spoke.
