@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -38,6 +39,14 @@ func TestInventoryOnTheSpoke(t *testing.T) {
 			t.Errorf("hub status: inventory %d, entries %v; want 3 and no entries", a.Status.Inventory, a.Status.Entries)
 		}
 		c.wantRecorded(t, a, "_"+c.appNS+"__Namespace", c.appNS+"_a__ConfigMap", c.appNS+"_b__ConfigMap")
+		// A steady state writes nothing on the spoke: two resyncs (2 s apart here),
+		// each recording what it is about to apply and then what it applied, leave
+		// the record's Secret as it was.
+		first := c.stateSecret(t)
+		time.Sleep(5 * time.Second)
+		if again := c.stateSecret(t); again.ResourceVersion != first.ResourceVersion {
+			t.Errorf("the record was rewritten in a steady state: resourceVersion %s, then %s", first.ResourceVersion, again.ResourceVersion)
+		}
 	})
 
 	t.Run("a new revision prunes what it dropped, from the spoke's record", func(t *testing.T) {
@@ -228,6 +237,19 @@ func (c *cluster) wantRecorded(t *testing.T, a *fleetv1.Assignment, ids ...strin
 		}
 		return nil
 	})
+}
+
+// stateSecret returns the cluster's one record Secret.
+func (c *cluster) stateSecret(t *testing.T) corev1.Secret {
+	t.Helper()
+	secs := &corev1.SecretList{}
+	if err := c.spoke.Client().List(context.Background(), secs, client.InNamespace(fleetv1.SystemNamespace), client.MatchingLabels{agent.StateLabel: c.name}); err != nil {
+		t.Fatal(err)
+	}
+	if len(secs.Items) != 1 {
+		t.Fatalf("%d state Secrets, want 1", len(secs.Items))
+	}
+	return secs.Items[0]
 }
 
 func (c *cluster) wantGone(t *testing.T, configMap string) {
