@@ -45,8 +45,9 @@ func newDiffCommand(g *globals) *cobra.Command {
 the Kustomization's Assignment for cluster C carries (and spec.postBuild.substituteFrom,
 read on the spoke as the Assignment's identity), then server-side apply every object on
 C with a dry run, as that identity and with the agent's field manager, and print a
-unified diff of each object that would change. Objects the Assignment applied that the
-build no longer holds are listed as deleted when the Kustomization prunes.
+unified diff of each object that would change. Objects the Assignment applied (as the
+agent records them on the spoke, in --agent-namespace, read as the kubeconfig's user)
+that the build no longer holds are listed as deleted when the Kustomization prunes.
 
 Secret values are never shown: each stands as a digest keyed for this run only, so a
 change shows but the digest cannot be checked against guesses. SOPS-encrypted
@@ -78,6 +79,7 @@ message on errors, as flux diff does. The spoke is reached with --spoke-kubeconf
 	ks.Flags().StringVar(&cluster, "cluster", "", "the cluster to compare with")
 	_ = ks.RegisterFlagCompletionFunc("cluster", completeClusters(g))
 	spoke.add(ks)
+	spoke.addAgentNamespace(ks)
 	cmd.AddCommand(ks)
 	return cmd
 }
@@ -171,7 +173,11 @@ func diffKustomization(ctx context.Context, g *globals, spoke *spokeFlags, name,
 		changed = changed || c
 	}
 	if asg.Spec.Prune {
-		for _, e := range asg.Status.Entries {
+		entries, err := spoke.inventory(ctx, g, cluster, asg)
+		if err != nil {
+			return changed, err
+		}
+		for _, e := range entries {
 			if built[e.ID] {
 				continue
 			}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,9 +13,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	"github.com/flotilla-dev/flotilla/api"
+	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
+	"github.com/flotilla-dev/flotilla/spoke/agent"
 )
 
-// spokeFlags say how the CLI reaches a spoke's API server (diff, tree --live, trace).
+// spokeFlags say how the CLI reaches a spoke's API server (diff, tree, trace).
 // The first that applies wins:
 //  1. --spoke-kubeconfig FILE (its current context, or --spoke-context);
 //  2. --fleet-dir D: D/clusters/<cluster>.kubeconfig, as `flotilla dev up --dir D`
@@ -24,12 +27,45 @@ type spokeFlags struct {
 	kubeconfig string
 	context    string
 	fleetDir   string
+	// agentNamespace is the agent's namespace on the spoke, where it keeps its
+	// records (tree, diff).
+	agentNamespace string
 }
 
 func (s *spokeFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&s.kubeconfig, "spoke-kubeconfig", "", "kubeconfig of the spoke (default: --fleet-dir's, else the context named after --cluster)")
 	cmd.Flags().StringVar(&s.context, "spoke-context", "", "context in --spoke-kubeconfig")
 	cmd.Flags().StringVar(&s.fleetDir, "fleet-dir", "", "folder of a `flotilla dev up --dir` fleet: its clusters/<cluster>.kubeconfig is used")
+}
+
+// addAgentNamespace adds --agent-namespace, for commands that read the agent's
+// records on the spoke.
+func (s *spokeFlags) addAgentNamespace(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&s.agentNamespace, "agent-namespace", fleetv1.SystemNamespace, "the agent's namespace on the spoke, where it records what it applied")
+}
+
+// inventory returns the objects the agent of cluster applied for asg, from the
+// agent's record on the spoke (read as the kubeconfig's user: a tenant's identity
+// may not read the agent's Secrets), or, from an agent older than that record, from
+// the Assignment's status on the hub.
+func (s *spokeFlags) inventory(ctx context.Context, g *globals, cluster string, asg *fleetv1.Assignment) ([]fleetv1.InventoryEntry, error) {
+	how := fmt.Sprintf("the objects are listed on the spoke; give --spoke-kubeconfig, --fleet-dir, or a kubeconfig context named %q", cluster)
+	sc, err := s.client(g, cluster, "")
+	if err != nil {
+		return nil, fmt.Errorf("%w (%s)", err, how)
+	}
+	ns := s.agentNamespace
+	if ns == "" {
+		ns = fleetv1.SystemNamespace
+	}
+	entries, found, err := agent.ReadInventory(ctx, sc, ns, asg)
+	if err != nil {
+		return nil, fmt.Errorf("reading the agent's record of %s in namespace %s on %s: %w (%s, as a user who may read Secrets in %s)", asg.Name, ns, cluster, err, how, ns)
+	}
+	if !found || len(entries) == 0 {
+		return asg.Status.Entries, nil
+	}
+	return entries, nil
 }
 
 // config returns the rest config of cluster's API server, as the kubeconfig's user.

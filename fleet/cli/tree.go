@@ -21,15 +21,22 @@ func newTreeCommand(g *globals) *cobra.Command {
 		{"kustomization", deliveryv1.KustomizationKind, "kustomizations", []string{"ks"}},
 		{"helmrelease", deliveryv1.HelmReleaseKind, "helmreleases", []string{"hr"}},
 	} {
-		var cluster string
+		var (
+			cluster string
+			spoke   spokeFlags
+		)
 		c := &cobra.Command{
 			Use:     d.use + " NAME --cluster C",
 			Aliases: d.aliases,
 			Short:   "List the objects a " + d.kind + " manages on one cluster",
 			Long: `List the objects a ` + d.kind + ` manages on cluster C, from the inventory its agent
-reports in the Assignment's status on the hub (the spoke is not contacted). For a
-HelmRelease the inventory is the Helm release: its name, namespace and revision are
-shown; helm get manifest lists its objects.`,
+records on the spoke (a Secret in the agent's namespace, --agent-namespace; the hub
+keeps only the count). The spoke is reached with --spoke-kubeconfig, --fleet-dir (a
+flotilla dev up folder) or a kubeconfig context named after C, as a user who may read
+Secrets there. An agent older than that record reported the list in the Assignment's
+status on the hub, which is shown then. For a HelmRelease the inventory is the Helm
+release: its name, namespace and revision are shown from the hub (the spoke is not
+contacted); helm get manifest lists its objects.`,
 			Args:              cobra.ExactArgs(1),
 			ValidArgsFunction: completeNamesOf(g, d.kindName),
 			RunE: func(cmd *cobra.Command, args []string) error {
@@ -57,9 +64,13 @@ shown; helm get manifest lists its objects.`,
 					fmt.Fprintf(g.out, "└── HelmRelease %s/%s revision %d %s (chart %s)\n", r.Namespace, r.Name, r.Revision, r.Status, r.ChartVersion)
 					return nil
 				}
-				for i, e := range asg.Status.Entries {
+				entries, err := spoke.inventory(cmd.Context(), g, cluster, asg)
+				if err != nil {
+					return err
+				}
+				for i, e := range entries {
 					branch := "├── "
-					if i == len(asg.Status.Entries)-1 {
+					if i == len(entries)-1 {
 						branch = "└── "
 					}
 					name := e.ID
@@ -68,7 +79,7 @@ shown; helm get manifest lists its objects.`,
 					}
 					fmt.Fprintln(g.out, branch+name)
 				}
-				if len(asg.Status.Entries) == 0 {
+				if len(entries) == 0 {
 					msg := "no objects reported"
 					if r := apimeta.FindStatusCondition(asg.Status.Conditions, meta.ReadyCondition); r != nil && r.Message != "" {
 						msg += ": " + r.Message
@@ -80,6 +91,8 @@ shown; helm get manifest lists its objects.`,
 		}
 		c.Flags().StringVar(&cluster, "cluster", "", "the cluster whose objects to list")
 		_ = c.RegisterFlagCompletionFunc("cluster", completeClusters(g))
+		spoke.add(c)
+		spoke.addAgentNamespace(c)
 		cmd.AddCommand(c)
 	}
 	return cmd

@@ -85,7 +85,7 @@ func (r *reconciler) syncHelm(ctx context.Context, a *fleetv1.Assignment, rec ap
 	st := res.Release
 	a.Status.Release = &st
 	a.Status.Inventory = int32(res.Objects)
-	a.Status.Entries = nil // Helm's manifest is the inventory
+	a.Status.Entries = nil // Helm's manifest is the inventory, the record lists nothing
 	if res.Deployed {
 		a.Status.AppliedDigest = art.Digest
 		a.Status.AppliedRevision = art.Revision
@@ -109,7 +109,7 @@ func (r *reconciler) syncHelm(ctx context.Context, a *fleetv1.Assignment, rec ap
 		}
 		rec.message, rec.healthy, rec.healthSince = res.Message, true, now
 		r.store(a, rec)
-		if err := r.state.save(ctx, a); err != nil {
+		if err := r.state.save(ctx, a, a.Spec, nil); err != nil {
 			log.Error(err, "recording the applied state on the spoke")
 		}
 		return ctrl.Result{RequeueAfter: max(time.Until(rec.at.Add(r.resync)), time.Second)}, nil

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"time"
 
@@ -28,8 +29,10 @@ const StateLabel = "fleet.flotilla.dev/agent-state"
 
 const stateKey = "assignment.json"
 
-// savedAssignment is what the agent needs to keep an Assignment in place without the
-// hub: its spec (artifact, options) and what it applied.
+// savedAssignment is the agent's record of one Assignment on the spoke: the spec it
+// last applied (what the offline mode keeps in place without the hub) and the
+// inventory, every object it may have applied. The record, not the hub's status, is
+// what prune and release go by; the hub only gets the count.
 type savedAssignment struct {
 	Namespace string                   `json:"namespace"`
 	Name      string                   `json:"name"`
@@ -41,7 +44,6 @@ type savedAssignment struct {
 func (s savedAssignment) assignment() *fleetv1.Assignment {
 	a := &fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: s.Name, UID: s.UID}, Spec: s.Spec}
 	a.Status.AppliedDigest = s.Spec.Artifact.Digest
-	a.Status.Entries = s.Entries
 	return a
 }
 
@@ -54,7 +56,7 @@ type stateStore struct {
 	namespace string
 
 	mu    sync.Mutex
-	saved map[string]string // what was last written per Assignment, to skip rewrites
+	saved map[string]string // what was last written or read per Assignment, to skip rewrites
 }
 
 // stateName is stable and short whatever the Assignment's name.
@@ -63,9 +65,38 @@ func stateName(namespace, name string) string {
 	return "flotilla-state-" + hex.EncodeToString(sum[:])[:20]
 }
 
-// save records a's spec and inventory, unless that very record is already stored.
-func (s *stateStore) save(ctx context.Context, a *fleetv1.Assignment) error {
-	data, err := json.Marshal(savedAssignment{Namespace: a.Namespace, Name: a.Name, UID: a.UID, Spec: a.Spec, Entries: a.Status.Entries})
+// load returns the record of a, nil when there is none.
+func (s *stateStore) load(ctx context.Context, a *fleetv1.Assignment) (*savedAssignment, error) {
+	key := a.Namespace + "/" + a.Name
+	s.mu.Lock()
+	data, ok := s.saved[key]
+	s.mu.Unlock()
+	if !ok {
+		sec := &corev1.Secret{}
+		err := s.client.Get(ctx, types.NamespacedName{Namespace: s.namespace, Name: stateName(a.Namespace, a.Name)}, sec)
+		switch {
+		case apierrors.IsNotFound(err):
+			return nil, nil
+		case err != nil:
+			return nil, fmt.Errorf("reading the agent's record of %s on the spoke: %w", key, err)
+		}
+		data = string(sec.Data[stateKey])
+		s.mu.Lock()
+		s.saved[key] = data
+		s.mu.Unlock()
+	}
+	sa := &savedAssignment{}
+	if err := json.Unmarshal([]byte(data), sa); err != nil {
+		// An unreadable record names nothing to keep; the next save replaces it.
+		return nil, nil
+	}
+	return sa, nil
+}
+
+// save records spec and entries as a's, unless that very record is already stored:
+// a steady state costs no write.
+func (s *stateStore) save(ctx context.Context, a *fleetv1.Assignment, spec fleetv1.AssignmentSpec, entries []fleetv1.InventoryEntry) error {
+	data, err := json.Marshal(savedAssignment{Namespace: a.Namespace, Name: a.Name, UID: a.UID, Spec: spec, Entries: entries})
 	if err != nil {
 		return err
 	}
@@ -87,7 +118,10 @@ func (s *stateStore) save(ctx context.Context, a *fleetv1.Assignment) error {
 		sec.Data = map[string][]byte{stateKey: data}
 		return nil
 	}); err != nil {
-		return err
+		s.mu.Lock()
+		delete(s.saved, key) // what is stored is not known now: read it again next time
+		s.mu.Unlock()
+		return fmt.Errorf("recording the inventory of %s on the spoke: %w", key, err)
 	}
 	s.mu.Lock()
 	s.saved[key] = string(data)
@@ -102,6 +136,30 @@ func (s *stateStore) remove(ctx context.Context, a *fleetv1.Assignment) error {
 	s.mu.Unlock()
 	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: s.namespace, Name: stateName(a.Namespace, a.Name)}}
 	return client.IgnoreNotFound(s.client.Delete(ctx, sec))
+}
+
+// ReadInventory reads, with c (a client of the spoke allowed to get Secrets in the
+// agent's namespace), the inventory the agent of that spoke records for Assignment
+// a: found is false when the agent keeps no record of it (an agent older than the
+// record, or nothing applied yet), and the caller may then look at a.status.entries,
+// which agents wrote until the record took their place.
+func ReadInventory(ctx context.Context, c client.Reader, agentNamespace string, a *fleetv1.Assignment) (entries []fleetv1.InventoryEntry, found bool, err error) {
+	sec := &corev1.Secret{}
+	err = c.Get(ctx, types.NamespacedName{Namespace: agentNamespace, Name: stateName(a.Namespace, a.Name)}, sec)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, err
+	}
+	var sa savedAssignment
+	if err := json.Unmarshal(sec.Data[stateKey], &sa); err != nil {
+		return nil, false, fmt.Errorf("the agent's record %s/%s does not parse: %w", agentNamespace, sec.Name, err)
+	}
+	if sa.Namespace != a.Namespace || sa.Name != a.Name {
+		return nil, false, nil
+	}
+	return sa.Entries, true, nil
 }
 
 func (s *stateStore) list(ctx context.Context) ([]savedAssignment, error) {

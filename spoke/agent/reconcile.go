@@ -88,6 +88,13 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 
 	before := a.DeepCopy()
+	if len(a.Status.Entries) > 0 {
+		// Written by an older agent: from now on the list lives on the spoke, and the
+		// status write below clears it on the hub.
+		if err := r.adoptHubEntries(ctx, a); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	var res ctrl.Result
 	var syncErr error
 	rec := r.last(req.NamespacedName)
@@ -149,6 +156,9 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			res, syncErr = r.sync(ctx, a, rec, syncOptions{})
 		}
 	}
+	// status.entries is no longer written: a merge patch sets what an older agent
+	// wrote to null, so the hub's copy shrinks.
+	a.Status.Entries = nil
 	if err := r.hub.Status().Patch(ctx, a, client.MergeFrom(before)); err != nil {
 		if apierrors.IsNotFound(err) {
 			return ctrl.Result{}, nil
@@ -283,6 +293,23 @@ func (r *reconciler) sync(ctx context.Context, a *fleetv1.Assignment, rec applie
 	// the last resync) is checked for drift rather than applied blindly.
 	check := mode != meta.DriftDisabled && a.Status.AppliedDigest == art.Digest
 	engine := apply.New(c, FieldManager(a))
+
+	// What was applied before is what the spoke's record lists. Before applying, the
+	// record gets every object this pass may create too: an agent stopped in the
+	// middle of the pass then still knows them, and prunes them once gone from the
+	// source. A steady state changes nothing in the record and writes nothing.
+	saved, recorded, err := r.inventory(ctx, a)
+	if err == nil {
+		lastSpec := a.Spec
+		if saved != nil {
+			lastSpec = saved.Spec
+		}
+		err = r.state.save(ctx, a, lastSpec, apply.Merge(recorded, engine.Plan(objs, a.Spec.TargetNamespace)))
+	}
+	if err != nil {
+		r.fail(a, meta.ApplyFailedReason, fmt.Sprintf("revision %s not applied: %v", rev, err))
+		return ctrl.Result{}, err
+	}
 	opts := apply.Options{
 		Owner: owner, TargetNamespace: a.Spec.TargetNamespace, Force: a.Spec.Force, Adopt: a.Spec.Adopt,
 		DriftCheck: check, WarnOnly: mode == meta.DriftWarn,
@@ -303,10 +330,9 @@ func (r *reconciler) sync(ctx context.Context, a *fleetv1.Assignment, rec applie
 		err = fmt.Errorf("timed out after %s (spec.timeout): %w", timeout, err)
 	}
 	if err != nil {
-		// Objects applied before the failure are ours now; keep track of them so a
-		// later prune can find them.
-		a.Status.Entries = apply.Merge(a.Status.Entries, res.Entries())
-		a.Status.Inventory = int32(len(a.Status.Entries))
+		// Objects applied before the failure are ours now: the record already lists
+		// them (and those the pass did not reach), so a later prune finds them.
+		a.Status.Inventory = int32(len(apply.Merge(recorded, res.Entries())))
 		msg := fmt.Sprintf("applying revision %s: %v", rev, err)
 		if user != "" && apply.IsForbidden(err) {
 			msg = fmt.Sprintf("applying revision %s as %s, which is not allowed: %v", rev, user, err)
@@ -318,7 +344,7 @@ func (r *reconciler) sync(ctx context.Context, a *fleetv1.Assignment, rec applie
 	entries := res.Entries()
 	pruned := 0
 	if a.Spec.Prune {
-		dropped := apply.Diff(a.Status.Entries, entries)
+		dropped := apply.Diff(recorded, entries)
 		began := time.Now()
 		del, err := engine.Delete(ctx, dropped, owner)
 		pruned = len(del.Deleted)
@@ -326,6 +352,9 @@ func (r *reconciler) sync(ctx context.Context, a *fleetv1.Assignment, rec applie
 		if err != nil {
 			entries = apply.Merge(entries, del.Failed)
 			r.setApplied(a, entries)
+			if err := r.state.save(ctx, a, a.Spec, entries); err != nil {
+				log.Error(err, "recording the inventory on the spoke: it keeps listing what was pruned")
+			}
 			r.fail(a, meta.PruneFailedReason, fmt.Sprintf("revision %s applied, but pruning failed: %v", rev, err))
 			return ctrl.Result{}, err
 		}
@@ -367,8 +396,9 @@ func (r *reconciler) sync(ctx context.Context, a *fleetv1.Assignment, rec applie
 		next.healthSince, next.healthy = now, false
 	}
 	r.store(a, next)
-	if err := r.state.save(ctx, a); err != nil {
-		// Only the offline mode needs it; the apply itself succeeded.
+	if err := r.state.save(ctx, a, a.Spec, entries); err != nil {
+		// The record still lists all this pass applied and what it pruned (written
+		// before the pass): nothing is forgotten, and the next sync writes it again.
 		log.Error(err, "recording the applied state on the spoke")
 	}
 	return r.checkHealth(ctx, a, next)
@@ -481,11 +511,44 @@ func (r *reconciler) reportDrift(a *fleetv1.Assignment, res *apply.Result, mode 
 	r.event(a, corev1.EventTypeWarning, reason, "DriftCheck", msg)
 }
 
+// setApplied reports the applied revision and the inventory's size; the inventory
+// itself is in the agent's record on the spoke.
 func (r *reconciler) setApplied(a *fleetv1.Assignment, entries []fleetv1.InventoryEntry) {
 	a.Status.AppliedDigest = a.Spec.Artifact.Digest
 	a.Status.AppliedRevision = a.Spec.Artifact.Revision
-	a.Status.Entries = entries
 	a.Status.Inventory = int32(len(entries))
+}
+
+// inventory returns a's record on the spoke (nil when there is none) and the
+// objects applied for a. An Assignment last applied by an older agent may have its
+// list only in the hub's status: that one is taken then.
+func (r *reconciler) inventory(ctx context.Context, a *fleetv1.Assignment) (*savedAssignment, []fleetv1.InventoryEntry, error) {
+	saved, err := r.state.load(ctx, a)
+	if err != nil {
+		return nil, nil, err
+	}
+	var entries []fleetv1.InventoryEntry
+	if saved != nil {
+		entries = saved.Entries
+	}
+	if len(entries) == 0 {
+		entries = a.Status.Entries
+	}
+	return saved, entries, nil
+}
+
+// adoptHubEntries moves the inventory an older agent wrote in the hub's status into
+// the spoke's record, unless the record has one already (it is the newer).
+func (r *reconciler) adoptHubEntries(ctx context.Context, a *fleetv1.Assignment) error {
+	saved, entries, err := r.inventory(ctx, a)
+	if err != nil || (saved != nil && len(saved.Entries) > 0) {
+		return err
+	}
+	spec := a.Spec
+	if saved != nil {
+		spec = saved.Spec
+	}
+	return r.state.save(ctx, a, spec, entries)
 }
 
 // fail records a failure that may go away by itself; stall one that needs a change.
@@ -509,7 +572,14 @@ func (r *reconciler) release(ctx context.Context, a *fleetv1.Assignment) (ctrl.R
 		return ctrl.Result{}, nil
 	}
 	before := a.DeepCopy()
-	n := len(a.Status.Entries)
+	// The spoke's record lists what to prune (the hub's status, for an Assignment an
+	// older agent applied and never recorded).
+	saved, entries, err := r.inventory(ctx, a)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	a.Status.Entries = nil
+	n := len(entries)
 	del := &apply.DeleteResult{}
 	var relErr error
 	prune := deletesOnRelease(a)
@@ -523,12 +593,18 @@ func (r *reconciler) release(ctx context.Context, a *fleetv1.Assignment) (ctrl.R
 			return ctrl.Result{}, err
 		}
 		began := time.Now()
-		del, relErr = apply.New(c, FieldManager(a)).Delete(ctx, a.Status.Entries, a.Namespace+"/"+a.Name)
+		del, relErr = apply.New(c, FieldManager(a)).Delete(ctx, entries, a.Namespace+"/"+a.Name)
 		observePrune(began, len(del.Deleted), relErr)
 	}
 	if relErr != nil {
 		msg := fmt.Sprintf("pruning failed: %v", relErr)
-		a.Status.Entries = del.Failed
+		spec := a.Spec
+		if saved != nil {
+			spec = saved.Spec
+		}
+		if err := r.state.save(ctx, a, spec, del.Failed); err != nil {
+			relErr = errors.Join(relErr, err)
+		}
 		a.Status.Inventory = int32(len(del.Failed))
 		a.Status.Message = msg
 		conditions.Set(a, meta.ReleasedCondition, metav1.ConditionFalse, meta.PruneFailedReason, msg)
@@ -538,7 +614,6 @@ func (r *reconciler) release(ctx context.Context, a *fleetv1.Assignment) (ctrl.R
 		if a.Spec.Helm != nil {
 			msg = helmMsg
 		}
-		a.Status.Entries = nil
 		a.Status.Inventory = 0
 		a.Status.Message = msg
 		conditions.Set(a, meta.ReleasedCondition, metav1.ConditionTrue, meta.SucceededReason, msg)

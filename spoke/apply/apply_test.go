@@ -251,3 +251,78 @@ func TestErrorMessage(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// TestPlan: the entries recorded before a pass are those the pass gives its objects,
+// also for kinds the spoke does not serve yet (a CRD of the same artifact says their
+// scope), and the objects are left as they were.
+func TestPlan(t *testing.T) {
+	mapper := meta.NewDefaultRESTMapper(nil)
+	mapper.Add(schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, meta.RESTScopeNamespace)
+	mapper.Add(schema.GroupVersionKind{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRole"}, meta.RESTScopeRoot)
+	e := New(fake.NewClientBuilder().WithRESTMapper(mapper).Build(), "test")
+	objs, err := Parse(map[string][]byte{"m.yaml": []byte(`
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.example.com}
+spec: {group: example.com, scope: Cluster, names: {kind: Gadget, plural: gadgets}}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec: {group: example.com, scope: Namespaced, names: {kind: Widget, plural: widgets}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: demo}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: a, namespace: elsewhere}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: r, namespace: ignored}
+---
+apiVersion: example.com/v1
+kind: Gadget
+metadata: {name: g}
+---
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: w}
+---
+apiVersion: other.example.com/v1
+kind: Unknown
+metadata: {name: u}
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := make([]string, len(objs))
+	for i, u := range objs {
+		before[i] = RefOf(u).ID()
+	}
+	var got []string
+	for _, en := range e.Plan(objs, "demo") {
+		got = append(got, en.ID+"@"+en.Version)
+	}
+	want := []string{
+		"_gadgets.example.com_apiextensions.k8s.io_CustomResourceDefinition@v1",
+		"_widgets.example.com_apiextensions.k8s.io_CustomResourceDefinition@v1",
+		"_demo__Namespace@v1",
+		"demo_a__ConfigMap@v1",
+		"_r_rbac.authorization.k8s.io_ClusterRole@v1",
+		"_g_example.com_Gadget@v1",
+		"demo_w_example.com_Widget@v1",
+		// Not served, not declared: taken as namespaced.
+		"demo_u_other.example.com_Unknown@v1",
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("planned entries (-want +got):\n%s", d)
+	}
+	for i, u := range objs {
+		if RefOf(u).ID() != before[i] {
+			t.Errorf("Plan changed object %d: %s, was %s", i, RefOf(u).ID(), before[i])
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -97,4 +99,48 @@ func Merge(old, added []fleetv1.InventoryEntry) []fleetv1.InventoryEntry {
 // sortForDelete orders references so that what others depend on goes last.
 func sortForDelete(refs []ObjectRef) {
 	sort.SliceStable(refs, func(i, j int) bool { return rank(refs[i]) > rank(refs[j]) })
+}
+
+// Plan returns the inventory entries objs will have once applied with target as the
+// target namespace, without applying or changing them: the agent records them before
+// it applies, so that an object the pass creates is remembered even if the agent stops
+// before the pass ends. The scope of a kind the spoke does not serve yet is read from
+// a CustomResourceDefinition among objs; a kind found nowhere is taken as namespaced
+// (an entry naming no object costs a NotFound at the next prune, nothing more).
+func (e *Engine) Plan(objs []*unstructured.Unstructured, target string) []fleetv1.InventoryEntry {
+	declared := map[schema.GroupKind]bool{} // namespaced, by the CRDs in objs
+	for _, u := range objs {
+		if rank(RefOf(u)) != 0 {
+			continue
+		}
+		group, _, _ := unstructured.NestedString(u.Object, "spec", "group")
+		kind, _, _ := unstructured.NestedString(u.Object, "spec", "names", "kind")
+		scope, _, _ := unstructured.NestedString(u.Object, "spec", "scope")
+		declared[schema.GroupKind{Group: group, Kind: kind}] = scope != "Cluster"
+	}
+	out := make([]fleetv1.InventoryEntry, 0, len(objs))
+	for _, u := range objs {
+		ref := RefOf(u)
+		namespaced := false
+		if rank(ref) > 1 {
+			gvk := ref.GroupVersionKind()
+			if m, err := e.client.RESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version); err == nil {
+				namespaced = m.Scope.Name() == meta.RESTScopeNameNamespace
+			} else if n, ok := declared[gvk.GroupKind()]; ok {
+				namespaced = n
+			} else {
+				namespaced = true
+			}
+		}
+		switch {
+		case !namespaced:
+			ref.Namespace = ""
+		case target != "":
+			ref.Namespace = target
+		case ref.Namespace == "":
+			ref.Namespace = metav1.NamespaceDefault
+		}
+		out = append(out, ref.Entry())
+	}
+	return out
 }

@@ -346,14 +346,11 @@ func (s *simCluster) reconcile(ctx context.Context, a *fleetv1.Assignment) error
 	if err != nil {
 		return fmt.Errorf("%s/%s: %w", s.ns, name, err)
 	}
-	entries := make([]fleetv1.InventoryEntry, 0, len(objs))
-	for _, o := range objs {
-		entries = append(entries, apply.RefOf(o).Entry())
-	}
 	s.sink.record(s.name, name, a.Spec.Artifact.Digest, len(objs))
 	msg := fmt.Sprintf("applied revision %s: %d objects (%d configured)", rev, len(objs), len(objs))
 	a.Status.AppliedDigest, a.Status.AppliedRevision = a.Spec.Artifact.Digest, rev
-	a.Status.Entries, a.Status.Inventory = entries, int32(len(entries))
+	// As spoke/agent: the hub gets the count, the list stays on the spoke.
+	a.Status.Entries, a.Status.Inventory = nil, int32(len(objs))
 	a.Status.ObservedGeneration = a.Generation
 	a.Status.Message = msg
 	// A success is in the status only, as spoke/agent records no Event for it.

@@ -142,18 +142,43 @@ func TestCLIAgainstFleet(t *testing.T) {
 	})
 
 	t.Run("tree", func(t *testing.T) {
-		out, _, err := cliRun(fleet, "tree", "kustomization", "app", "-n", ns, "--cluster", "spoke-1")
+		// The hub keeps the count only; the list is the agent's record on the spoke.
+		asg := &fleetv1.Assignment{}
+		key := client.ObjectKey{Namespace: fleetv1.ClusterNamespace("spoke-1"), Name: fleetv1.AssignmentName(deliveryv1.KustomizationKind, ns, "app")}
+		if err := hub.Get(ctx, key, asg); err != nil {
+			t.Fatal(err)
+		}
+		if asg.Status.Inventory != 3 || len(asg.Status.Entries) != 0 {
+			t.Errorf("hub status: inventory %d, entries %v; want 3 and no entries", asg.Status.Inventory, asg.Status.Entries)
+		}
+		out, _, err := cliRun(fleet, append([]string{"tree", "kustomization", "app", "-n", ns}, spoke...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("\n%s", out)
-		for _, want := range []string{"Kustomization/" + ns + "/app on spoke-1 (main@sha1:", "├── Namespace/" + appNS, "├── ConfigMap/" + appNS + "/settings", "└── Secret/" + appNS + "/token"} {
-			if !strings.Contains(out, want) {
-				t.Errorf("missing %q", want)
-			}
+		want := "Kustomization/" + ns + "/app on spoke-1 (" + asg.Status.AppliedRevision + ")\n" +
+			"├── Namespace/" + appNS + "\n├── ConfigMap/" + appNS + "/settings\n└── Secret/" + appNS + "/token\n"
+		if out != want {
+			t.Errorf("tree printed\n%s\nwant\n%s", out, want)
 		}
-		if _, _, err := cliRun(fleet, "tree", "ks", "app", "-n", ns, "--cluster", "spoke-2"); err == nil || !strings.Contains(err.Error(), "not assigned to cluster spoke-2") {
+		if _, _, err := cliRun(fleet, "tree", "ks", "app", "-n", ns, "--cluster", "spoke-2", "--fleet-dir", fleet.Dir()); err == nil || !strings.Contains(err.Error(), "not assigned to cluster spoke-2") {
 			t.Errorf("tree on a cluster not targeted: %v", err)
+		}
+		// No way to reach the spoke: the error says how to give one.
+		if _, _, err := cliRun(fleet, "tree", "ks", "app", "-n", ns, "--cluster", "spoke-1"); err == nil ||
+			!strings.Contains(err.Error(), `context named "spoke-1"`) || !strings.Contains(err.Error(), "--spoke-kubeconfig") {
+			t.Errorf("tree with no way to reach the spoke: %v", err)
+		}
+		// An agent older than the record listed the objects in the hub's status: with
+		// no record to read (here: none in the namespace asked), that list is shown.
+		before := asg.DeepCopy()
+		asg.Status.Entries = []fleetv1.InventoryEntry{{ID: appNS + "_settings__ConfigMap", Version: "v1"}, {ID: appNS + "_old__ConfigMap", Version: "v1"}}
+		if err := hub.Status().Patch(ctx, asg, client.MergeFrom(before)); err != nil {
+			t.Fatal(err)
+		}
+		out, _, err = cliRun(fleet, append([]string{"tree", "ks", "app", "-n", ns, "--agent-namespace", "no-agent-here"}, spoke...)...)
+		if err != nil || !strings.HasSuffix(out, "├── ConfigMap/"+appNS+"/settings\n└── ConfigMap/"+appNS+"/old\n") {
+			t.Errorf("tree from an older agent's hub status: %v\n%s", err, out)
 		}
 	})
 

@@ -32,6 +32,7 @@ import (
 	"github.com/flotilla-dev/flotilla/fleet/devenv"
 	"github.com/flotilla-dev/flotilla/hub/delivery/helmrelease"
 	"github.com/flotilla-dev/flotilla/hub/receiver"
+	"github.com/flotilla-dev/flotilla/spoke/agent"
 	"github.com/flotilla-dev/flotilla/spoke/apply"
 	"github.com/flotilla-dev/flotilla/test/charts"
 	"github.com/flotilla-dev/flotilla/test/env"
@@ -130,6 +131,8 @@ func TestTenantEscapes(t *testing.T) {
 		"kube-system/cm.yaml":                configMap("kube-system", "escape", "x"),
 		"agent-image/kustomization.yaml":     kustomization("agent.yaml"),
 		"agent-image/agent.yaml":             agentDeployment("evil.example.com/flotilla-agent:v9.9.9"),
+		"agent-record/kustomization.yaml":    kustomization("secret.yaml"),
+		"agent-record/secret.yaml":           agentRecord(),
 		"other-tenant/kustomization.yaml":    kustomization("cm.yaml"),
 		"other-tenant/cm.yaml":               configMap("app-b", "escape", "x"),
 		"default-ns/kustomization.yaml":      kustomization("cm.yaml"),
@@ -271,6 +274,10 @@ func TestTenantEscapes(t *testing.T) {
 				}
 				return nil
 			}},
+		// The agent's records on a spoke list what it prunes: a tenant may not plant
+		// or rewrite one (nor read them: its identity has no rights there).
+		{name: "the agent's inventory record", ks: deploy("team-a", "agent-record", "agent-record", nil),
+			check: failedWith(meta.ClustersFailedReason, "forbidden"), gone: absent(fleetv1.SystemNamespace, "Secret", "flotilla-state-escape")},
 		{name: "write into default", ks: deploy("team-a", "default-ns", "default-ns", nil),
 			check: failedWith(meta.ClustersFailedReason, "forbidden"), gone: absent("default", "ConfigMap", "escape")},
 		{name: "the agent's service account", ks: deploy("team-a", "agent-sa", "other-tenant", func(s *deliveryv1.KustomizationSpec) { s.ServiceAccountName = "flotilla-agent" }),
@@ -719,6 +726,20 @@ func TestTenantEscapes(t *testing.T) {
 	if refused != made {
 		t.Errorf("%d of %d escape attempts were not refused", made-refused, made)
 	}
+}
+
+// agentRecord is a record of the agent's (spoke/agent's state Secret) as a tenant
+// might plant one, listing an object of another tenant to have it pruned.
+func agentRecord() string {
+	return `apiVersion: v1
+kind: Secret
+metadata:
+  name: flotilla-state-escape
+  namespace: flotilla-system
+  labels: {` + agent.StateLabel + `: spoke-1}
+stringData:
+  assignment.json: '{"namespace":"flotilla-cluster-spoke-1","name":"ks.team-b.tenant","entries":[{"id":"app-b_good__ConfigMap","v":"v1"}]}'
+`
 }
 
 // agentDeployment is the agent's Deployment as a tenant might write it to swap the image.

@@ -199,10 +199,13 @@ type AssignmentStatus struct {
 	// AppliedRevision is the revision of the artifact the spoke runs.
 	// +optional
 	AppliedRevision string `json:"appliedRevision,omitempty"`
-	// Inventory is the number of objects applied.
+	// Inventory is the number of objects applied. Which ones is recorded by the agent
+	// on its spoke (a Secret in its namespace), where prune and release read it.
 	// +optional
 	Inventory int32 `json:"inventory,omitempty"`
-	// Entries lists the objects applied, so that the agent prunes only what it created.
+	// Entries listed the objects applied. Deprecated: no longer written; agents
+	// before the spoke's record wrote it, and an agent now takes it over once into
+	// its record and clears it. Kept so that such statuses still read.
 	// +optional
 	Entries []InventoryEntry `json:"entries,omitempty"`
 	// Drift reports hand-made changes found on the spoke.
