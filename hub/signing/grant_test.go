@@ -111,3 +111,23 @@ func mustDecode(t *testing.T, s string) []byte {
 	}
 	return b
 }
+
+// BenchmarkGrant: what the signer adds per Assignment and the guard per download.
+func BenchmarkGrant(b *testing.B) {
+	id, key, _ := func() (string, ed25519.PrivateKey, error) {
+		k, err := artifact.GenerateKey()
+		return artifact.KeyID(k.Public().(ed25519.PublicKey)), k, err
+	}()
+	kr := NewKeyring(stateOf(id, map[string]ed25519.PrivateKey{id: key}))
+	g := kr.Grant("eu", grantDigestA)
+	b.Run("make", func(b *testing.B) {
+		for b.Loop() {
+			kr.Grant("eu", grantDigestA)
+		}
+	})
+	b.Run("verify", func(b *testing.B) {
+		for b.Loop() {
+			kr.VerifyGrant("eu", grantDigestA, g)
+		}
+	})
+}
