@@ -16,6 +16,7 @@ import (
 
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	"github.com/flotilla-dev/flotilla/api/registration"
+	hubmetrics "github.com/flotilla-dev/flotilla/hub/metrics"
 	"github.com/flotilla-dev/flotilla/hub/storage"
 )
 
@@ -36,7 +37,14 @@ const cachePoll = 100 * time.Millisecond
 type Guard struct {
 	// Reviewer creates TokenReviews on the hub's API server (a direct client).
 	Reviewer client.Client
-	// Assignments reads Assignments; the hub manager's cache serves it cheaply.
+	// Grants verifies the download grant an artifact URL carries (?grant=, made by
+	// hub/signing for the Assignment's cluster and digest): a request whose grant
+	// verifies for its own cluster and digest is served without reading any
+	// Assignment. Nil: every request is looked up.
+	Grants GrantVerifier
+	// Assignments reads Assignments; the hub manager's cache serves it cheaply. Only
+	// requests without a valid grant read it, so an informer behind it is started by
+	// the first such request, not by the guard.
 	Assignments client.Reader
 	// Live reads Assignments from the API server itself (the manager's API reader).
 	// The cache lags behind the API server: an agent that sees a new Assignment
@@ -76,6 +84,13 @@ type review struct {
 	expires time.Time
 }
 
+// GrantVerifier checks download grants; hub/signing's Keyring is one.
+type GrantVerifier interface {
+	// VerifyGrant reports whether grant was made for exactly cluster and digest by a
+	// key the hub still trusts.
+	VerifyGrant(cluster, digest, grant string) bool
+}
+
 // Wrap returns next guarded.
 func (g *Guard) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -103,18 +118,41 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r) // the store answers 400 for a malformed name
 			return
 		}
+		if g.granted(r, cluster, digest) {
+			hubmetrics.CountAuthorization(hubmetrics.AuthorizedGranted)
+			next.ServeHTTP(w, r)
+			return
+		}
 		allowed, err := g.assigned(r.Context(), cluster, digest)
 		if err != nil {
 			http.Error(w, "cannot check assignments", http.StatusServiceUnavailable)
 			return
 		}
 		if !allowed {
+			hubmetrics.CountAuthorization(hubmetrics.AuthorizedRefused)
 			g.Log.Info("artifact refused: not assigned to the cluster", "cluster", cluster, "digest", digest)
 			http.Error(w, "artifact not assigned to cluster "+cluster, http.StatusForbidden)
 			return
 		}
+		hubmetrics.CountAuthorization(hubmetrics.AuthorizedAssigned)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// granted reports whether r's URL carries a grant of digest for the cluster its
+// token belongs to. A grant that does not verify (forged, of another cluster or
+// digest, of a key no longer trusted) is only logged: the request is looked up as if
+// it had none.
+func (g *Guard) granted(r *http.Request, cluster, digest string) bool {
+	grant := r.URL.Query().Get(storage.GrantParam)
+	if grant == "" || g.Grants == nil {
+		return false
+	}
+	if g.Grants.VerifyGrant(cluster, digest, grant) {
+		return true
+	}
+	g.Log.V(1).Info("artifact grant does not verify for the cluster; looking the digest up", "cluster", cluster, "digest", digest)
+	return false
 }
 
 func bearer(r *http.Request) (string, bool) {

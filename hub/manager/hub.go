@@ -157,7 +157,7 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 		lis.Close()
 		return nil, err
 	}
-	handler, err := artifactMux(ctx, mgr, direct, store, baseURL, caPEM, keyring.PublicKeys, opts)
+	handler, err := artifactMux(ctx, mgr, direct, store, baseURL, caPEM, keyring, opts)
 	if err != nil {
 		lis.Close()
 		return nil, err

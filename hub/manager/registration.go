@@ -2,7 +2,6 @@ package manager
 
 import (
 	"context"
-	"crypto/ed25519"
 	"fmt"
 	"net/http"
 	"os"
@@ -17,13 +16,14 @@ import (
 	"github.com/flotilla-dev/flotilla/hub/capi"
 	hubmetrics "github.com/flotilla-dev/flotilla/hub/metrics"
 	"github.com/flotilla-dev/flotilla/hub/registration"
+	"github.com/flotilla-dev/flotilla/hub/signing"
 	"github.com/flotilla-dev/flotilla/hub/storage"
 )
 
 // artifactMux serves, on the artifact listener, the artifacts (guarded unless
 // opts.AnonymousArtifacts) and the registration endpoint, and publishes where spokes reach
 // the hub for `flotilla cluster add`.
-func artifactMux(ctx context.Context, mgr ctrl.Manager, direct client.Client, store storage.Backend, baseURL string, caPEM []byte, publicKeys func() []ed25519.PublicKey, opts Options) (*http.ServeMux, error) {
+func artifactMux(ctx context.Context, mgr ctrl.Manager, direct client.Client, store storage.Backend, baseURL string, caPEM []byte, keyring *signing.Keyring, opts Options) (*http.ServeMux, error) {
 	server, caData := opts.HubServer, opts.HubCAData
 	if server == "" {
 		server = opts.Config.Host
@@ -50,12 +50,17 @@ func artifactMux(ctx context.Context, mgr ctrl.Manager, direct client.Client, st
 
 	log := mgr.GetLogger()
 	mux := http.NewServeMux()
-	var artifacts = hubmetrics.CountServed(store.Handler())
+	artifacts := store.Handler()
 	if !opts.AnonymousArtifacts {
-		artifacts = (&artifactauth.Guard{Reviewer: direct, Assignments: mgr.GetClient(), Live: mgr.GetAPIReader(),
+		// Grants are checked with this replica's keyring (kept current by the signing
+		// controller or the follower); only a request without a valid grant reads
+		// Assignments, so the cache's Assignment informer starts with the first such
+		// request, not with the replica.
+		artifacts = (&artifactauth.Guard{Reviewer: direct, Grants: keyring, Assignments: mgr.GetClient(), Live: mgr.GetAPIReader(),
 			Log: log.WithName("artifactauth")}).Wrap(artifacts)
 	}
-	mux.Handle(storage.PathPrefix, artifacts)
+	// Counted outside the guard, so that its 401 and 403 answers are counted too.
+	mux.Handle(storage.PathPrefix, hubmetrics.CountServed(artifacts))
 	mux.Handle(fregistration.Path, &registration.Server{
 		Client:          direct,
 		SystemNamespace: opts.SystemNamespace,
@@ -64,7 +69,7 @@ func artifactMux(ctx context.Context, mgr ctrl.Manager, direct client.Client, st
 		ArtifactCA:      caPEM,
 		ArtifactURL:     baseURL,
 		TrustedKeys: func(context.Context) (string, error) {
-			pem, err := artifact.MarshalPublicKeys(publicKeys()...)
+			pem, err := artifact.MarshalPublicKeys(keyring.PublicKeys()...)
 			return string(pem), err
 		},
 		Log: log.WithName("registration"),

@@ -9,6 +9,7 @@ import (
 	"github.com/flotilla-dev/flotilla/api/artifact"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	"github.com/flotilla-dev/flotilla/hub/signing"
+	"github.com/flotilla-dev/flotilla/hub/storage"
 )
 
 // signatureCacheSize holds the current statements of a large fleet (1,000 clusters ×
@@ -29,8 +30,12 @@ func newSignatureCache(k *signing.Keyring) *signatureCache {
 	return &signatureCache{keyring: k, lru: lru.New(signatureCacheSize)}
 }
 
-// Sign is an engine.Signer.
+// Sign is an engine.Signer: it puts the cluster's download grant for the digest into
+// the artifact URL (so that any replica's artifact server serves it without reading
+// Assignments), then signs the statement, URL included. Both are deterministic for
+// one active key.
 func (c *signatureCache) Sign(cluster string, a *fleetv1.Assignment) (string, error) {
+	a.Spec.Artifact.URL = storage.GrantedURL(a.Spec.Artifact.URL, c.keyring.Grant(cluster, a.Spec.Artifact.Digest))
 	st, err := artifact.Statement(cluster, a)
 	if err != nil {
 		return "", err

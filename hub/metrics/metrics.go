@@ -21,6 +21,18 @@ const (
 	BuildDurationName       = "flotilla_build_duration_seconds"
 	ArtifactBytesServedName = "flotilla_artifact_bytes_served_total"
 	ArtifactRequestsName    = "flotilla_artifact_requests_total"
+	ArtifactAuthorizedName  = "flotilla_artifact_authorizations_total"
+)
+
+// How the artifact guard decided a download (hub/artifactauth), the result label of
+// ArtifactAuthorizedName.
+const (
+	// AuthorizedGranted: the URL's grant verified; no Assignment was read.
+	AuthorizedGranted = "granted"
+	// AuthorizedAssigned: no valid grant, but an Assignment of the cluster names the digest.
+	AuthorizedAssigned = "assigned"
+	// AuthorizedRefused: no valid grant and no Assignment of the cluster names the digest (403).
+	AuthorizedRefused = "refused"
 )
 
 // Build results.
@@ -53,10 +65,17 @@ var (
 		Name: ArtifactRequestsName,
 		Help: "Artifact download requests by HTTP status code (403: not assigned to the caller's cluster).",
 	}, []string{"code"})
+	artifactAuthorizations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: ArtifactAuthorizedName,
+		Help: "Authenticated artifact requests by how the guard decided them: granted (the URL's grant verified, no Assignment read), assigned (looked up), refused (403).",
+	}, []string{"result"})
 )
 
+// CountAuthorization counts one decision of the artifact guard.
+func CountAuthorization(result string) { artifactAuthorizations.WithLabelValues(result).Inc() }
+
 func init() {
-	crmetrics.Registry.MustRegister(deploymentClusters, builds, buildDuration, bytesServed, artifactRequests, clusters)
+	crmetrics.Registry.MustRegister(deploymentClusters, builds, buildDuration, bytesServed, artifactRequests, artifactAuthorizations, clusters)
 }
 
 // SetDeployment records a deployment's rollup, as the engine computed it.

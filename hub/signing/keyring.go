@@ -162,15 +162,18 @@ func normalize(s *corev1.Secret, st *State, now time.Time) (bool, error) {
 type Keyring struct {
 	mu sync.RWMutex
 	st *State
+	// grants holds each key's download grant key (grant.go), by key ID.
+	grants map[string][]byte
 }
 
 // NewKeyring holds st.
-func NewKeyring(st *State) *Keyring { return &Keyring{st: st} }
+func NewKeyring(st *State) *Keyring { return &Keyring{st: st, grants: grantKeys(st)} }
 
 // Set replaces the keys.
 func (k *Keyring) Set(st *State) {
+	grants := grantKeys(st)
 	k.mu.Lock()
-	k.st = st
+	k.st, k.grants = st, grants
 	k.mu.Unlock()
 }
 

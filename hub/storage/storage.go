@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -203,6 +204,27 @@ func artifactURL(base, digest string) string {
 		return ""
 	}
 	return base + PathPrefix + strings.TrimPrefix(digest, "sha256:") + ext
+}
+
+// GrantParam is the query parameter of an artifact URL that carries a download grant
+// (hub/signing makes it, hub/artifactauth checks it). The store's handler ignores it.
+const GrantParam = "grant"
+
+// GrantedURL returns the artifact URL u carrying grant, in place of any grant it had:
+// the same u and grant always give the same URL. An empty or unparsable u is returned
+// as it is.
+func GrantedURL(u, grant string) string {
+	if u == "" {
+		return u
+	}
+	parsed, err := neturl.Parse(u)
+	if err != nil {
+		return u
+	}
+	q := parsed.Query()
+	q.Set(GrantParam, grant)
+	parsed.RawQuery = q.Encode() // sorted by key: deterministic
+	return parsed.String()
 }
 
 // Handler serves GET and HEAD of PathPrefix<hex>.tar.gz from the store.

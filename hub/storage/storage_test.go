@@ -133,6 +133,24 @@ func TestURL(t *testing.T) {
 	}
 }
 
+func TestGrantedURL(t *testing.T) {
+	base := "https://hub:9090/artifacts/sha256/" + strings.Repeat("0", 64) + ".tar.gz"
+	for _, tc := range []struct{ in, grant, want string }{
+		{base, "AQ-_x", base + "?grant=AQ-_x"},
+		{base + "?grant=old", "new", base + "?grant=new"},
+		{base + "?z=1", "g", base + "?grant=g&z=1"},
+		{"", "g", ""},
+	} {
+		got := GrantedURL(tc.in, tc.grant)
+		if got != tc.want {
+			t.Errorf("GrantedURL(%q, %q) = %q, want %q", tc.in, tc.grant, got, tc.want)
+		}
+		if again := GrantedURL(got, tc.grant); again != got {
+			t.Errorf("granting %q again gave %q", got, again)
+		}
+	}
+}
+
 func TestHandler(t *testing.T) {
 	s := newStore(t)
 	data := []byte("served bytes")
@@ -149,6 +167,7 @@ func TestHandler(t *testing.T) {
 	}{
 		{"get", http.MethodGet, strings.TrimPrefix(s.URL(d), srv.URL), 200, string(data)},
 		{"head", http.MethodHead, strings.TrimPrefix(s.URL(d), srv.URL), 200, ""},
+		{"granted", http.MethodGet, strings.TrimPrefix(GrantedURL(s.URL(d), "Zm9v"), srv.URL), 200, string(data)},
 		{"unknown", http.MethodGet, strings.TrimPrefix(s.URL(unknown), srv.URL), 404, ""},
 		{"post", http.MethodPost, strings.TrimPrefix(s.URL(d), srv.URL), 405, ""},
 		{"delete", http.MethodDelete, strings.TrimPrefix(s.URL(d), srv.URL), 405, ""},

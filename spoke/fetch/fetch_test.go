@@ -117,6 +117,40 @@ func TestFetchVerifiesAndCaches(t *testing.T) {
 	}
 }
 
+// TestFetchSendsTheGrantAndCachesByDigest: the artifact URL's query (the hub's
+// download grant) reaches the artifact server as it is signed, and the cache is keyed
+// by digest, so a URL granted anew (the hub's key rotated) downloads nothing again.
+func TestFetchSendsTheGrantAndCachesByDigest(t *testing.T) {
+	f := newFixture(t)
+	var got atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.hits.Add(1)
+		got.Store(r.URL.RequestURI())
+		w.Write(f.data)
+	}))
+	t.Cleanup(srv.Close)
+	f.art.Spec.Artifact.URL = srv.URL + "/artifacts/sha256/x.tar.gz?grant=AQ-_x"
+	sign(t, f.art, f.key)
+	fe, err := New(Options{Cluster: testCluster, ArtifactURL: srv.URL, Dir: t.TempDir(), TrustedKeys: f.keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fe.Fetch(context.Background(), f.art); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := got.Load().(string); u != "/artifacts/sha256/x.tar.gz?grant=AQ-_x" {
+		t.Errorf("the server was asked for %q, want the signed URL with its grant", u)
+	}
+	f.art.Spec.Artifact.URL = srv.URL + "/artifacts/sha256/x.tar.gz?grant=AQ-other"
+	sign(t, f.art, f.key)
+	if _, err := fe.Fetch(context.Background(), f.art); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.hits.Load(); n != 1 {
+		t.Errorf("%d downloads, want 1: the cache is keyed by digest, not URL", n)
+	}
+}
+
 func TestFetchRefusesBadSignatureWithoutDownloading(t *testing.T) {
 	f := newFixture(t)
 	other, _ := artifact.GenerateKey()
@@ -227,11 +261,15 @@ func TestAllowedURL(t *testing.T) {
 	base := "https://hub.example:9090"
 	for url, ok := range map[string]bool{
 		"https://hub.example:9090/artifacts/sha256:00.tar.gz": true,
-		"http://hub.example:9090/artifacts/x":                 false,
-		"https://hub.example:9091/artifacts/x":                false,
-		"https://evil.example/artifacts/x":                    false,
-		"https://user@hub.example:9090/artifacts/x":           false,
-		"https://hub.example:9090.evil.example/x":             false,
+		// The hub's download grant rides in the query; the path check is the same.
+		"https://hub.example:9090/artifacts/sha256/00.tar.gz?grant=AQ-_x": true,
+		"https://evil.example/artifacts/sha256/00.tar.gz?grant=AQ-_x":     false,
+		"https://hub.example:9090?grant=AQ-_x":                            false,
+		"http://hub.example:9090/artifacts/x":                             false,
+		"https://hub.example:9091/artifacts/x":                            false,
+		"https://evil.example/artifacts/x":                                false,
+		"https://user@hub.example:9090/artifacts/x":                       false,
+		"https://hub.example:9090.evil.example/x":                         false,
 	} {
 		if err := AllowedURL(base, url); (err == nil) != ok {
 			t.Errorf("AllowedURL(%s) = %v, want allowed=%v", url, err, ok)

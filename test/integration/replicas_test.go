@@ -180,6 +180,18 @@ func TestHubReplicas(t *testing.T) {
 		if code := getArtifact(t, ca, "https://"+addrB+path, ""); code != 401 {
 			t.Fatalf("replica B answered %d to a download without a credential", code)
 		}
+		// The Assignment's own URL carries spoke-1's grant, which replica B checks
+		// with its keyring alone.
+		a := assignmentOf("spoke-1", ns, "app")
+		if err := hub.Get(ctx, client.ObjectKeyFromObject(a), a); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(a.Spec.Artifact.URL, "?grant=") {
+			t.Fatalf("the Assignment's artifact URL %s carries no grant", a.Spec.Artifact.URL)
+		}
+		if code := getArtifact(t, ca, "https://"+addrB+strings.TrimPrefix(a.Spec.Artifact.URL, base), token); code != 200 {
+			t.Fatalf("replica B answered %d to spoke-1's granted download", code)
+		}
 		other := "sha256:" + strings.Repeat("e", 64)
 		if code := getArtifact(t, ca, "https://"+addrB+strings.TrimPrefix(s.URL(other), base), token); code != 403 {
 			t.Fatalf("replica B answered %d to a download of an artifact not assigned to spoke-1", code)

@@ -1,7 +1,9 @@
 package integration
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -32,6 +34,7 @@ import (
 	"github.com/flotilla-dev/flotilla/fleet/devenv"
 	"github.com/flotilla-dev/flotilla/hub/delivery/helmrelease"
 	"github.com/flotilla-dev/flotilla/hub/receiver"
+	"github.com/flotilla-dev/flotilla/hub/storage"
 	"github.com/flotilla-dev/flotilla/spoke/agent"
 	"github.com/flotilla-dev/flotilla/spoke/apply"
 	"github.com/flotilla-dev/flotilla/test/charts"
@@ -720,6 +723,38 @@ func TestTenantEscapes(t *testing.T) {
 		if len(leaked) > 0 {
 			t.Errorf("team-a's webhook was sent events of namespaces %v", leaked)
 		}
+	})
+	made++
+	t.Run("another cluster's artifact URL, or a forged download grant", func(t *testing.T) {
+		// team-a's set-up Assignment reaches spoke-1 only; its URL carries spoke-1's grant.
+		setup := &fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{Namespace: fleetv1.ClusterNamespace("spoke-1"),
+			Name: fleetv1.AssignmentName(tenancyv1.TenantKind, "", "team-a")}}
+		if err := hub.Get(ctx, client.ObjectKeyFromObject(setup), setup); err != nil {
+			t.Fatal(err)
+		}
+		url := setup.Spec.Artifact.URL
+		if !strings.Contains(url, "?"+storage.GrantParam+"=") {
+			t.Fatalf("artifact URL %s carries no download grant", url)
+		}
+		ca := fleet.HubInstance().ArtifactCA()
+		own, other := credential(t, fleet, "spoke-1").Token, credential(t, fleet, "spoke-2").Token
+		if code := getArtifact(t, ca, url, own); code != http.StatusOK {
+			t.Fatalf("spoke-1's own granted download: got %d, want 200", code)
+		}
+		// A grant-shaped value (version 1, 128 bits) that no hub key made.
+		forged := storage.GrantedURL(url, base64.RawURLEncoding.EncodeToString(append([]byte{1}, bytes.Repeat([]byte{0x5a}, 16)...)))
+		unassigned := strings.Replace(url, strings.TrimPrefix(setup.Spec.Artifact.Digest, "sha256:"), strings.Repeat("ab", 32), 1)
+		for _, try := range []struct{ name, url, token string }{
+			{"spoke-1's URL with spoke-2's credential", url, other},
+			{"a forged grant with spoke-2's credential", forged, other},
+			{"spoke-1's grant on a digest assigned to no one", unassigned, own},
+		} {
+			if code := getArtifact(t, ca, try.url, try.token); code != http.StatusForbidden {
+				t.Errorf("%s: got %d, want 403", try.name, code)
+				return
+			}
+		}
+		refused++
 	})
 	t.Logf("tenancy: %d escape attempts, %d refused", made, refused)
 	fmt.Printf("tenancy: %d escape attempts, %d refused\n", made, refused)

@@ -91,8 +91,9 @@ type Engine struct {
 	// PlatformNamespaces may hold deployments though no Tenant owns them
 	// (flotilla-hub --platform-namespaces); tenancy.AnyNamespace allows every one.
 	PlatformNamespaces []string
-	// Sign signs an Assignment's apply statement for a cluster (artifact.Statement);
-	// the signature goes into spec.artifact.signature.
+	// Sign seals an Assignment for a cluster (Signer): the download grant into
+	// spec.artifact.url, the signature of its apply statement (artifact.Statement)
+	// into spec.artifact.signature.
 	Sign Signer
 }
 
@@ -103,7 +104,12 @@ type Publisher interface {
 	URL(digest string) string
 }
 
-// Signer signs an Assignment's apply statement for a cluster.
+// Signer seals an Assignment for a cluster: it may first set the download grant of
+// the cluster and digest in a.Spec.Artifact.URL (storage.GrantedURL; the hub's
+// artifact server then serves the download without reading Assignments), and returns
+// the signature of the apply statement as a then is, URL included. The same cluster,
+// spec and keys must give the same URL and signature, so that an Assignment that is
+// up to date is not written again.
 type Signer func(cluster string, a *fleetv1.Assignment) (string, error)
 
 // fleet is what one Deploy reads from the API, once: every other step shares it.
@@ -212,6 +218,8 @@ func (e *Engine) assign(ctx context.Context, d Deployment, kind owners.Kind, f *
 			if err != nil {
 				return rollout.Plan{}, fmt.Errorf("signing the Assignment for cluster %s: %w", c.Name, err)
 			}
+			// The signer may have put the cluster's download grant into the URL.
+			spec = a.Spec
 			spec.Artifact.Signature = sig
 		}
 		desired[c.Name] = spec

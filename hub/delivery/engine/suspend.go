@@ -34,7 +34,7 @@ func (e *Engine) Suspend(ctx context.Context, kind string, owner client.Object) 
 			errs = append(errs, fmt.Errorf("signing the suspended Assignment for cluster %s: %w", cluster, err))
 			continue
 		}
-		a.Spec.Artifact.Signature = sig
+		a.Spec.Artifact.Signature = sig // with the URL the signer may have granted anew
 		if err := e.Client.Patch(ctx, a, client.MergeFrom(before)); client.IgnoreNotFound(err) != nil {
 			errs = append(errs, fmt.Errorf("cluster %s: %w", cluster, err))
 		}
