@@ -85,7 +85,7 @@ func (p HeartbeatPolicy) Interval(n int, current time.Duration) time.Duration {
 		return p.Pinned
 	}
 	want := AutoHeartbeat(n)
-	if current <= 0 || want >= current || AutoHeartbeat(n+n/10) < current {
+	if current <= 0 || want >= current || AutoHeartbeat(n+(n+9)/10) < current {
 		return want
 	}
 	return current
