@@ -270,6 +270,10 @@ func (f *Fleet) startHub(ctx context.Context) error {
 	if opts.PlatformNamespaces == nil {
 		opts.PlatformNamespaces = DefaultPlatformNamespaces
 	}
+	if f.opts.HeartbeatInterval > 0 {
+		// The hub announces the agents' own interval, so that a test's short one holds.
+		opts.AgentHeartbeat = f.opts.HeartbeatInterval
+	}
 	if f.opts.Hub != nil {
 		f.opts.Hub(&opts)
 	}

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/flotilla-dev/flotilla/api/conditions"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
@@ -47,8 +48,12 @@ const AssignmentBatch = 2 * time.Second
 type ClusterReconciler struct {
 	Client   client.Client
 	Recorder events.EventRecorder
-	// HeartbeatGrace: DefaultHeartbeatGrace when zero.
+	// HeartbeatGrace: DefaultHeartbeatGrace when zero. A cluster whose Lease says it
+	// renews less often gets 4 × its interval instead (HeartbeatGrace below).
 	HeartbeatGrace time.Duration
+	// AgentHeartbeat, when set, decides the interval announced on every agent's
+	// Lease; nil announces none.
+	AgentHeartbeat *AgentHeartbeat
 	// HeartbeatReport is how far lastHeartbeatTime may fall behind the Lease while
 	// Ready does not change; DefaultHeartbeatReport when zero, never less than grace/2.
 	HeartbeatReport time.Duration
@@ -74,7 +79,12 @@ func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}
 		return nil
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr)
+	if r.AgentHeartbeat != nil {
+		// A new fleet interval: every Cluster looks at its Lease again.
+		b = b.WatchesRawSource(source.Channel(r.AgentHeartbeat.events(), &handler.EnqueueRequestForObject{}))
+	}
+	return b.
 		For(&fleetv1.Cluster{}).
 		// A rollout changes every Assignment of a cluster within seconds, each twice
 		// (the hub's spec, the agent's status): the counts are taken once per batch.
@@ -138,21 +148,29 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		return ctrl.Result{}, err
 	}
 	var renewed *time.Time
+	grace := r.HeartbeatGrace
+	// A failed announcement does not hold the verdict back: it is retried with backoff.
+	var announceErr error
 	if err == nil {
+		announceErr = r.announce(ctx, &lease)
 		renewed = leaseTime(&lease)
+		grace = HeartbeatGrace(&lease, r.HeartbeatGrace)
 		c.Status.AgentVersion = lease.Annotations[fleetv1.AgentVersionAnnotation]
 		c.Status.KubernetesVersion = lease.Annotations[fleetv1.KubernetesVersionAnnotation]
 	}
 	r.checkVersionSkew(&c)
-	requeue := r.heartbeat(&c, renewed)
+	requeue := r.heartbeat(&c, renewed, grace)
 	c.Status.ObservedGeneration = c.Generation
+	if announceErr != nil {
+		return ctrl.Result{}, fmt.Errorf("announcing the heartbeat interval on the agent's Lease: %w", announceErr)
+	}
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
 // heartbeat sets Ready and lastHeartbeatTime from the agent's last renewal, and
 // returns when to look again so that a silent agent turns the Cluster not Ready on time.
-func (r *ClusterReconciler) heartbeat(c *fleetv1.Cluster, renewed *time.Time) time.Duration {
-	hb := JudgeHeartbeat(renewed, r.Now(), r.HeartbeatGrace)
+func (r *ClusterReconciler) heartbeat(c *fleetv1.Cluster, renewed *time.Time, grace time.Duration) time.Duration {
+	hb := JudgeHeartbeat(renewed, r.Now(), grace)
 	prev := conditions.Get(c, meta.ReadyCondition)
 	changed := prev == nil || prev.Status != hb.Status
 	wasReady := prev != nil && prev.Status == metav1.ConditionTrue
@@ -165,6 +183,24 @@ func (r *ClusterReconciler) heartbeat(c *fleetv1.Cluster, renewed *time.Time) ti
 		r.event(c, corev1.EventTypeWarning, meta.HeartbeatStaleReason, hb.Message)
 	}
 	return hb.RecheckAfter
+}
+
+// announce writes the fleet's heartbeat interval on the agent's Lease when the Lease
+// does not carry it yet: a merge patch of that one annotation, so it never conflicts
+// with the agent (whose next renewal conflicts once and reads it).
+func (r *ClusterReconciler) announce(ctx context.Context, lease *coordinationv1.Lease) error {
+	if r.AgentHeartbeat == nil {
+		return nil
+	}
+	d := r.AgentHeartbeat.Interval()
+	if d <= 0 || lease.Annotations[fleetv1.HeartbeatIntervalAnnotation] == d.String() {
+		return nil
+	}
+	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, fleetv1.HeartbeatIntervalAnnotation, d.String())
+	if err := r.Client.Patch(ctx, lease, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	return nil
 }
 
 func (r *ClusterReconciler) event(c *fleetv1.Cluster, typ, reason, msg string) {

@@ -233,3 +233,62 @@ func clientWithWatch(t *testing.T, cfg *rest.Config) client.WithWatch {
 	}
 	return c
 }
+
+// TestAgentHeartbeatAnnouncedOnTheLease: with the interval controller, the Cluster
+// controller writes the fleet's interval (auto: 10s for one cluster) on the agent's
+// Lease once, keeps it when the agent's renewal drops it, and writes nothing when a
+// renewal keeps it.
+func TestAgentHeartbeatAnnouncedOnTheLease(t *testing.T) {
+	ctx := context.Background()
+	cp := env.StartControlPlane(t, "fleet", true)
+	hub := cp.Client()
+	env.StartManager(t, cp.Config(), func(mgr ctrl.Manager) error {
+		ahb := &fleet.AgentHeartbeat{Client: mgr.GetClient()}
+		if err := ahb.SetupWithManager(mgr); err != nil {
+			return err
+		}
+		return (&fleet.ClusterReconciler{Client: mgr.GetClient(), AgentHeartbeat: ahb}).SetupWithManager(mgr)
+	})
+	if err := hub.Create(ctx, &fleetv1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "c1"}}); err != nil {
+		t.Fatal(err)
+	}
+	ns := fleetv1.ClusterNamespace("c1")
+	env.Eventually(t, "the cluster namespace", func() error {
+		return hub.Get(ctx, client.ObjectKey{Name: ns}, &corev1.Namespace{})
+	})
+	now := metav1.NewMicroTime(time.Now())
+	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fleetv1.AgentLeaseName},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("c1"), LeaseDurationSeconds: ptr.To[int32](30), RenewTime: &now}}
+	if err := hub.Create(ctx, lease); err != nil {
+		t.Fatal(err)
+	}
+	announced := func() error {
+		if err := hub.Get(ctx, client.ObjectKeyFromObject(lease), lease); err != nil {
+			return err
+		}
+		if v := lease.Annotations[fleetv1.HeartbeatIntervalAnnotation]; v != "10s" {
+			return fmt.Errorf("announcement %q, want 10s", v)
+		}
+		return nil
+	}
+	env.Eventually(t, "the Lease announces 10s", announced)
+
+	// A renewal that keeps the annotation: the hub writes nothing after it.
+	now = metav1.NewMicroTime(time.Now())
+	lease.Spec.RenewTime = &now
+	if err := hub.Update(ctx, lease); err != nil {
+		t.Fatal(err)
+	}
+	rv := lease.ResourceVersion
+	time.Sleep(2 * time.Second)
+	if err := announced(); err != nil || lease.ResourceVersion != rv {
+		t.Errorf("after a renewal that kept the announcement the Lease moved from %s to %s (%v)", rv, lease.ResourceVersion, err)
+	}
+
+	// A renewal that drops it: written again.
+	delete(lease.Annotations, fleetv1.HeartbeatIntervalAnnotation)
+	if err := hub.Update(ctx, lease); err != nil {
+		t.Fatal(err)
+	}
+	env.Eventually(t, "the Lease announces 10s again", announced)
+}

@@ -7,6 +7,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 )
 
@@ -77,6 +78,23 @@ func abs(d time.Duration) time.Duration {
 		return -d
 	}
 	return d
+}
+
+// HeartbeatGrace is how old the Lease's renewal may be before its cluster is not
+// Ready: grace, or 4 × the interval the Lease says the agent renews at, whichever is
+// longer, so that an agent told to renew less often is never judged by a grace made
+// for a shorter interval. The interval is leaseDurationSeconds / 3 (the agent writes
+// 3 × its interval, as old agents that ignore the announcement do too), or the
+// announced interval on a Lease without a duration; at most
+// fleetv1.MaxHeartbeatInterval, so that no Lease can stretch the grace past 20 minutes.
+func HeartbeatGrace(l *coordinationv1.Lease, grace time.Duration) time.Duration {
+	var every time.Duration
+	if s := l.Spec.LeaseDurationSeconds; s != nil && *s > 0 {
+		every = time.Duration(*s) * time.Second / 3
+	} else if d, err := time.ParseDuration(l.Annotations[fleetv1.HeartbeatIntervalAnnotation]); err == nil && d > 0 {
+		every = d
+	}
+	return max(grace, 4*min(every, fleetv1.MaxHeartbeatInterval))
 }
 
 // leaseTime is the last renewal of the Lease, or its acquisition when it was never

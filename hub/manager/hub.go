@@ -281,6 +281,16 @@ func setupControllers(mgr ctrl.Manager, store storage.Artifacts, keyring *signin
 	sign := newSignatureCache(keyring).Sign
 	// Provider Secrets are read uncached, as the source controllers read theirs.
 	providers := &notification.Providers{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()}
+	// The interval agents renew their Lease at, announced on each Lease by the
+	// Cluster controller; none announced when AgentHeartbeat is negative.
+	var agentHeartbeat *hubfleet.AgentHeartbeat
+	if opts.AgentHeartbeat >= 0 {
+		agentHeartbeat = &hubfleet.AgentHeartbeat{Client: mgr.GetClient(),
+			Policy: hubfleet.HeartbeatPolicy{Pinned: opts.AgentHeartbeat}, Hold: opts.AgentHeartbeatHold}
+		if err := agentHeartbeat.SetupWithManager(mgr); err != nil {
+			return err
+		}
+	}
 	for _, c := range []interface{ SetupWithManager(ctrl.Manager) error }{
 		&signing.Controller{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Keyring: keyring,
 			Namespace: opts.SystemNamespace, Recorder: mgr.GetEventRecorder("flotilla-signing")},
@@ -297,7 +307,7 @@ func setupControllers(mgr ctrl.Manager, store storage.Artifacts, keyring *signin
 		&hubtenancy.Reconciler{Client: mgr.GetClient(), Store: store, Sign: sign, Recorder: mgr.GetEventRecorder("flotilla-tenancy")},
 		&agentrollout.Reconciler{Client: mgr.GetClient(), Store: store, Sign: sign, Recorder: mgr.GetEventRecorder("flotilla-agentrollout")},
 		&hubfleet.ClusterReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("flotilla-fleet"), HeartbeatGrace: opts.HeartbeatGrace,
-			HeartbeatReport: opts.HeartbeatReport},
+			HeartbeatReport: opts.HeartbeatReport, AgentHeartbeat: agentHeartbeat},
 		&hubfleet.ClusterGroupReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("flotilla-fleet")},
 		&hubfleet.AssignmentReconciler{Client: mgr.GetClient()},
 		&notification.ProviderReconciler{Client: mgr.GetClient(), Providers: providers},

@@ -98,8 +98,18 @@ type Options struct {
 	// into the AgentRollout flotilla-agent at start, which upgrades every cluster's
 	// agent through the Assignment path (hub/agentrollout).
 	AgentImage string
-	// HeartbeatGrace is how old an agent's heartbeat may be before its Cluster is not Ready.
+	// HeartbeatGrace is how old an agent's heartbeat may be before its Cluster is not
+	// Ready; a Cluster whose Lease says it renews less often than every grace/4 gets
+	// 4 × that interval instead (hub/fleet.HeartbeatGrace).
 	HeartbeatGrace time.Duration
+	// AgentHeartbeat is the interval the hub asks agents to renew their Lease at
+	// (announced on each Lease): zero for auto (hub/fleet.AutoHeartbeat: 10s up to
+	// 500 Clusters, then about 50 renewals a second, at most 60s), positive to pin it
+	// (the flag allows 5s..5m; tests may pin less), negative to announce nothing.
+	AgentHeartbeat time.Duration
+	// AgentHeartbeatHold is the shortest time between two changes of the auto
+	// interval (hub/fleet.DefaultHeartbeatHold when zero).
+	AgentHeartbeatHold time.Duration
 	// HeartbeatReport is how far a Ready Cluster's lastHeartbeatTime may lag its
 	// Lease (hub/fleet.DefaultHeartbeatReport when zero).
 	HeartbeatReport time.Duration

@@ -134,14 +134,15 @@ func Run(ctx context.Context, opts Options) error {
 	}
 
 	hb := &heartbeat{
-		writer:    mgr.GetClient(),
-		reader:    mgr.GetAPIReader(),
-		namespace: opts.HubNamespace,
-		cluster:   opts.ClusterName,
-		interval:  opts.HeartbeatInterval,
-		versions:  sp.discovery,
-		version:   opts.Version,
-		log:       log.WithName("heartbeat"),
+		writer:       mgr.GetClient(),
+		reader:       mgr.GetAPIReader(),
+		namespace:    opts.HubNamespace,
+		cluster:      opts.ClusterName,
+		interval:     opts.HeartbeatInterval,
+		minAnnounced: opts.MinAnnouncedHeartbeat,
+		versions:     sp.discovery,
+		version:      opts.Version,
+		log:          log.WithName("heartbeat"),
 	}
 	if err := mgr.Add(hb); err != nil {
 		return err

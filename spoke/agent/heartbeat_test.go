@@ -2,10 +2,14 @@ package agent
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/version"
@@ -16,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
+	"github.com/flotilla-dev/flotilla/test/env"
 )
 
 type fixedVersion struct{}
@@ -92,5 +97,112 @@ func TestHeartbeatRequests(t *testing.T) {
 	}
 	if got.Spec.HolderIdentity == nil || *got.Spec.HolderIdentity != "a" || got.Spec.RenewTime == nil {
 		t.Errorf("recreated Lease %+v", got.Spec)
+	}
+}
+
+// conflicts counts the renewals the hub refused with a conflict.
+type conflicts struct {
+	client.Client
+	mu sync.Mutex
+	n  int
+}
+
+func (c *conflicts) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
+	err := c.Client.Update(ctx, obj, opts...)
+	if apierrors.IsConflict(err) {
+		c.mu.Lock()
+		c.n++
+		c.mu.Unlock()
+	}
+	return err
+}
+
+func (c *conflicts) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// TestHeartbeatAdoptsTheAnnouncedInterval runs the heartbeat against a real API
+// server and patches the Lease's announcement as the hub does: the agent's next
+// renewal conflicts once, reads the Lease, and from then on renews at the announced
+// interval (renewTime spacing) with leaseDurationSeconds = 3 × it, keeping the
+// annotation; an announcement out of bounds puts it back on its own interval.
+func TestHeartbeatAdoptsTheAnnouncedInterval(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cp := env.StartControlPlane(t, "hub", false)
+	ns := fleetv1.ClusterNamespace("a")
+	admin := cp.Client()
+	if err := admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	w := &conflicts{Client: admin}
+	h := &heartbeat{writer: w, reader: admin, namespace: ns, cluster: "a", interval: 500 * time.Millisecond,
+		minAnnounced: time.Second, versions: fixedVersion{}, log: log.Log}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = h.Start(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	key := types.NamespacedName{Namespace: ns, Name: fleetv1.AgentLeaseName}
+	// renewals collects renewTimes (as the hub sees them) for d.
+	renewals := func(d time.Duration) (times []time.Time, last coordinationv1.Lease) {
+		t.Helper()
+		end := time.Now().Add(d)
+		for time.Now().Before(end) {
+			var l coordinationv1.Lease
+			if err := admin.Get(ctx, key, &l); err == nil && l.Spec.RenewTime != nil {
+				if n := len(times); n == 0 || !times[n-1].Equal(l.Spec.RenewTime.Time) {
+					times = append(times, l.Spec.RenewTime.Time)
+				}
+				last = l
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return times, last
+	}
+	spacing := func(times []time.Time) (lo, hi time.Duration) {
+		lo = time.Hour
+		for i := 1; i < len(times); i++ {
+			d := times[i].Sub(times[i-1])
+			lo, hi = min(lo, d), max(hi, d)
+		}
+		return lo, hi
+	}
+	announce := func(v string) {
+		t.Helper()
+		patch := []byte(`{"metadata":{"annotations":{"` + fleetv1.HeartbeatIntervalAnnotation + `":"` + v + `"}}}`)
+		if err := admin.Patch(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fleetv1.AgentLeaseName}},
+			client.RawPatch(types.MergePatchType, patch)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	times, l := renewals(2 * time.Second)
+	if lo, hi := spacing(times); len(times) < 3 || lo < 300*time.Millisecond || hi > 900*time.Millisecond || *l.Spec.LeaseDurationSeconds != 2 {
+		t.Fatalf("own interval: %d renewals %s..%s apart, leaseDurationSeconds %d; want every 500ms, 2 (1.5 rounded)", len(times), lo, hi, *l.Spec.LeaseDurationSeconds)
+	}
+
+	announce("2s")
+	time.Sleep(time.Second) // the renewal that conflicts and adopts
+	if n := w.count(); n != 1 {
+		t.Errorf("%d conflicting renewals after the announcement, want 1", n)
+	}
+	times, l = renewals(7 * time.Second)
+	if lo, hi := spacing(times); len(times) < 3 || lo < 1800*time.Millisecond || hi > 2300*time.Millisecond {
+		t.Errorf("announced 2s: %d renewals %s..%s apart, want every 2s", len(times), lo, hi)
+	}
+	if *l.Spec.LeaseDurationSeconds != 6 || l.Annotations[fleetv1.HeartbeatIntervalAnnotation] != "2s" || l.Annotations[fleetv1.AgentVersionAnnotation] == "" {
+		t.Errorf("announced 2s: leaseDurationSeconds %d, annotations %v; want 6 and the announcement kept", *l.Spec.LeaseDurationSeconds, l.Annotations)
+	}
+	if n := w.count(); n != 1 {
+		t.Errorf("%d conflicts in all, want the one the announcement caused", n)
+	}
+
+	announce("100ms") // below the bounds: the agent's own again
+	time.Sleep(2500 * time.Millisecond)
+	times, l = renewals(2 * time.Second)
+	if lo, hi := spacing(times); len(times) < 3 || hi > 900*time.Millisecond || *l.Spec.LeaseDurationSeconds != 2 {
+		t.Errorf("out-of-bounds announcement: %d renewals %s..%s apart, leaseDurationSeconds %d; want its own 500ms and 2", len(times), lo, hi, *l.Spec.LeaseDurationSeconds)
 	}
 }

@@ -53,7 +53,14 @@ type Options struct {
 	// StateDir keeps the last verified artifact of each Assignment.
 	StateDir string
 	// HeartbeatInterval between renewals of the agent's Lease on the hub; 10s when zero.
+	// It holds until the hub announces another interval on the Lease
+	// (fleetv1.HeartbeatIntervalAnnotation) within the bounds below, and again when
+	// the announcement goes or is out of bounds.
 	HeartbeatInterval time.Duration
+	// MinAnnouncedHeartbeat is the shortest interval announced by the hub that the
+	// agent adopts; fleetv1.MinHeartbeatInterval (5s) when zero. Tests lower it; the
+	// upper bound is always fleetv1.MaxHeartbeatInterval.
+	MinAnnouncedHeartbeat time.Duration
 	// ResyncInterval between drift checks of an unchanged Assignment; 5m when zero.
 	ResyncInterval time.Duration
 	// DisableDriftWatch turns off the watch on applied objects: drift is then found

@@ -44,9 +44,10 @@ type simCluster struct {
 	c         client.WithWatch
 	fetcher   *fetch.Fetcher
 	sink      *sink
-	heartbeat time.Duration
+	heartbeat time.Duration // the agent's own interval (--heartbeat-interval)
 	errs      *errorLog
 	lease     *coordinationv1.Lease // what the last renewal returned; the beat goroutine's own
+	every     time.Duration         // the interval renewals run at: the hub's announced one when adopted; the beat goroutine's own
 
 	mu       sync.Mutex
 	pending  map[string]*fleetv1.Assignment // latest seen, by name
@@ -126,7 +127,9 @@ func (s *simCluster) run(ctx context.Context) {
 
 // beat renews the Lease as spoke/agent's heartbeat does: an Update of the Lease the
 // last renewal returned, reading it (uncached Get, then Update or Create) only the
-// first time or after a conflict. The first beat comes at a random point of the interval, so the
+// first time or after a conflict, and renewing at the interval the hub announces on
+// the Lease (fleetv1.HeartbeatIntervalAnnotation, within its bounds) from the renewal
+// that first sees it. The first beat comes at a random point of the interval, so the
 // fleet's renewals spread evenly as real agents' do.
 func (s *simCluster) beat(ctx context.Context) {
 	first := true
@@ -134,7 +137,7 @@ func (s *simCluster) beat(ctx context.Context) {
 		if err := s.renew(ctx); err != nil && ctx.Err() == nil {
 			s.errs.add("lease", err)
 		}
-		wait := s.heartbeat
+		wait := s.interval()
 		if first {
 			first = false
 			wait = time.Duration(rand.Int64N(int64(s.heartbeat)))
@@ -147,13 +150,39 @@ func (s *simCluster) beat(ctx context.Context) {
 	}
 }
 
+// interval is what the beat waits between renewals now.
+func (s *simCluster) interval() time.Duration {
+	if s.every > 0 {
+		return s.every
+	}
+	return s.heartbeat
+}
+
+// adopt takes the hub's announced interval from the Lease when it is within bounds,
+// and the agent's own otherwise, as spoke/agent's heartbeat does.
+func (s *simCluster) adopt(l *coordinationv1.Lease) {
+	s.every = s.heartbeat
+	if d, err := time.ParseDuration(l.Annotations[fleetv1.HeartbeatIntervalAnnotation]); err == nil &&
+		d >= fleetv1.MinHeartbeatInterval && d <= fleetv1.MaxHeartbeatInterval {
+		s.every = d
+	}
+}
+
 func (s *simCluster) renew(ctx context.Context) error {
 	now := metav1.NewMicroTime(time.Now())
 	fill := func(l *coordinationv1.Lease) {
-		l.Labels = map[string]string{fleetv1.ClusterLabel: s.name}
-		l.Annotations = map[string]string{fleetv1.AgentVersionAnnotation: "bench", fleetv1.KubernetesVersionAnnotation: "v1.36.0-sim"}
+		// Merged into what the Lease has, so that the hub's announcement stays.
+		if l.Labels == nil {
+			l.Labels = map[string]string{}
+		}
+		if l.Annotations == nil {
+			l.Annotations = map[string]string{}
+		}
+		l.Labels[fleetv1.ClusterLabel] = s.name
+		l.Annotations[fleetv1.AgentVersionAnnotation] = "bench"
+		l.Annotations[fleetv1.KubernetesVersionAnnotation] = "v1.36.0-sim"
 		l.Spec.HolderIdentity = ptr.To(s.name)
-		l.Spec.LeaseDurationSeconds = ptr.To(int32(3 * s.heartbeat / time.Second))
+		l.Spec.LeaseDurationSeconds = ptr.To(int32(3 * s.interval() / time.Second))
 		l.Spec.RenewTime = &now
 	}
 	if s.lease != nil {
@@ -162,6 +191,7 @@ func (s *simCluster) renew(ctx context.Context) error {
 		err := s.c.Update(ctx, lease)
 		if err == nil {
 			s.lease = lease
+			s.adopt(lease)
 			return nil
 		}
 		s.lease = nil
@@ -174,14 +204,18 @@ func (s *simCluster) renew(ctx context.Context) error {
 	if apierrors.IsNotFound(err) {
 		lease = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: fleetv1.AgentLeaseName}}
 		lease.Spec.AcquireTime = &now
+		s.adopt(lease)
 		fill(lease)
 		err = s.c.Create(ctx, lease)
 	} else if err == nil {
+		// The Lease as read carries the hub's announcement: this renewal promises it.
+		s.adopt(lease)
 		fill(lease)
 		err = s.c.Update(ctx, lease)
 	}
 	if err == nil {
 		s.lease = lease
+		s.adopt(lease)
 	}
 	return err
 }

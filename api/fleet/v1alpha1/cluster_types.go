@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
@@ -107,4 +109,16 @@ const AgentLeaseName = "flotilla-agent"
 const (
 	AgentVersionAnnotation      = "fleet.flotilla.dev/agent-version"
 	KubernetesVersionAnnotation = "fleet.flotilla.dev/kubernetes-version"
+)
+
+// HeartbeatIntervalAnnotation is the one annotation the hub writes on an agent's
+// Lease: the interval (a Go duration, e.g. "20s") the hub asks the agent to renew
+// at. The agent keeps it when it renews and adopts it when it lies within
+// MinHeartbeatInterval..MaxHeartbeatInterval; otherwise it keeps its own interval.
+const HeartbeatIntervalAnnotation = "fleet.flotilla.dev/heartbeat-interval"
+
+// Bounds of an announced heartbeat interval, for the hub's flag and the agent's check.
+const (
+	MinHeartbeatInterval = 5 * time.Second
+	MaxHeartbeatInterval = 5 * time.Minute
 )

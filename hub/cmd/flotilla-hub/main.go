@@ -12,6 +12,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	"github.com/flotilla-dev/flotilla/api/version"
 	"github.com/flotilla-dev/flotilla/hub/manager"
 )
@@ -43,6 +44,21 @@ func main() {
 	flag.DurationVar(&opts.HeartbeatReport, "heartbeat-report", 5*time.Minute, "how far a Ready Cluster's lastHeartbeatTime may lag its agent's Lease")
 	flag.StringVar(&opts.PprofAddr, "pprof-addr", "0", "net/http/pprof address (profiles); 0 turns it off")
 	flag.DurationVar(&opts.HeartbeatGrace, "heartbeat-grace", 40*time.Second, "how old an agent heartbeat may be before its Cluster is not Ready")
+	flag.Func("agent-heartbeat", "how often agents renew their Lease on the hub, announced to them: auto (10s up to 500 clusters, then about 50 renewals a second fleet-wide, rounded up to 5s, at most 60s) or a duration from 5s to 5m (default auto)", func(v string) error {
+		if v == "auto" {
+			opts.AgentHeartbeat = 0
+			return nil
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("want auto or a duration: %w", err)
+		}
+		if d < fleetv1.MinHeartbeatInterval || d > fleetv1.MaxHeartbeatInterval {
+			return fmt.Errorf("%s is outside %s..%s", d, fleetv1.MinHeartbeatInterval, fleetv1.MaxHeartbeatInterval)
+		}
+		opts.AgentHeartbeat = d
+		return nil
+	})
 	flag.Func("platform-namespaces", "comma-separated hub namespaces that may hold deployments no Tenant owns (default: the system namespace)", func(v string) error {
 		for _, ns := range strings.Split(v, ",") {
 			if ns = strings.TrimSpace(ns); ns != "" {
