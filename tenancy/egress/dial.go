@@ -41,6 +41,18 @@ func Restrict(ctx context.Context, p *Policy) context.Context {
 	return context.WithValue(ctx, ctxKey{}, &restriction{policy: p})
 }
 
+// RefuseLocal records and returns the refusal of a file:// URL (or any other way to
+// the hub's own disk) under a restricted ctx; nil when ctx is not restricted.
+func RefuseLocal(ctx context.Context, rawURL string) error {
+	r, ok := ctx.Value(ctxKey{}).(*restriction)
+	if !ok {
+		return nil
+	}
+	ref := &Refusal{Host: rawURL, Rule: LocalFilesRule}
+	r.record(ref)
+	return ref
+}
+
 // PolicyFrom returns the policy ctx is restricted by; false when it is not.
 func PolicyFrom(ctx context.Context) (*Policy, bool) {
 	r, ok := ctx.Value(ctxKey{}).(*restriction)

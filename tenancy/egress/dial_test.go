@@ -171,3 +171,15 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestRefuseLocal(t *testing.T) {
+	if err := RefuseLocal(context.Background(), "file:///srv/git/repo"); err != nil {
+		t.Errorf("unrestricted: %v, want nil", err)
+	}
+	ctx := Restrict(context.Background(), NewPolicy(netip.MustParsePrefix("0.0.0.0/0")))
+	err := RefuseLocal(ctx, "file:///srv/git/repo")
+	want := "egress to file:///srv/git/repo is not allowed for a tenant: a file:// URL reads the hub's own disk"
+	if err == nil || err.Error() != want || Refused(ctx) == nil {
+		t.Errorf("restricted: %v, want %q recorded", err, want)
+	}
+}

@@ -113,6 +113,10 @@ func (p *Policy) Check(ip netip.Addr) *Refusal {
 	return nil
 }
 
+// LocalFilesRule is the rule a tenant's file:// URL breaks: it reaches the hub's own
+// disk, which no allowed network covers.
+const LocalFilesRule = "local files"
+
 // Refusal is a dial the policy did not allow.
 type Refusal struct {
 	// Host is the name or address the object named (host:port), when known.
@@ -125,6 +129,9 @@ type Refusal struct {
 }
 
 func (r *Refusal) Error() string {
+	if !r.Addr.IsValid() && r.Rule == LocalFilesRule {
+		return fmt.Sprintf("egress to %s is not allowed for a tenant: a file:// URL reads the hub's own disk", r.Host)
+	}
 	where := r.Addr.String()
 	if r.Host != "" {
 		where = fmt.Sprintf("%s (%s)", r.Host, r.Addr)
