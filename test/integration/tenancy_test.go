@@ -46,7 +46,7 @@ import (
 	"github.com/flotilla-dev/flotilla/test/registry"
 	"github.com/flotilla-dev/flotilla/test/sshgit"
 	"github.com/go-logr/logr"
-	"github.com/skeema/knownhosts"
+	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // tenantRole stands for the admin ClusterRole: the test spokes run no
