@@ -183,3 +183,34 @@ func TestRefuseLocal(t *testing.T) {
 		t.Errorf("restricted: %v, want %q recorded", err, want)
 	}
 }
+
+// BenchmarkTransport measures what the restricted transport costs per request
+// against a local server: a fresh connection and the Control check each time,
+// against http.DefaultTransport's kept-alive connection.
+func BenchmarkTransport(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	defer srv.Close()
+	allowed := Restrict(context.Background(), NewPolicy(netip.MustParsePrefix("127.0.0.0/8")))
+	for _, c := range []struct {
+		name string
+		rt   http.RoundTripper
+		ctx  context.Context
+	}{
+		{"default-keepalive", http.DefaultTransport, context.Background()},
+		{"egress-unrestricted", Transport(nil), context.Background()},
+		{"egress-restricted-allowed", Transport(nil), allowed},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			client := &http.Client{Transport: c.rt}
+			for b.Loop() {
+				req, _ := http.NewRequestWithContext(c.ctx, http.MethodGet, srv.URL, nil)
+				resp, err := client.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+			}
+		})
+	}
+}
