@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -134,6 +135,7 @@ func devUp(ctx context.Context, g *globals, o devUpOptions) error {
 	for _, s := range f.Spokes() {
 		fmt.Fprintf(g.errOut, "  %-9s %s\n", s, rel(f.Kubeconfig(s)))
 	}
+	fmt.Fprintf(g.errOut, "Tenants' sources and Providers may reach loopback and private networks here (flotilla-hub --tenant-egress-allow=%s); a real hub refuses them by default.\n", prefixList(devenv.DefaultTenantEgressAllow))
 	fmt.Fprintf(g.errOut, "Try:  flotilla --kubeconfig %s status\nStop: Ctrl-C, or flotilla dev down --dir %s\n\n", rel(f.HubKubeconfig()), o.dir)
 
 	var hubErr error
@@ -149,6 +151,14 @@ func devUp(ctx context.Context, g *globals, o devUpOptions) error {
 		return errors.Join(hubErr, fmt.Errorf("stop fleet: %w", err))
 	}
 	return hubErr
+}
+
+func prefixList(ps []netip.Prefix) string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return strings.Join(out, ",")
 }
 
 func newDevDownCommand(g *globals) *cobra.Command {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -49,6 +50,14 @@ func DefaultClusterLabels(i int) map[string]string {
 // the system namespace and default, so the quick start needs no Tenant.
 var DefaultPlatformNamespaces = []string{fleetv1.SystemNamespace, "default"}
 
+// DefaultTenantEgressAllow is what a local fleet lets tenants reach besides public
+// addresses: loopback and the private networks (the hub's default refuses both).
+var DefaultTenantEgressAllow = []netip.Prefix{
+	netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"),
+	netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("172.16.0.0/12"),
+	netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("fc00::/7"),
+}
+
 type Options struct {
 	// Spokes is the number of spoke clusters, named spoke-1 … spoke-N.
 	Spokes int
@@ -76,6 +85,11 @@ type Options struct {
 	// PlatformNamespaces may hold deployments no Tenant owns; DefaultPlatformNamespaces
 	// when nil.
 	PlatformNamespaces []string
+	// TenantEgressAllow are the networks tenants' sources and Providers may make the
+	// hub dial besides public addresses (flotilla-hub --tenant-egress-allow);
+	// DefaultTenantEgressAllow when nil, since a playground's Git servers and
+	// registries run on this machine or its network.
+	TenantEgressAllow []netip.Prefix
 	// NoAgents registers the Clusters but starts no agent; StartAgent starts one.
 	NoAgents bool
 	// AdminAgents gives each agent an admin client certificate for the hub and lets
@@ -264,6 +278,7 @@ func (f *Fleet) startHub(ctx context.Context) error {
 		HealthAddr:         "0",
 		HeartbeatGrace:     f.opts.HeartbeatGrace,
 		PlatformNamespaces: f.opts.PlatformNamespaces,
+		TenantEgressAllow:  f.opts.TenantEgressAllow,
 		// Token-registered agents send their credential; admin ones have none to send.
 		AnonymousArtifacts: f.opts.AdminAgents,
 	}
@@ -273,6 +288,9 @@ func (f *Fleet) startHub(ctx context.Context) error {
 	if f.opts.HeartbeatInterval > 0 {
 		// The hub announces the agents' own interval, so that a test's short one holds.
 		opts.AgentHeartbeat = f.opts.HeartbeatInterval
+	}
+	if opts.TenantEgressAllow == nil {
+		opts.TenantEgressAllow = DefaultTenantEgressAllow
 	}
 	if f.opts.Hub != nil {
 		f.opts.Hub(&opts)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/flotilla-dev/flotilla/hub/agentrollout"
 	hubtenancy "github.com/flotilla-dev/flotilla/hub/tenancy"
+	"github.com/flotilla-dev/flotilla/tenancy/egress"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
@@ -280,7 +281,9 @@ func leaderElection(mo *ctrl.Options, opts Options) {
 func setupControllers(mgr ctrl.Manager, store storage.Artifacts, keyring *signing.Keyring, opts Options) error {
 	sign := newSignatureCache(keyring).Sign
 	// Provider Secrets are read uncached, as the source controllers read theirs.
-	providers := &notification.Providers{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()}
+	// What tenants' sources, charts and Providers may make the hub dial.
+	tenantEgress := egress.NewPolicy(opts.TenantEgressAllow...)
+	providers := &notification.Providers{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Egress: tenantEgress}
 	// The interval agents renew their Lease at, announced on each Lease by the
 	// Cluster controller; none announced when AgentHeartbeat is negative.
 	var agentHeartbeat *hubfleet.AgentHeartbeat
@@ -294,15 +297,15 @@ func setupControllers(mgr ctrl.Manager, store storage.Artifacts, keyring *signin
 	for _, c := range []interface{ SetupWithManager(ctrl.Manager) error }{
 		&signing.Controller{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Keyring: keyring,
 			Namespace: opts.SystemNamespace, Recorder: mgr.GetEventRecorder("flotilla-signing")},
-		&git.Reconciler{Client: mgr.GetClient(), Store: store, Recorder: mgr.GetEventRecorder("flotilla-source")},
-		&oci.Reconciler{Client: mgr.GetClient(), Store: store, Recorder: mgr.GetEventRecorder("flotilla-source")},
-		&helm.Reconciler{Client: mgr.GetClient(), Store: store, Recorder: mgr.GetEventRecorder("flotilla-source")},
+		&git.Reconciler{Client: mgr.GetClient(), Store: store, Recorder: mgr.GetEventRecorder("flotilla-source"), Egress: tenantEgress},
+		&oci.Reconciler{Client: mgr.GetClient(), Store: store, Recorder: mgr.GetEventRecorder("flotilla-source"), Egress: tenantEgress},
+		&helm.Reconciler{Client: mgr.GetClient(), Store: store, Recorder: mgr.GetEventRecorder("flotilla-source"), Egress: tenantEgress},
 		&kustomize.Reconciler{Client: mgr.GetClient(), Store: store, Sign: sign, Recorder: mgr.GetEventRecorder("flotilla-delivery"),
 			PlatformNamespaces: opts.PlatformNamespaces},
 		// The chart fetcher reads repository Secrets uncached, as the source
 		// controllers do.
 		&helmrelease.Reconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Store: store,
-			Charts: &helm.ChartFetcher{Reader: mgr.GetAPIReader(), Store: store}, Sign: sign,
+			Charts: &helm.ChartFetcher{Reader: mgr.GetAPIReader(), Store: store, Egress: tenantEgress}, Sign: sign,
 			Recorder: mgr.GetEventRecorder("flotilla-delivery"), PlatformNamespaces: opts.PlatformNamespaces},
 		&hubtenancy.Reconciler{Client: mgr.GetClient(), Store: store, Sign: sign, Recorder: mgr.GetEventRecorder("flotilla-tenancy")},
 		&agentrollout.Reconciler{Client: mgr.GetClient(), Store: store, Sign: sign, Recorder: mgr.GetEventRecorder("flotilla-agentrollout")},
@@ -310,7 +313,7 @@ func setupControllers(mgr ctrl.Manager, store storage.Artifacts, keyring *signin
 			HeartbeatReport: opts.HeartbeatReport, AgentHeartbeat: agentHeartbeat},
 		&hubfleet.ClusterGroupReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("flotilla-fleet")},
 		&hubfleet.AssignmentReconciler{Client: mgr.GetClient()},
-		&notification.ProviderReconciler{Client: mgr.GetClient(), Providers: providers},
+		&notification.ProviderReconciler{Client: mgr.GetClient(), Providers: providers, Recorder: mgr.GetEventRecorder("flotilla-notification")},
 		&notification.AlertReconciler{Client: mgr.GetClient(), PlatformNamespaces: opts.PlatformNamespaces},
 		&receiver.Reconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), BaseURL: opts.ReceiverBaseURL,
 			Recorder: mgr.GetEventRecorder("flotilla-receiver")},

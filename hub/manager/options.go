@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/flotilla-dev/flotilla/hub/storage"
@@ -119,6 +120,11 @@ type Options struct {
 	// PlatformNamespaces may hold deployments that no Tenant owns; the system
 	// namespace when nil. "*" makes every unowned namespace one (development only).
 	PlatformNamespaces []string
+	// TenantEgressAllow are networks that tenants' sources and Providers may make the
+	// hub dial besides public addresses (tenancy/egress), for every tenant: an
+	// internal Git server, or loopback for local development and tests. None when
+	// empty. Objects in namespaces no Tenant owns are never restricted.
+	TenantEgressAllow []netip.Prefix
 	// GCInterval is how often unreferenced artifacts are deleted from StorageDir
 	// (hub/gc); 10m when zero, never when negative.
 	GCInterval time.Duration

@@ -6,8 +6,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -15,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -26,6 +29,7 @@ import (
 	notificationv1 "github.com/flotilla-dev/flotilla/api/notification/v1alpha1"
 	tenancyv1 "github.com/flotilla-dev/flotilla/api/tenancy/v1alpha1"
 	"github.com/flotilla-dev/flotilla/tenancy"
+	"github.com/flotilla-dev/flotilla/tenancy/egress"
 )
 
 // errSettings marks a Provider whose settings cannot be used until they change.
@@ -39,6 +43,10 @@ var errSecretMissing = fmt.Errorf("%w", errSettings)
 type Providers struct {
 	Client client.Client
 	Reader client.Reader
+	// Egress is what a tenant's Provider may make the hub dial, its address and its
+	// proxy alike (tenancy/egress); the default rules when nil. Providers in
+	// namespaces no Tenant owns are not restricted.
+	Egress *egress.Policy
 }
 
 // Resolve reads the Provider and what it names; it is the Dispatcher's Resolver.
@@ -47,18 +55,19 @@ func (p *Providers) Resolve(ctx context.Context, key types.NamespacedName) (Targ
 	if err := p.Client.Get(ctx, key, &pr); err != nil {
 		return Target{}, nil, false, fmt.Errorf("provider %s: %w", key, err)
 	}
-	t, c, err := p.resolve(ctx, &pr)
+	t, _, c, err := p.resolve(ctx, &pr)
 	return t, c, pr.Spec.Suspend, err
 }
 
-func (p *Providers) resolve(ctx context.Context, pr *notificationv1.Provider) (Target, *http.Client, error) {
+// resolve returns the Target, the proxy (spec.proxy or the Secret's) and the client.
+func (p *Providers) resolve(ctx context.Context, pr *notificationv1.Provider) (Target, string, *http.Client, error) {
 	s := pr.Spec
 	t := Target{Type: s.Type, Address: s.Address, Channel: s.Channel, Username: s.Username}
 	proxy := s.Proxy
 	if s.SecretRef != nil {
 		sec, err := p.secret(ctx, pr.Namespace, s.SecretRef.Name)
 		if err != nil {
-			return t, nil, err
+			return t, proxy, nil, err
 		}
 		if v, ok := sec.Data["address"]; ok {
 			t.Address = string(v)
@@ -69,21 +78,33 @@ func (p *Providers) resolve(ctx context.Context, pr *notificationv1.Provider) (T
 		t.Token = string(sec.Data["token"])
 		if v, ok := sec.Data["headers"]; ok {
 			if err := yaml.Unmarshal(v, &t.Headers); err != nil {
-				return t, nil, fmt.Errorf("%w: Secret %s key headers is not a YAML map of strings: %v", errSettings, s.SecretRef.Name, err)
+				return t, proxy, nil, fmt.Errorf("%w: Secret %s key headers is not a YAML map of strings: %v", errSettings, s.SecretRef.Name, err)
 			}
 		}
 	}
 	if err := httpURL("address", t.Address); err != nil {
-		return t, nil, err
+		return t, proxy, nil, err
 	}
 	if t.Type == notificationv1.GenericHMACProvider && t.Token == "" {
-		return t, nil, fmt.Errorf("%w: generic-hmac needs the key in the token of spec.secretRef", errSettings)
+		return t, proxy, nil, fmt.Errorf("%w: generic-hmac needs the key in the token of spec.secretRef", errSettings)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.DisableKeepAlives = true
+	restricted, err := p.restricted(ctx, pr.Namespace)
+	if err != nil {
+		return t, proxy, nil, err
+	}
+	if restricted {
+		// Every dial of this client, to the address or to the proxy, is held to the
+		// policy on the request's own context, after name resolution.
+		d, policy := egress.NewDialer(), p.Egress
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return d.DialContext(egress.Restrict(ctx, policy), network, addr)
+		}
+	}
 	if proxy != "" {
 		if err := httpURL("proxy", proxy); err != nil {
-			return t, nil, err
+			return t, proxy, nil, err
 		}
 		u, _ := url.Parse(proxy)
 		tr.Proxy = http.ProxyURL(u)
@@ -91,11 +112,11 @@ func (p *Providers) resolve(ctx context.Context, pr *notificationv1.Provider) (T
 	if s.CertSecretRef != nil {
 		sec, err := p.secret(ctx, pr.Namespace, s.CertSecretRef.Name)
 		if err != nil {
-			return t, nil, err
+			return t, proxy, nil, err
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(sec.Data["ca.crt"]) {
-			return t, nil, fmt.Errorf("%w: Secret %s has no PEM certificate in ca.crt", errSettings, s.CertSecretRef.Name)
+			return t, proxy, nil, fmt.Errorf("%w: Secret %s has no PEM certificate in ca.crt", errSettings, s.CertSecretRef.Name)
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
@@ -103,9 +124,52 @@ func (p *Providers) resolve(ctx context.Context, pr *notificationv1.Provider) (T
 	if s.Timeout != nil && s.Timeout.Duration > 0 {
 		timeout = s.Timeout.Duration
 	}
-	return t, &http.Client{Transport: tr, Timeout: timeout,
+	return t, proxy, &http.Client{Transport: tr, Timeout: timeout,
 		// A webhook that redirects elsewhere is not followed: the address is what the tenant chose.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, nil
+}
+
+// restricted reports whether a Tenant claims namespace (even one being deleted).
+func (p *Providers) restricted(ctx context.Context, namespace string) (bool, error) {
+	var tenants tenancyv1.TenantList
+	if err := p.Client.List(ctx, &tenants); err != nil {
+		return false, fmt.Errorf("listing Tenants: %w", err)
+	}
+	for _, t := range tenants.Items {
+		if slices.Contains(t.Spec.Namespaces, namespace) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// egressRefusal looks the hosts of a tenant's Provider (its address and proxy) up
+// and returns the first refusal the policy gives one of their addresses, so that the
+// Provider's status says so before a message is lost. Only a hint: the dial itself
+// is what is checked, whatever the name resolves to then. A name that does not
+// resolve now is not refused here.
+func (p *Providers) egressRefusal(ctx context.Context, t Target, proxy string) *egress.Refusal {
+	for _, raw := range []string{t.Address, proxy} {
+		u, err := url.Parse(raw)
+		if raw == "" || err != nil {
+			continue
+		}
+		host, port := u.Hostname(), u.Port()
+		if port == "" {
+			port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+		}
+		addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if ref := p.Egress.Check(a); ref != nil {
+				ref.Host = net.JoinHostPort(host, port)
+				return ref
+			}
+		}
+	}
+	return nil
 }
 
 // secret reads a Secret of the Provider's own namespace: no field can name another.
@@ -132,6 +196,9 @@ func httpURL(field, s string) error {
 type ProviderReconciler struct {
 	Client    client.Client
 	Providers *Providers
+	// Recorder emits a Warning Event when a tenant's Provider names an address
+	// tenants may not reach; no Events when nil.
+	Recorder events.EventRecorder
 }
 
 // SetupWithManager registers the controller.
@@ -151,7 +218,22 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		conditions.MarkReady(&pr, meta.SuspendedReason, "suspended: messages for this Provider are dropped")
 		return ctrl.Result{}, nil
 	}
-	_, _, err := r.Providers.resolve(ctx, &pr)
+	t, proxy, _, err := r.Providers.resolve(ctx, &pr)
+	if err == nil {
+		if restricted, lerr := r.Providers.restricted(ctx, pr.Namespace); lerr != nil {
+			return ctrl.Result{}, lerr
+		} else if restricted {
+			if ref := r.Providers.egressRefusal(ctx, t, proxy); ref != nil {
+				readyBefore := conditions.Get(&pr, meta.ReadyCondition).DeepCopy()
+				conditions.MarkStalled(&pr, tenancyv1.EgressNotAllowedReason, ref.Error())
+				if r.Recorder != nil && (readyBefore == nil || readyBefore.Reason != tenancyv1.EgressNotAllowedReason || readyBefore.Message != ref.Error()) {
+					r.Recorder.Eventf(&pr, nil, corev1.EventTypeWarning, tenancyv1.EgressNotAllowedReason, "Resolve", "%s", ref.Error())
+				}
+				// What the names resolve to may change: look again now and then.
+				return ctrl.Result{RequeueAfter: time.Minute}, nil
+			}
+		}
+	}
 	switch {
 	case errors.Is(err, errSettings):
 		reason := notificationv1.InvalidProviderReason

@@ -2,6 +2,7 @@ package notification
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"golang.org/x/time/rate"
 	"k8s.io/apimachinery/pkg/types"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/flotilla-dev/flotilla/tenancy/egress"
 )
 
 // Metric names.
@@ -223,7 +226,10 @@ func send(ctx context.Context, c *http.Client, t Target, m Message) (retry bool,
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return true, err
+		// A tenant's Provider naming an address tenants may not reach: trying again
+		// would be refused again (the Provider's status says so).
+		var ref *egress.Refusal
+		return !errors.As(err, &ref), err
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))

@@ -2,6 +2,7 @@ package fleetenv
 
 import (
 	"context"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -11,6 +12,9 @@ import (
 	"github.com/flotilla-dev/flotilla/tenancy"
 	"github.com/flotilla-dev/flotilla/test/env"
 )
+
+// Loopback is the network test hubs let tenants reach (--tenant-egress-allow).
+var Loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
 // Option adjusts a fleet's options.
 type Option func(*devenv.Options)
@@ -56,6 +60,10 @@ func StartFleet(t testing.TB, spokes int, opts ...Option) *Fleet {
 		Log:       env.Log(),
 		// Tests deploy from namespaces of their own; the tenancy tests narrow this.
 		PlatformNamespaces: []string{tenancy.AnyNamespace},
+		// Tenants' sources are served by test servers on 127.0.0.1: loopback is
+		// allowed here, explicitly, and nothing else of what a hub refuses by default
+		// (TestTenantEgress runs a hub that allows none).
+		TenantEgressAllow: Loopback,
 	}
 	for _, opt := range opts {
 		opt(&o)

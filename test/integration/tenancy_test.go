@@ -6,8 +6,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +20,7 @@ import (
 	"filippo.io/age"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -24,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
@@ -33,6 +38,8 @@ import (
 	tenancyv1 "github.com/flotilla-dev/flotilla/api/tenancy/v1alpha1"
 	"github.com/flotilla-dev/flotilla/fleet/devenv"
 	"github.com/flotilla-dev/flotilla/hub/delivery/helmrelease"
+	"github.com/flotilla-dev/flotilla/hub/manager"
+	"github.com/flotilla-dev/flotilla/hub/notification"
 	"github.com/flotilla-dev/flotilla/hub/receiver"
 	"github.com/flotilla-dev/flotilla/hub/storage"
 	"github.com/flotilla-dev/flotilla/spoke/agent"
@@ -42,6 +49,10 @@ import (
 	"github.com/flotilla-dev/flotilla/test/fleetenv"
 	"github.com/flotilla-dev/flotilla/test/gitserver"
 	"github.com/flotilla-dev/flotilla/test/helmrepo"
+	"github.com/flotilla-dev/flotilla/test/registry"
+	"github.com/flotilla-dev/flotilla/test/sshgit"
+	"github.com/go-logr/logr"
+	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // tenantRole stands for the admin ClusterRole: the test spokes run no
@@ -795,4 +806,281 @@ spec:
       - name: agent
         image: %s
 `, image)
+}
+
+// TestTenantEgress runs escape attempts against the hub's network position: a
+// tenant's sources and Providers pointing the hub at loopback (its own ports, the
+// test servers on this machine), on a hub with the default egress policy, which
+// allows none of loopback, link-local or private addresses. Each attempt must be
+// refused before anything connects (the servers sit behind fronts that count
+// connections), with EgressNotAllowed naming the host, the address and the rule, and
+// a Warning Event. The same URLs work from a platform namespace, and, once the hub
+// allows loopback (--tenant-egress-allow), from the tenant's too.
+func TestTenantEgress(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cp := env.StartControlPlane(t, "egress-hub", true)
+	hub := cp.Client()
+	startHub := func(allow []netip.Prefix) (stop func()) {
+		hctx, cancel := context.WithCancel(logr.NewContext(ctx, env.Log().WithName("egress-hub")))
+		h, err := manager.Start(hctx, manager.Options{Config: cp.Config(), StorageDir: t.TempDir(), ArtifactAddr: "127.0.0.1:0",
+			HealthAddr: "0", MetricsAddr: "0", GCInterval: -1, PlatformNamespaces: []string{"*"}, TenantEgressAllow: allow})
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		var once sync.Once
+		stop = func() { once.Do(func() { cancel(); <-h.Done() }) }
+		t.Cleanup(stop)
+		return stop
+	}
+	stopFirst := startHub(nil) // the default: no network allowed besides public ones
+
+	const team, platform = "egress-team", "egress-platform"
+	for _, ns := range []string{team, platform} {
+		if err := hub.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := hub.Create(ctx, &tenancyv1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: team},
+		Spec: tenancyv1.TenantSpec{Namespaces: []string{team}, TargetNamespaces: []string{"egress-app"}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Real servers on 127.0.0.1, each behind a front that counts connections.
+	git := gitserver.New(t)
+	repo := git.CreateRepo("egress")
+	repo.Write(map[string]string{"cm.yaml": configMap("egress-app", "cm", "x")})
+	gitFront, gitConns := countingFront(t, strings.TrimPrefix(git.URL(), "http://"))
+	gitURL := "http://" + gitFront + "/egress.git"
+	_, gitPort, _ := net.SplitHostPort(gitFront)
+
+	ssh := sshgit.New(t, git.Root())
+	key, pub := sshgit.NewClientKey(t)
+	ssh.Authorize(pub)
+	sshFront, sshConns := countingFront(t, ssh.Addr())
+
+	charts := helmrepo.New(t)
+	charts.AddChart("app", "1.0.0")
+	chartsFront, chartsConns := countingFront(t, strings.TrimPrefix(charts.URL(), "http://"))
+
+	reg := registry.New(t)
+	reg.Push("apps/web", "1.0.0", map[string]string{"cm.yaml": configMap("egress-app", "cm", "x")})
+	regFront, regConns := countingFront(t, reg.Host())
+
+	var webhookHits atomic.Int32
+	webhook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		webhookHits.Add(1)
+	}))
+	t.Cleanup(webhook.Close)
+	hookFront, hookConns := countingFront(t, strings.TrimPrefix(webhook.URL, "http://"))
+	proxyFront, proxyConns := countingFront(t, strings.TrimPrefix(webhook.URL, "http://"))
+
+	if err := hub.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: team, Name: "ssh"},
+		Data: map[string][]byte{"identity": key, "known_hosts": []byte(knownhosts.Line([]string{knownhosts.Normalize(sshFront)}, ssh.HostPublicKey()) + "\n")}}); err != nil {
+		t.Fatal(err)
+	}
+	gitRepo := func(ns, name, url string, secret string) *sourcev1.GitRepository {
+		g := &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: sourcev1.GitRepositorySpec{URL: url, Interval: metav1.Duration{Duration: time.Hour}}}
+		if secret != "" {
+			g.Spec.SecretRef = &meta.LocalObjectReference{Name: secret}
+		}
+		return g
+	}
+	helmRepo := func(ns string) *sourcev1.HelmRepository {
+		return &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "charts"},
+			Spec: sourcev1.HelmRepositorySpec{URL: "http://" + chartsFront, Interval: metav1.Duration{Duration: time.Hour}}}
+	}
+	ociRepo := func(ns string) *sourcev1.OCIRepository {
+		return &sourcev1.OCIRepository{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
+			Spec: sourcev1.OCIRepositorySpec{URL: "oci://" + regFront + "/apps/web", Ref: &sourcev1.OCIRepositoryRef{Tag: "1.0.0"},
+				Insecure: true, Interval: metav1.Duration{Duration: time.Hour}}}
+	}
+	// Each Provider has an Alert on its namespace's GitRepositories: the refusals'
+	// Warning Events are messages it is asked to send.
+	notify := func(ns, name string, spec notificationv1.ProviderSpec) *notificationv1.Provider {
+		p := provider(ns, name, spec)
+		if err := hub.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		if err := hub.Create(ctx, alert(ns, name, func(s *notificationv1.AlertSpec) {
+			s.EventSources = []notificationv1.EventSource{{Kind: sourcev1.GitRepositoryKind, Name: "*"}}
+		})); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// The Providers first, so that their Alerts see the sources' Events.
+	attempts := []struct {
+		name  string
+		obj   env.ConditionedObject
+		words []string      // the message names them
+		conns *atomic.Int32 // nothing connected here
+	}{
+		{"a webhook Provider on loopback", notify(team, "hook", notificationv1.ProviderSpec{Type: notificationv1.GenericProvider,
+			Address: "http://" + hookFront + "/hook"}), []string{hookFront, "loopback"}, hookConns},
+		{"a Provider whose proxy is on loopback", notify(team, "proxied", notificationv1.ProviderSpec{Type: notificationv1.GenericProvider,
+			Address: "http://hooks.example.com/hook", Proxy: "http://" + proxyFront}), []string{proxyFront, "loopback"}, proxyConns},
+		{"a GitRepository over http on loopback", gitRepo(team, "http", gitURL, ""), []string{gitFront, "127.0.0.1", "loopback"}, gitConns},
+		{"a GitRepository on a name that resolves to loopback", gitRepo(team, "localhost", "http://localhost:"+gitPort+"/egress.git", ""),
+			[]string{"localhost:" + gitPort, "loopback"}, gitConns},
+		{"a GitRepository over ssh on loopback", gitRepo(team, "ssh", "ssh://git@"+sshFront+"/egress.git", "ssh"), []string{sshFront, "loopback"}, sshConns},
+		{"a GitRepository on the hub's own disk", gitRepo(team, "file", "file://"+repo.Path(), ""), []string{"file://", "hub's own disk"}, nil},
+		{"a HelmRepository on loopback", helmRepo(team), []string{chartsFront, "loopback"}, chartsConns},
+		{"an OCIRepository on a loopback registry", ociRepo(team), []string{regFront, "loopback"}, regConns},
+	}
+	failedBefore := failedGeneric(t)
+	for _, at := range attempts[2:] {
+		if err := hub.Create(ctx, at.obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var made, refused int
+	for _, at := range attempts {
+		made++
+		t.Run(at.name, func(t *testing.T) {
+			egressRefused(t, hub, at.obj, at.words)
+			refused++
+		})
+	}
+	// The refusals above are Warning Events that the tenant's Alerts route to its two
+	// Providers: wait until the Dispatcher has given up on at least two messages (a
+	// refused send is final), then nothing may have reached any server.
+	env.Eventually(t, "the tenant's messages refused", func() error {
+		if n := failedGeneric(t) - failedBefore; n < 2 {
+			return fmt.Errorf("%v generic messages failed so far", n)
+		}
+		return nil
+	})
+	for _, at := range attempts {
+		if at.conns != nil && at.conns.Load() != 0 {
+			t.Errorf("%s: %d connections reached the server", at.name, at.conns.Load())
+		}
+	}
+	if n := webhookHits.Load(); n != 0 {
+		t.Errorf("the webhook received %d requests", n)
+	}
+	t.Logf("egress: %d escape attempts, %d refused", made, refused)
+	fmt.Printf("egress: %d escape attempts, %d refused\n", made, refused)
+	if made != refused {
+		t.Errorf("%d of %d egress attempts were not refused", made-refused, made)
+	}
+
+	// The same URLs from a platform namespace: fetched, and the platform's Provider
+	// posts the new artifact to the same webhook. The fronts were reachable all along.
+	notify(platform, "hook", notificationv1.ProviderSpec{Type: notificationv1.GenericProvider, Address: "http://" + hookFront + "/hook"})
+	for _, o := range []env.ConditionedObject{gitRepo(platform, "http", gitURL, ""), helmRepo(platform), ociRepo(platform)} {
+		if err := hub.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		env.WaitReady(t, hub, o)
+	}
+	env.Eventually(t, "the platform's webhook message", func() error {
+		if webhookHits.Load() == 0 || hookConns.Load() == 0 {
+			return fmt.Errorf("the webhook received nothing yet")
+		}
+		return nil
+	})
+	for name, n := range map[string]*atomic.Int32{"git": gitConns, "helm": chartsConns, "registry": regConns} {
+		if n.Load() == 0 {
+			t.Errorf("the platform's %s fetch did not go through its front", name)
+		}
+	}
+
+	// The hub restarted with loopback allowed: the tenant's GitRepository is fetched.
+	stopFirst()
+	startHub(fleetenv.Loopback)
+	env.WaitReady(t, hub, attempts[2].obj)
+}
+
+// egressRefused waits until obj is Ready=False and Stalled with EgressNotAllowed, its
+// message naming every one of words, and a Warning Event says so.
+func egressRefused(t *testing.T, hub client.Client, obj env.ConditionedObject, words []string) {
+	t.Helper()
+	env.WaitFor(t, hub, obj, func(o env.ConditionedObject) error {
+		ready := apimeta.FindStatusCondition(o.GetConditions(), meta.ReadyCondition)
+		stalled := apimeta.FindStatusCondition(o.GetConditions(), meta.StalledCondition)
+		if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != tenancyv1.EgressNotAllowedReason ||
+			stalled == nil || stalled.Status != metav1.ConditionTrue {
+			return fmt.Errorf("conditions %+v, want Ready=False and Stalled with %s", o.GetConditions(), tenancyv1.EgressNotAllowedReason)
+		}
+		for _, w := range words {
+			if !strings.Contains(ready.Message, w) {
+				return fmt.Errorf("message %q does not name %q", ready.Message, w)
+			}
+		}
+		return nil
+	})
+	env.Eventually(t, "a Warning Event EgressNotAllowed", func() error {
+		var list eventsv1.EventList
+		if err := hub.List(context.Background(), &list, client.InNamespace(obj.GetNamespace())); err != nil {
+			return err
+		}
+		for _, ev := range list.Items {
+			if ev.Regarding.Name == obj.GetName() && ev.Type == corev1.EventTypeWarning && ev.Reason == tenancyv1.EgressNotAllowedReason {
+				return nil
+			}
+		}
+		return fmt.Errorf("no Warning Event %s about %s among %d", tenancyv1.EgressNotAllowedReason, obj.GetName(), len(list.Items))
+	})
+}
+
+// failedGeneric reads flotilla_notification_messages_total{type="generic",
+// result="failed"} of this process, where the test's hubs run.
+func failedGeneric(t *testing.T) float64 {
+	t.Helper()
+	families, err := crmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, f := range families {
+		if f.GetName() != notification.MessagesName {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["type"] == notificationv1.GenericProvider && labels["result"] == "failed" {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// countingFront listens on 127.0.0.1 and relays each connection to target, counting
+// the connections it accepts.
+func countingFront(t *testing.T, target string) (string, *atomic.Int32) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	var n atomic.Int32
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			n.Add(1)
+			go func() {
+				defer in.Close()
+				out, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer out.Close()
+				go func() { _, _ = io.Copy(out, in); _ = out.(*net.TCPConn).CloseWrite() }()
+				_, _ = io.Copy(in, out)
+			}()
+		}
+	}()
+	return l.Addr().String(), &n
 }

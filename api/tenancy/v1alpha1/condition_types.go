@@ -26,6 +26,13 @@ const (
 	NoClustersAllowedReason = "NoClustersAllowed"
 )
 
+// EgressNotAllowedReason: a source (GitRepository, HelmRepository, OCIRepository) or
+// a Provider in a tenant's namespace made the hub dial an address tenants may not
+// reach (loopback, link-local, private, shared, unspecified, multicast), one no
+// flotilla-hub --tenant-egress-allow network covers. The object is Ready=False and
+// Stalled with it, tried again at its interval; a source keeps its last artifact.
+const EgressNotAllowedReason = "EgressNotAllowed"
+
 // Reasons on a Tenant.
 const (
 	// TenantSetUpReason: the tenant's namespaces, identity and bindings are in place on

@@ -15,6 +15,7 @@ import (
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	"github.com/flotilla-dev/flotilla/api/version"
 	"github.com/flotilla-dev/flotilla/hub/manager"
+	"github.com/flotilla-dev/flotilla/tenancy/egress"
 )
 
 func main() {
@@ -65,6 +66,14 @@ func main() {
 				opts.PlatformNamespaces = append(opts.PlatformNamespaces, ns)
 			}
 		}
+		return nil
+	})
+	flag.Func("tenant-egress-allow", "comma-separated CIDRs (or addresses) that tenants' sources and Providers may make the hub dial besides public addresses, for all tenants, e.g. an internal Git server's network (default: none; loopback, link-local, private, shared, unspecified and multicast addresses are refused)", func(v string) error {
+		allow, err := egress.ParseAllow(v)
+		if err != nil {
+			return err
+		}
+		opts.TenantEgressAllow = append(opts.TenantEgressAllow, allow...)
 		return nil
 	})
 	flag.Func("capi-label-keys", "comma-separated Cluster API Cluster label keys copied to fleet Clusters (\"prefix*\" allows a prefix); none by default", func(v string) error {

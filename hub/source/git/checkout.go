@@ -22,6 +22,9 @@ type remote struct {
 	URL      string
 	Auth     transport.AuthMethod
 	CABundle []byte
+	// Proxy, for an ssh:// URL of a tenant, makes go-git dial through the
+	// restricted dialer (egress.SSHProxyURL); empty otherwise.
+	Proxy transport.ProxyOptions
 }
 
 // errNoMatchingTag is returned when no tag satisfies a semver range; a later tag may.
@@ -36,11 +39,12 @@ func checkout(ctx context.Context, dir string, rm remote, ref *sourcev1.GitRepos
 		ref = &sourcev1.GitRepositoryRef{}
 	}
 	opts := &gogit.CloneOptions{
-		URL:        rm.URL,
-		Auth:       rm.Auth,
-		CABundle:   rm.CABundle,
-		RemoteName: gogit.DefaultRemoteName,
-		Tags:       gogit.NoTags,
+		URL:          rm.URL,
+		Auth:         rm.Auth,
+		CABundle:     rm.CABundle,
+		ProxyOptions: rm.Proxy,
+		RemoteName:   gogit.DefaultRemoteName,
+		Tags:         gogit.NoTags,
 	}
 	switch {
 	case ref.Commit != "":
@@ -148,12 +152,13 @@ func checkoutRefName(ctx context.Context, dir string, rm remote, name string) (s
 	// Fetched to a name of its own, so that no ref of the local repository is mistaken for it.
 	local := plumbing.ReferenceName("refs/flotilla/checkout")
 	err = r.FetchContext(ctx, &gogit.FetchOptions{
-		RemoteName: gogit.DefaultRemoteName,
-		RefSpecs:   []config.RefSpec{config.RefSpec("+" + name + ":" + local.String())},
-		Depth:      1,
-		Auth:       rm.Auth,
-		CABundle:   rm.CABundle,
-		Tags:       gogit.NoTags,
+		RemoteName:   gogit.DefaultRemoteName,
+		RefSpecs:     []config.RefSpec{config.RefSpec("+" + name + ":" + local.String())},
+		Depth:        1,
+		Auth:         rm.Auth,
+		CABundle:     rm.CABundle,
+		ProxyOptions: rm.Proxy,
+		Tags:         gogit.NoTags,
 	})
 	if err != nil {
 		if errors.Is(err, gogit.NoMatchingRefSpecError{}) || strings.Contains(err.Error(), "couldn't find remote ref") {
@@ -190,7 +195,7 @@ func newestTag(ctx context.Context, rm remote, rng string) (string, error) {
 		return "", err
 	}
 	r := gogit.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: gogit.DefaultRemoteName, URLs: []string{rm.URL}})
-	refs, err := r.ListContext(ctx, &gogit.ListOptions{Auth: rm.Auth, CABundle: rm.CABundle})
+	refs, err := r.ListContext(ctx, &gogit.ListOptions{Auth: rm.Auth, CABundle: rm.CABundle, ProxyOptions: rm.Proxy})
 	if err != nil {
 		return "", fmt.Errorf("listing tags: %w", err)
 	}

@@ -84,6 +84,11 @@ func (r *Reconciler) Fetch(ctx context.Context, obj *sourcev1.GitRepository) (re
 	if err != nil {
 		return reconcile.Fetched{}, err
 	}
+	release, err := restrictRemote(ctx, &rm)
+	if err != nil {
+		return reconcile.Fetched{}, err
+	}
+	defer release()
 	var keys keyRing
 	if v := obj.Spec.Verify; v != nil {
 		if v.Mode == VerifyTag && (obj.Spec.Ref == nil || (obj.Spec.Ref.Tag == "" && obj.Spec.Ref.SemVer == "")) {

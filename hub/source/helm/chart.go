@@ -21,8 +21,10 @@ import (
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
 	"github.com/flotilla-dev/flotilla/hub/source/credentials"
+	"github.com/flotilla-dev/flotilla/hub/source/reconcile"
 	"github.com/flotilla-dev/flotilla/hub/source/versions"
 	"github.com/flotilla-dev/flotilla/hub/storage"
+	"github.com/flotilla-dev/flotilla/tenancy/egress"
 )
 
 // MaxChartSize bounds a downloaded chart and what it unpacks to.
@@ -38,9 +40,28 @@ type ChartFetcher struct {
 	Reader client.Reader
 	// Store holds the repository's index artifact and receives the chart's.
 	Store storage.Artifacts
-	// Transport is the HTTP transport to repositories; http.DefaultTransport when nil.
+	// Transport is the HTTP transport to repositories: egress.Transport over
+	// http.DefaultTransport when nil, over it when it is an *http.Transport.
 	Transport http.RoundTripper
+	// Egress holds a tenant's repositories to what tenants may reach
+	// (tenancy/egress); the default rules when nil.
+	Egress *egress.Policy
 }
+
+// transport is Transport dialing through the egress hook.
+func (f *ChartFetcher) transport() http.RoundTripper {
+	switch t := f.Transport.(type) {
+	case nil:
+		return defaultTransport
+	case *http.Transport:
+		return egress.Transport(t)
+	default:
+		return t
+	}
+}
+
+// defaultTransport keeps no idle connections (egress.Transport), so one is enough.
+var defaultTransport = egress.Transport(nil)
 
 // FetchChart picks the newest version of chart within versionRange (a semver range;
 // empty means the newest stable) from the index the HelmRepository last stored, or
@@ -48,16 +69,26 @@ type ChartFetcher struct {
 // index's digest where there is one), and stores it re-packed in the hub's artifact
 // format. The artifact's revision is the chart version; its files
 // are the chart's, below a folder named after the chart, as in the .tgz.
+//
+// A tenant's repository (and any chart URL its index names) is dialed under the
+// egress policy; a refusal is an error with an *egress.Refusal in its chain.
 func (f *ChartFetcher) FetchChart(ctx context.Context, hr *sourcev1.HelmRepository, chart, versionRange string) (*meta.Artifact, error) {
 	var tgz []byte
 	var version string
-	var err error
+	ctx, err := reconcile.EgressContext(ctx, f.Reader, hr.Namespace, f.Egress)
+	if err != nil {
+		return nil, err
+	}
 	if hr.Spec.Type == TypeOCI {
 		tgz, version, err = f.fetchOCIChart(ctx, hr, chart, versionRange)
 	} else {
 		tgz, version, err = f.fetchIndexedChart(ctx, hr, chart, versionRange)
 	}
 	if err != nil {
+		var ref *egress.Refusal
+		if r := egress.Refused(ctx); r != nil && !errors.As(err, &ref) {
+			err = fmt.Errorf("%w (%v)", r, err)
+		}
 		return nil, err
 	}
 	chartFiles, err := artifact.Unpack(bytes.NewReader(tgz), MaxChartSize)
@@ -114,7 +145,7 @@ func (f *ChartFetcher) fetchIndexedChart(ctx context.Context, hr *sourcev1.HelmR
 		// As helm does by default: the repository's password is not sent to another host.
 		creds.Username, creds.Password = "", ""
 	}
-	tgz, err := get(ctx, creds, f.Transport, chartURL, MaxChartSize)
+	tgz, err := get(ctx, creds, f.transport(), chartURL, MaxChartSize)
 	if err != nil {
 		return nil, "", err
 	}

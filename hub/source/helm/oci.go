@@ -44,7 +44,7 @@ func (f *ChartFetcher) ociAuth(ctx context.Context, hr *sourcev1.HelmRepository)
 	if err != nil {
 		return nil, err
 	}
-	rt, err := creds.Transport(f.Transport)
+	rt, err := creds.Transport(f.transport())
 	if err != nil {
 		return nil, err
 	}

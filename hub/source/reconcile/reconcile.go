@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -20,9 +21,11 @@ import (
 
 	"github.com/flotilla-dev/flotilla/api/conditions"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
+	tenancyv1 "github.com/flotilla-dev/flotilla/api/tenancy/v1alpha1"
 	sourcemetrics "github.com/flotilla-dev/flotilla/hub/source/metrics"
 	"github.com/flotilla-dev/flotilla/hub/source/outcome"
 	"github.com/flotilla-dev/flotilla/hub/storage"
+	"github.com/flotilla-dev/flotilla/tenancy/egress"
 )
 
 // Event reasons besides the condition reasons.
@@ -101,9 +104,16 @@ type Deps struct {
 	Store storage.Artifacts
 	// Recorder emits Events; mgr.GetEventRecorder(controller name) when nil.
 	Recorder events.EventRecorder
-	// Transport is the HTTP transport to servers, http.DefaultTransport when nil.
-	// Git does not use it: go-git keeps its own.
+	// Transport is the HTTP transport to servers: egress.Transport over
+	// http.DefaultTransport when nil, over it when it is an *http.Transport, so that
+	// a tenant's requests are held to Egress. Another RoundTripper must dial through
+	// an egress.Dialer itself. Git does not use it: go-git keeps its own
+	// (hub/source/git installs an egress.Transport there).
 	Transport http.RoundTripper
+	// Egress is what a tenant's source may make the hub dial (tenancy/egress): the
+	// default rules, no allowed network, when nil. Sources in namespaces no Tenant
+	// owns are not restricted.
+	Egress *egress.Policy
 	// Now is the clock of artifact update times, time.Now when nil.
 	Now func() time.Time
 }
@@ -132,6 +142,12 @@ func Setup[T Object](mgr ctrl.Manager, name string, deps *Deps, kind Kind[T], fe
 	}
 	if deps.Recorder == nil {
 		deps.Recorder = mgr.GetEventRecorder(name)
+	}
+	switch t := deps.Transport.(type) {
+	case nil:
+		deps.Transport = egress.Transport(nil)
+	case *http.Transport:
+		deps.Transport = egress.Transport(t)
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named(name).
@@ -180,10 +196,20 @@ func (r *Reconciler[T]) Reconcile(ctx context.Context, req ctrl.Request) (result
 	timeout := orDefault(obj.GetTimeout(), orDefault(r.Kind.DefaultTimeout, DefaultTimeout))
 	fetchCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	fetchCtx, err := EgressContext(fetchCtx, r.Client, obj.GetNamespace(), r.Egress)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	start := time.Now()
 	f, err := r.Fetcher.Fetch(fetchCtx, obj)
 	sourcemetrics.ObserveFetch(r.Kind.Name, start, err)
 	if err != nil {
+		if ref := refusal(fetchCtx, err); ref != nil {
+			// Terminal like the other tenancy refusals, but tried again at the
+			// interval: what a name resolves to may change without the spec.
+			_, _ = r.failed(ctx, obj, outcome.Failure{Class: outcome.Stalled, Reason: tenancyv1.EgressNotAllowedReason, Err: ref}, interval, readyBefore)
+			return ctrl.Result{RequeueAfter: interval}, nil
+		}
 		if errors.Is(err, context.DeadlineExceeded) && fetchCtx.Err() != nil {
 			err = fmt.Errorf("%w (timeout %s)", err, timeout)
 		}
@@ -314,6 +340,32 @@ func (r *Reconciler[T]) now() time.Time {
 // client.Object is, so the kinds need not each give a constructor.
 func newObject[T Object]() T {
 	return reflect.New(reflect.TypeFor[T]().Elem()).Interface().(T)
+}
+
+// EgressContext returns ctx restricted by policy (tenancy/egress) when a Tenant
+// claims namespace, even one being deleted; ctx itself for a platform namespace. Every
+// dial the hub makes for an object of namespace goes under the context it returns.
+func EgressContext(ctx context.Context, c client.Reader, namespace string, policy *egress.Policy) (context.Context, error) {
+	var tenants tenancyv1.TenantList
+	if err := c.List(ctx, &tenants); err != nil {
+		return ctx, fmt.Errorf("listing Tenants: %w", err)
+	}
+	for _, t := range tenants.Items {
+		if slices.Contains(t.Spec.Namespaces, namespace) {
+			return egress.Restrict(ctx, policy), nil
+		}
+	}
+	return ctx, nil
+}
+
+// refusal returns the egress refusal behind a failed fetch: in err's chain, or
+// recorded on ctx when a library's error hides it.
+func refusal(ctx context.Context, err error) *egress.Refusal {
+	var ref *egress.Refusal
+	if errors.As(err, &ref) {
+		return ref
+	}
+	return egress.Refused(ctx)
 }
 
 // MinInterval is the shortest interval between fetches the hub honours.
