@@ -75,6 +75,12 @@ func (g *globals) restConfig() (*rest.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hub kubeconfig: %w", err)
 	}
+	// client-go's default of 5 requests per second is for controllers; a command
+	// that discovers the API and then polls would spend its --timeout in the
+	// client's own rate limiter instead of on the server.
+	if cfg.QPS == 0 {
+		cfg.QPS, cfg.Burst = 50, 100
+	}
 	return cfg, nil
 }
 
