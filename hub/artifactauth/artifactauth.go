@@ -2,6 +2,7 @@ package artifactauth
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/flotilla-dev/flotilla/api/artifact"
 	fleetv1 "github.com/flotilla-dev/flotilla/api/fleet/v1alpha1"
 	"github.com/flotilla-dev/flotilla/api/registration"
 	hubmetrics "github.com/flotilla-dev/flotilla/hub/metrics"
@@ -52,6 +54,12 @@ type Guard struct {
 	// it. So a digest the cache does not show assigned is looked up once more, live,
 	// before it is refused. Nil: the cache's answer is final.
 	Live client.Reader
+	// Trusted returns the keys the hub signs Assignments with. When set, a lookup
+	// counts only an Assignment whose signature verifies for the cluster, as its agent
+	// would: a hub user who may write Assignments but holds no signing key cannot get
+	// the server to hand a cluster an artifact the hub never assigned to it. Nil: any
+	// Assignment in the cluster's namespace counts.
+	Trusted func() []ed25519.PublicKey
 	// CacheWait is how long a digest the cache does not show assigned is awaited in
 	// the cache before the live read: during a rollout the hub's informer trails the
 	// agents' watches by a moment, and at 300 clusters a third of the downloads were
@@ -256,10 +264,9 @@ func (g *Guard) review(ctx context.Context, token string) (string, error) {
 // so it sees every Assignment written before the agent could have heard of it.
 func (g *Guard) assigned(ctx context.Context, cluster, digest string) (bool, error) {
 	asked := time.Now()
-	ns := fleetv1.ClusterNamespace(cluster)
 	// The cache's objects are only read here: no copy of them (a rollout asks this
 	// once per download, and again while waiting).
-	ok, err := names(ctx, g.Assignments, ns, digest, client.UnsafeDisableDeepCopy)
+	ok, err := g.names(ctx, cluster, digest, client.UnsafeDisableDeepCopy)
 	if ok || g.Live == nil {
 		return ok, err
 	}
@@ -278,7 +285,7 @@ func (g *Guard) assigned(ctx context.Context, cluster, digest string) (bool, err
 				return false, ctx.Err()
 			case <-t.C:
 			}
-			ok, err = names(ctx, g.Assignments, ns, digest, client.UnsafeDisableDeepCopy)
+			ok, err = g.names(ctx, cluster, digest, client.UnsafeDisableDeepCopy)
 		}
 		t.Stop()
 		if ok {
@@ -288,7 +295,7 @@ func (g *Guard) assigned(ctx context.Context, cluster, digest string) (bool, err
 	if err != nil {
 		g.Log.V(1).Info("cannot read assignments from the cache, reading them live", "cluster", cluster, "error", err.Error())
 	}
-	digests, err := g.liveDigests(ctx, ns, asked)
+	digests, err := g.liveDigests(ctx, cluster, asked)
 	ok = digests[digest]
 	if ok {
 		g.Log.V(1).Info("artifact assigned but not yet in the cache", "cluster", cluster, "digest", digest)
@@ -296,11 +303,13 @@ func (g *Guard) assigned(ctx context.Context, cluster, digest string) (bool, err
 	return ok, err
 }
 
-// liveDigests returns the digests the Assignments of namespace ns point at, read live.
+// liveDigests returns the digests the Assignments of cluster's namespace point at
+// (those signed for it, when Trusted is set), read live.
 // A List of ns that started after asked (the request arrived after its agent saw the
 // Assignment, so such a List sees it too) is shared rather than sent again: an agent's
 // concurrent downloads missing the cache together cost one List, not one each.
-func (g *Guard) liveDigests(ctx context.Context, ns string, asked time.Time) (map[string]bool, error) {
+func (g *Guard) liveDigests(ctx context.Context, cluster string, asked time.Time) (map[string]bool, error) {
+	ns := fleetv1.ClusterNamespace(cluster)
 	g.mu.Lock()
 	if p := g.lists[ns]; p != nil && !p.started.Before(asked) {
 		g.mu.Unlock()
@@ -321,7 +330,9 @@ func (g *Guard) liveDigests(ctx context.Context, ns string, asked time.Time) (ma
 	if p.err = g.Live.List(ctx, &list, client.InNamespace(ns)); p.err == nil {
 		p.digests = make(map[string]bool, len(list.Items))
 		for i := range list.Items {
-			p.digests[list.Items[i].Spec.Artifact.Digest] = true
+			if a := &list.Items[i]; g.signed(cluster, a) {
+				p.digests[a.Spec.Artifact.Digest] = true
+			}
 		}
 	}
 	g.mu.Lock()
@@ -340,16 +351,29 @@ type pendingList struct {
 	err     error
 }
 
-// names reports whether an Assignment in namespace ns points at digest.
-func names(ctx context.Context, r client.Reader, ns, digest string, opts ...client.ListOption) (bool, error) {
+// names reports whether an Assignment of cluster points at digest.
+func (g *Guard) names(ctx context.Context, cluster, digest string, opts ...client.ListOption) (bool, error) {
 	var list fleetv1.AssignmentList
-	if err := r.List(ctx, &list, append(opts, client.InNamespace(ns))...); err != nil {
+	if err := g.Assignments.List(ctx, &list, append(opts, client.InNamespace(fleetv1.ClusterNamespace(cluster)))...); err != nil {
 		return false, err
 	}
 	for i := range list.Items {
-		if list.Items[i].Spec.Artifact.Digest == digest {
+		if a := &list.Items[i]; a.Spec.Artifact.Digest == digest && g.signed(cluster, a) {
 			return true, nil
 		}
 	}
 	return false, nil
+}
+
+// signed reports whether a counts for cluster: its signature verifies with a key the
+// hub trusts, or Trusted is nil.
+func (g *Guard) signed(cluster string, a *fleetv1.Assignment) bool {
+	if g.Trusted == nil {
+		return true
+	}
+	if err := artifact.VerifyStatement(cluster, a, g.Trusted()); err != nil {
+		g.Log.Info("artifact lookup ignores an Assignment whose signature does not verify", "cluster", cluster, "assignment", a.Name, "reason", err.Error())
+		return false
+	}
+	return true
 }

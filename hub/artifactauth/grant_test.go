@@ -160,3 +160,63 @@ func TestGuardRefusesWhatNoGrantCovers(t *testing.T) {
 		t.Errorf("a retired key's grant: got %d after %d lookups, want %d after one", code, lookups.Load()-before, http.StatusTeapot)
 	}
 }
+
+// TestGuardLooksUpOnlySignedAssignments: with Trusted set, the lookup counts an
+// Assignment only when its signature verifies for the cluster, in the cache and in
+// the live read alike. An unsigned Assignment written into a cluster's namespace, or
+// one signed for another cluster and copied there, does not make its digest
+// downloadable for that cluster.
+func TestGuardLooksUpOnlySignedAssignments(t *testing.T) {
+	id, key := newKey(t)
+	keys := signing.NewKeyring(&signing.State{Keys: map[string]ed25519.PrivateKey{id: key}, Active: id, Sequence: 1})
+	digestC := "sha256:" + strings.Repeat("c", 64)
+	assignment := func(cluster, signFor, name, digest string) *fleetv1.Assignment {
+		a := &fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{Namespace: fleetv1.ClusterNamespace(cluster), Name: name},
+			Spec: fleetv1.AssignmentSpec{Artifact: fleetv1.SignedArtifact{Digest: digest}}}
+		if signFor != "" {
+			sig, err := keys.SignStatement(signFor, a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.Spec.Artifact.Signature = sig
+		}
+		return a
+	}
+	objs := []client.Object{
+		assignment("a", "a", "signed", digestA),
+		assignment("a", "", "unsigned", digestB), // written by someone without the key
+		assignment("a", "b", "copied", digestC),  // cluster b's, copied into a's namespace
+		assignment("b", "b", "signed", digestC),  // b's own
+	}
+	for _, tc := range []struct {
+		name   string
+		cached client.Reader
+		live   client.Reader
+	}{
+		{"from the cache", countingReader(new(atomic.Int32), nil, objs...), nil},
+		{"read live", countingReader(new(atomic.Int32), nil), countingReader(new(atomic.Int32), nil, objs...)},
+	} {
+		g := &Guard{Reviewer: agentReviewer(), CacheWait: -1, Assignments: tc.cached, Live: tc.live, Trusted: keys.PublicKeys}
+		h := g.Wrap(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) }))
+		for _, want := range []struct {
+			token, digest string
+			code          int
+		}{
+			{"tok-a", digestA, http.StatusTeapot},
+			{"tok-a", digestB, http.StatusForbidden},
+			{"tok-a", digestC, http.StatusForbidden},
+			{"tok-b", digestC, http.StatusTeapot},
+		} {
+			if code := grantedGet(t, h, want.token, want.digest, ""); code != want.code {
+				t.Errorf("%s: %s asking for %s: got %d, want %d", tc.name, want.token, want.digest, code, want.code)
+			}
+		}
+	}
+	// Without Trusted, the same objects let the unsigned one through: the check is
+	// what refuses it above.
+	g := &Guard{Reviewer: agentReviewer(), CacheWait: -1, Assignments: countingReader(new(atomic.Int32), nil, objs...)}
+	h := g.Wrap(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) }))
+	if code := grantedGet(t, h, "tok-a", digestB, ""); code != http.StatusTeapot {
+		t.Errorf("without Trusted, an unsigned Assignment's digest: got %d, want %d", code, http.StatusTeapot)
+	}
+}

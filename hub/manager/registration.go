@@ -56,8 +56,9 @@ func artifactMux(ctx context.Context, mgr ctrl.Manager, direct client.Client, st
 		// controller or the follower); only a request without a valid grant reads
 		// Assignments, so the cache's Assignment informer starts with the first such
 		// request, not with the replica.
+		// A lookup counts only Assignments signed by this keyring, as agents do.
 		artifacts = (&artifactauth.Guard{Reviewer: direct, Grants: keyring, Assignments: mgr.GetClient(), Live: mgr.GetAPIReader(),
-			Log: log.WithName("artifactauth")}).Wrap(artifacts)
+			Trusted: keyring.PublicKeys, Log: log.WithName("artifactauth")}).Wrap(artifacts)
 	}
 	// Counted outside the guard, so that its 401 and 403 answers are counted too.
 	mux.Handle(storage.PathPrefix, hubmetrics.CountServed(artifacts))

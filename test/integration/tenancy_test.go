@@ -765,6 +765,31 @@ func TestTenantEscapes(t *testing.T) {
 				return
 			}
 		}
+		// A hub user copies spoke-1's Assignment into spoke-2's namespace and asks for
+		// its artifact with spoke-2's credential and no grant: the lookup finds the
+		// copy, whose signature is spoke-1's, and must not count it. The hub deletes
+		// such a copy soon; an answer is only conclusive while the copy is still there.
+		bare, _, _ := strings.Cut(url, "?")
+		for i := 0; ; i++ {
+			copied := &fleetv1.Assignment{ObjectMeta: metav1.ObjectMeta{Namespace: fleetv1.ClusterNamespace("spoke-2"),
+				Name: fmt.Sprintf("copied-%d", i)}, Spec: *setup.Spec.DeepCopy()}
+			if err := hub.Create(ctx, copied); err != nil {
+				t.Fatal(err)
+			}
+			code := getArtifact(t, ca, bare, other)
+			still := hub.Get(ctx, client.ObjectKeyFromObject(copied), copied) == nil && copied.DeletionTimestamp == nil
+			_ = hub.Delete(ctx, copied)
+			if still && code != http.StatusForbidden {
+				t.Errorf("spoke-2 asking for an artifact named by a copied Assignment: got %d, want 403", code)
+				return
+			}
+			if still {
+				break
+			}
+			if i == 4 {
+				t.Fatal("the copied Assignment was deleted before every check; inconclusive")
+			}
+		}
 		refused++
 	})
 	t.Logf("tenancy: %d escape attempts, %d refused", made, refused)
