@@ -19,6 +19,7 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -149,6 +150,11 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 		// Tests start one hub after another in the same process, and controller
 		// names are checked for uniqueness process-wide.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+		// No controller reads managedFields, and they are a third of an Assignment
+		// (1,096 of 2,808 bytes in make bench-fleet): the cache keeps objects without
+		// them. Merge patches computed from a cached object never mention them, and an
+		// update without them keeps the server's.
+		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
 	}
 	if opts.LeaderElection {
 		leaderElection(&mgrOpts, opts)
