@@ -256,7 +256,10 @@ func requestedDigest(w http.ResponseWriter, r *http.Request) (string, bool) {
 func serveArtifact(w http.ResponseWriter, r *http.Request, digest string, modTime time.Time, content io.ReadSeeker) {
 	h := w.Header()
 	h.Set("Content-Type", "application/gzip")
-	h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	// private: the request carried an agent's credential and was authorised for its
+	// cluster alone, so no shared cache (a proxy between spoke and hub) may keep the
+	// answer for others; the agent's own copy never goes stale.
+	h.Set("Cache-Control", "private, max-age=31536000, immutable")
 	h.Set("ETag", `"`+digest+`"`)
 	h.Set("X-Content-Type-Options", "nosniff")
 	http.ServeContent(w, r, "", modTime, content)

@@ -868,7 +868,8 @@ func TestTenantEgress(t *testing.T) {
 		}
 	}
 	if err := hub.Create(ctx, &tenancyv1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: team},
-		Spec: tenancyv1.TenantSpec{Namespaces: []string{team}, TargetNamespaces: []string{"egress-app"}}}); err != nil {
+		Spec: tenancyv1.TenantSpec{Namespaces: []string{team}, TargetNamespaces: []string{"egress-app"},
+			ClusterSelector: &metav1.LabelSelector{}}}); err != nil { // every cluster: this hub has none
 		t.Fatal(err)
 	}
 
@@ -1016,8 +1017,47 @@ func TestTenantEgress(t *testing.T) {
 
 	// The hub restarted with loopback allowed: the tenant's GitRepository is fetched.
 	stopFirst()
-	startHub(fleetenv.Loopback)
+	stopSecond := startHub(fleetenv.Loopback)
 	env.WaitReady(t, hub, attempts[2].obj)
+
+	// A chart URL is held to the rule too, not only the index. The hub now allows
+	// 127.0.0.1 only; the tenant's repository index is there, but it names the chart
+	// at 127.0.0.2. The HelmRelease is refused as the sources are, and nothing
+	// connects to the chart's address.
+	stopSecond()
+	startHub([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})
+	elsewhere := helmrepo.New(t)
+	elsewhere.AddChart("app", "1.0.0")
+	chartFront, chartConns := countingFrontOn(t, "127.0.0.2", strings.TrimPrefix(elsewhere.URL(), "http://"))
+	resp, err := http.Get(elsewhere.URL() + "/index.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	index, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	elsewhere.WriteIndex([]byte(strings.ReplaceAll(string(index), elsewhere.URL(), "http://"+chartFront)))
+	indexFront, _ := countingFront(t, strings.TrimPrefix(elsewhere.URL(), "http://"))
+	indexRepo := &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Namespace: team, Name: "elsewhere"},
+		Spec: sourcev1.HelmRepositorySpec{URL: "http://" + indexFront, Interval: metav1.Duration{Duration: time.Hour}}}
+	if err := hub.Create(ctx, indexRepo); err != nil {
+		t.Fatal(err)
+	}
+	env.WaitReady(t, hub, indexRepo)
+	hr := &deliveryv1.HelmRelease{ObjectMeta: metav1.ObjectMeta{Namespace: team, Name: "app"},
+		Spec: deliveryv1.HelmReleaseSpec{
+			Chart: deliveryv1.HelmChartTemplate{Chart: "app", Version: "1.0.0",
+				SourceRef: deliveryv1.ChartSourceReference{Kind: sourcev1.HelmRepositoryKind, Name: "elsewhere"}},
+			TargetNamespace: "egress-app", Interval: metav1.Duration{Duration: time.Hour}}}
+	if err := hub.Create(ctx, hr); err != nil {
+		t.Fatal(err)
+	}
+	egressRefused(t, hub, hr, []string{chartFront, "loopback"})
+	if n := chartConns.Load(); n != 0 {
+		t.Errorf("the chart's address received %d connections", n)
+	}
 }
 
 // egressRefused waits until obj is Ready=False and Stalled with EgressNotAllowed, its
@@ -1082,7 +1122,13 @@ func failedGeneric(t *testing.T) float64 {
 // the connections it accepts.
 func countingFront(t *testing.T, target string) (string, *atomic.Int32) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	return countingFrontOn(t, "127.0.0.1", target)
+}
+
+// countingFrontOn is countingFront listening on host (another loopback address).
+func countingFrontOn(t *testing.T, host, target string) (string, *atomic.Int32) {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}

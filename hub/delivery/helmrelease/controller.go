@@ -28,11 +28,13 @@ import (
 	deliveryv1 "github.com/flotilla-dev/flotilla/api/delivery/v1alpha1"
 	meta "github.com/flotilla-dev/flotilla/api/meta/v1alpha1"
 	sourcev1 "github.com/flotilla-dev/flotilla/api/source/v1alpha1"
+	tenancyv1 "github.com/flotilla-dev/flotilla/api/tenancy/v1alpha1"
 	"github.com/flotilla-dev/flotilla/hub/delivery/engine"
 	"github.com/flotilla-dev/flotilla/hub/delivery/owners"
 	hubmetrics "github.com/flotilla-dev/flotilla/hub/metrics"
 	"github.com/flotilla-dev/flotilla/hub/source/helm"
 	"github.com/flotilla-dev/flotilla/tenancy"
+	"github.com/flotilla-dev/flotilla/tenancy/egress"
 )
 
 // Reasons of a HelmRelease's Ready condition besides the shared ones (BuildFailed,
@@ -395,15 +397,20 @@ func (r *Reconciler) fetchChart(ctx context.Context, hr *deliveryv1.HelmRelease,
 	}
 	art, err := r.Charts.FetchChart(ctx, src, hr.Spec.Chart.Chart, hr.Spec.Chart.Version)
 	if err != nil {
-		return chartRef{}, fmt.Errorf("%w: %w", errChartPull, err)
+		return chartRef{}, &chartPullError{err}
 	}
 	r.charts.add(key, resolved{digest: art.Digest, version: art.Revision, at: time.Now()})
 	return chartRef{digest: art.Digest, version: art.Revision}, nil
 }
 
-var errChartPull = errors.New("fetching the chart")
+// chartPullError: the chart could not be fetched from its repository.
+type chartPullError struct{ err error }
+
+func (e *chartPullError) Error() string { return "fetching the chart: " + e.err.Error() }
+func (e *chartPullError) Unwrap() error { return e.err }
 
 func (r *Reconciler) chartFailed(hr *deliveryv1.HelmRelease, err error) (ctrl.Result, error) {
+	var pull *chartPullError
 	ref := hr.Spec.Chart.SourceRef
 	name := ref.Kind + "/" + ref.Name
 	switch {
@@ -411,10 +418,18 @@ func (r *Reconciler) chartFailed(hr *deliveryv1.HelmRelease, err error) (ctrl.Re
 		conditions.MarkFailed(hr, meta.SourceNotFoundReason, name+" not found")
 	case errors.Is(err, errNoArtifact):
 		conditions.MarkReconciling(hr, meta.ArtifactNotReadyReason, name+" has no artifact yet")
-	case errors.Is(err, errChartPull):
-		msg := fmt.Sprintf("chart %s %s from %s: %v", hr.Spec.Chart.Chart, hr.Spec.Chart.Version, name, errors.Unwrap(err))
-		conditions.MarkFailed(hr, ChartPullFailedReason, msg)
-		r.event(hr, corev1.EventTypeWarning, ChartPullFailedReason, msg)
+	case errors.As(err, &pull):
+		msg := fmt.Sprintf("chart %s %s from %s: %v", hr.Spec.Chart.Chart, hr.Spec.Chart.Version, name, pull.err)
+		if errors.As(pull.err, new(*egress.Refusal)) {
+			// A chart URL of the index that the tenant may not make the hub dial: said
+			// as the sources say it, Stalled until the index or the allowed networks
+			// change.
+			conditions.MarkStalled(hr, tenancyv1.EgressNotAllowedReason, msg)
+			r.event(hr, corev1.EventTypeWarning, tenancyv1.EgressNotAllowedReason, msg)
+		} else {
+			conditions.MarkFailed(hr, ChartPullFailedReason, msg)
+			r.event(hr, corev1.EventTypeWarning, ChartPullFailedReason, msg)
+		}
 		// A new index or a new tag wakes us (index) or the interval finds it (oci).
 		return ctrl.Result{RequeueAfter: interval(hr)}, nil
 	default:
