@@ -132,6 +132,10 @@ func checkoutCommit(ctx context.Context, dir string, opts *gogit.CloneOptions, b
 	return "sha1:" + commit, nil
 }
 
+// checkoutRef is where checkoutRefName fetches spec.ref.name to: a name of its own,
+// so that no ref of the local repository is mistaken for it.
+const checkoutRef = plumbing.ReferenceName("refs/flotilla/checkout")
+
 // checkoutRefName fetches one full reference (refs/heads/…, refs/tags/…,
 // refs/pull/<n>/head, …) at depth 1 and checks out the commit it points to, an
 // annotated tag peeled. A plain clone cannot do it: go-git clones branches and tags
@@ -149,8 +153,7 @@ func checkoutRefName(ctx context.Context, dir string, rm remote, name string) (s
 	if err != nil {
 		return "", err
 	}
-	// Fetched to a name of its own, so that no ref of the local repository is mistaken for it.
-	local := plumbing.ReferenceName("refs/flotilla/checkout")
+	local := checkoutRef
 	err = r.FetchContext(ctx, &gogit.FetchOptions{
 		RemoteName:   gogit.DefaultRemoteName,
 		RefSpecs:     []config.RefSpec{config.RefSpec("+" + name + ":" + local.String())},

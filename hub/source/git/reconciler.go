@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-git/go-git/v5/plumbing"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -91,9 +92,10 @@ func (r *Reconciler) Fetch(ctx context.Context, obj *sourcev1.GitRepository) (re
 	defer release()
 	var keys keyRing
 	if v := obj.Spec.Verify; v != nil {
-		if v.Mode == VerifyTag && (obj.Spec.Ref == nil || (obj.Spec.Ref.Tag == "" && obj.Spec.Ref.SemVer == "")) {
+		if v.Mode == VerifyTag && (obj.Spec.Ref == nil || (obj.Spec.Ref.Tag == "" && obj.Spec.Ref.SemVer == "" &&
+			!plumbing.ReferenceName(obj.Spec.Ref.Name).IsTag())) {
 			return reconcile.Fetched{}, notVerified(obj, outcome.Stalled, meta.VerificationFailedReason,
-				errors.New("spec.verify.mode Tag needs spec.ref.tag or spec.ref.semver"))
+				errors.New("spec.verify.mode Tag needs spec.ref.tag, spec.ref.semver or a spec.ref.name under refs/tags/"))
 		}
 		if keys, err = r.verificationKeys(ctx, obj); err != nil {
 			return reconcile.Fetched{}, err

@@ -139,19 +139,30 @@ func testVerification(t *testing.T, h *sourceenv.Hub) {
 		repo.Write(map[string]string{"app.yaml": "v: 3\n"})
 		repo.Tag("v3.0.0") // lightweight: nothing to verify
 
-		mk := func(name, tag string) *sourcev1.GitRepository {
+		mkRef := func(name string, ref sourcev1.GitRepositoryRef) *sourcev1.GitRepository {
 			obj := repository(ns, name, repo.URL(), "")
-			obj.Spec.Ref = &sourcev1.GitRepositoryRef{Tag: tag}
+			obj.Spec.Ref = &ref
 			obj.Spec.Verify = &sourcev1.GitRepositoryVerification{Mode: "Tag", SecretRef: meta.LocalObjectReference{Name: "pgp"}}
 			h.Create(t, obj)
 			return obj
 		}
+		mk := func(name, tag string) *sourcev1.GitRepository {
+			return mkRef(name, sourcev1.GitRepositoryRef{Tag: tag})
+		}
 		trustedTag := mk("tag-trusted", "v1.0.0")
+		// The same tags named as full references (spec.ref.name).
+		trustedName := mkRef("name-trusted", sourcev1.GitRepositoryRef{Name: "refs/tags/v1.0.0"})
 		untrusted := map[*sourcev1.GitRepository]string{
 			mk("tag-untrusted", "v2.0.0"):   "not signed by any key",
 			mk("tag-lightweight", "v3.0.0"): "lightweight tag",
+			mkRef("name-untrusted", sourcev1.GitRepositoryRef{Name: "refs/tags/v2.0.0"}):   "not signed by any key",
+			mkRef("name-lightweight", sourcev1.GitRepositoryRef{Name: "refs/tags/v3.0.0"}): "lightweight tag",
 		}
+		// A branch named by ref.name has no tag to verify: refused before any fetch.
+		branch := mkRef("name-branch", sourcev1.GitRepositoryRef{Name: "refs/heads/main"})
 		h.WaitFor(t, trustedTag, sourceenv.ReadyWith("v1.0.0@sha1:"+head), verifiedIs(metav1.ConditionTrue))
+		h.WaitFor(t, trustedName, sourceenv.ReadyWith("refs/tags/v1.0.0@sha1:"+head), verifiedIs(metav1.ConditionTrue))
+		h.WaitFor(t, branch, sourceenv.FailedWith(meta.VerificationFailedReason, "refs/tags/"), sourceenv.ConditionIs(meta.StalledCondition, metav1.ConditionTrue))
 		for obj, msg := range untrusted {
 			h.WaitFor(t, obj, sourceenv.FailedWith(meta.VerificationFailedReason, msg), verifiedIs(metav1.ConditionFalse), sourceenv.NoArtifact)
 		}

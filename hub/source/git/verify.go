@@ -73,7 +73,13 @@ func verifyCheckout(dir, mode, tag string, kr keyRing) (string, error) {
 	}
 	switch mode {
 	case VerifyTag:
-		ref, err := repo.Reference(plumbing.NewTagReferenceName(tag), false)
+		refName := plumbing.NewTagReferenceName(tag)
+		if full := plumbing.ReferenceName(tag); full.IsTag() {
+			// spec.ref.name refs/tags/…: fetched under a name of its own, the tag
+			// object unpeeled (checkoutRefName).
+			refName, tag = checkoutRef, full.Short()
+		}
+		ref, err := repo.Reference(refName, false)
 		if err != nil {
 			return "", fmt.Errorf("reading tag %s: %w", tag, err)
 		}
