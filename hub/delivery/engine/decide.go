@@ -89,7 +89,7 @@ func Decide(r Rollup) Condition {
 		return Condition{Ready, meta.SucceededReason, "built revision " + rev + "; no cluster matches the placement"}
 	case len(r.Silent) > 0 && c.Ready+int32(len(r.Silent)) >= c.Targeted && plan.Waiting == 0:
 		return Condition{Failed, meta.HeartbeatStaleReason, fmt.Sprintf(
-			"revision %s is ready on %d of %d clusters; no heartbeat from %s", rev, c.Ready, c.Targeted, strings.Join(r.Silent, ", "))}
+			"revision %s is ready on %d of %d clusters; no heartbeat from %s", rev, c.Ready, c.Targeted, clusterList(r.Silent))}
 	case c.Ready == c.Targeted:
 		return Condition{Ready, meta.SucceededReason, fmt.Sprintf("revision %s is ready on %d of %d clusters", rev, c.Ready, c.Targeted)}
 	default:
@@ -97,8 +97,24 @@ func Decide(r Rollup) Condition {
 		if plan.Waiting > 0 {
 			msg += fmt.Sprintf(" (%d updating, %d waiting)", plan.Updating, plan.Waiting)
 		}
+		if len(r.Silent) > 0 {
+			// A cluster whose agent stopped can hold the rollout: say which.
+			msg += "; no heartbeat from " + clusterList(r.Silent)
+		}
 		return Condition{Reconciling, meta.RolloutInProgressReason, msg}
 	}
+}
+
+// listedClusters is how many clusters a condition message names at most: a
+// message stays the same size however many clusters are silent.
+const listedClusters = 5
+
+// clusterList names the first listedClusters of names and counts the rest.
+func clusterList(names []string) string {
+	if len(names) <= listedClusters {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:listedClusters], ", "), len(names)-listedClusters)
 }
 
 func failureOf(failures []meta.ClusterFailure, cluster string) string {

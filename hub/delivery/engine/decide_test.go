@@ -100,13 +100,19 @@ func TestDecide(t *testing.T) {
 			r.Clusters, r.Silent = counts(3, 1, 0), []string{"c2"}
 			r.Plan = rollout.Plan{Updating: 1, Waiting: 1}
 		}),
-		want: Condition{Reconciling, meta.RolloutInProgressReason, "revision " + rev + " is ready on 1 of 3 clusters (1 updating, 1 waiting)"},
+		want: Condition{Reconciling, meta.RolloutInProgressReason, "revision " + rev + " is ready on 1 of 3 clusters (1 updating, 1 waiting); no heartbeat from c2"},
 	}, {
 		name: "a silent cluster and another not ready yet is progress",
 		in: with(func(r *Rollup) {
 			r.Clusters, r.Silent = counts(3, 1, 0), []string{"c2"}
 		}),
-		want: Condition{Reconciling, meta.RolloutInProgressReason, "revision " + rev + " is ready on 1 of 3 clusters"},
+		want: Condition{Reconciling, meta.RolloutInProgressReason, "revision " + rev + " is ready on 1 of 3 clusters; no heartbeat from c2"},
+	}, {
+		name: "many silent clusters are named up to five",
+		in: with(func(r *Rollup) {
+			r.Clusters, r.Silent = counts(1000, 993, 0), []string{"c1", "c2", "c3", "c4", "c5", "c6", "c7"}
+		}),
+		want: Condition{Failed, meta.HeartbeatStaleReason, "revision " + rev + " is ready on 993 of 1000 clusters; no heartbeat from c1, c2, c3, c4, c5 and 2 more"},
 	}, {
 		name: "ready everywhere",
 		in:   with(func(r *Rollup) { r.Clusters = counts(3, 3, 0) }),
