@@ -339,15 +339,20 @@ func TestNotification(t *testing.T) {
 				}
 			}
 		}
-		var states []string
-		for _, r := range h.requests("/github") {
-			if r.Body["context"] == "flotilla/kustomization/"+ns+"/bad" {
-				states = append(states, r.Body["state"].(string))
+		// The GitHub Provider is dispatched on its own: its status may follow Slack's
+		// message by a moment.
+		env.Eventually(t, "the failure commit status", func() error {
+			var states []string
+			for _, r := range h.requests("/github") {
+				if r.Body["context"] == "flotilla/kustomization/"+ns+"/bad" {
+					states = append(states, r.Body["state"].(string))
+				}
 			}
-		}
-		if len(states) == 0 || states[len(states)-1] != "failure" {
-			t.Errorf("commit states of bad %v, want it to end in failure", states)
-		}
+			if len(states) == 0 || states[len(states)-1] != "failure" {
+				return fmt.Errorf("commit states of bad %v, want it to end in failure", states)
+			}
+			return nil
+		})
 	})
 }
 
