@@ -372,7 +372,9 @@ func (g *Guard) signed(cluster string, a *fleetv1.Assignment) bool {
 		return true
 	}
 	if err := artifact.VerifyStatement(cluster, a, g.Trusted()); err != nil {
-		g.Log.Info("artifact lookup ignores an Assignment whose signature does not verify", "cluster", cluster, "assignment", a.Name, "reason", err.Error())
+		// V(1): the cache is read again every cachePoll while a digest is awaited; the
+		// refusal that follows is logged at Info.
+		g.Log.V(1).Info("artifact lookup ignores an Assignment whose signature does not verify", "cluster", cluster, "assignment", a.Name, "reason", err.Error())
 		return false
 	}
 	return true

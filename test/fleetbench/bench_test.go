@@ -17,7 +17,8 @@ import (
 // TestBenchFleet is make bench-fleet: the hub binary with 10, 100 and 1,000
 // simulated clusters (FLOTILLA_BENCH_CLUSTERS, comma-separated) and 10 deployments
 // each (FLOTILLA_BENCH_DEPLOYMENTS). FLOTILLA_BENCH_HUB=inprocess runs the hub in
-// this process, a path runs that hub binary; FLOTILLA_BENCH_OUT receives the hub's CPU and heap profiles.
+// this process, a path runs that hub binary; FLOTILLA_BENCH_OUT receives the hub's CPU and heap profiles;
+// FLOTILLA_BENCH_APISERVER_GOGC sets the control plane's GOGC (Options.APIServerGOGC).
 func TestBenchFleet(t *testing.T) {
 	sizes := []int{10, 100, 1000}
 	if v := os.Getenv("FLOTILLA_BENCH_CLUSTERS"); v != "" {
@@ -64,11 +65,15 @@ func TestBenchFleet(t *testing.T) {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			began := time.Now()
 			r := Run(t, Options{Clusters: n, Deployments: deployments, HubBinary: hub, ProfileDir: out,
-				Timeout: 20 * time.Minute})
+				APIServerGOGC: os.Getenv("FLOTILLA_BENCH_APISERVER_GOGC"), Timeout: 20 * time.Minute})
 			results = append(results, r)
 			t.Logf("%d clusters done in %s", n, time.Since(began).Round(time.Second))
 		})
 	}
 	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Printf("\nmake bench-fleet (%d deployments per cluster; load average %s)\n\n%s\n", deployments, strings.TrimSpace(string(load)), Format(results))
+	gc := ""
+	if v := os.Getenv("FLOTILLA_BENCH_APISERVER_GOGC"); v != "" {
+		gc = "; control plane GOGC=" + v
+	}
+	fmt.Printf("\nmake bench-fleet (%d deployments per cluster%s; load average %s)\n\n%s\n", deployments, gc, strings.TrimSpace(string(load)), Format(results))
 }

@@ -37,6 +37,7 @@ func Format(results []Result) string {
 	row("CPU s in rollout: kube-apiserver / etcd / bench process", func(r Result) string {
 		return fmt.Sprintf("%.1f / %.1f / %.1f", r.APIServerCPU.Seconds(), r.EtcdCPU.Seconds(), r.BenchCPU.Seconds())
 	})
+	row("kube-apiserver RSS after rollout", func(r Result) string { return mib(r.APIServerRSS) })
 	row("API req/s at rest: reads / writes", func(r Result) string { return fmt.Sprintf("%.1f / %.1f", r.Rest.reads, r.Rest.writes) })
 	row("  of which Lease writes/s", func(r Result) string { return fmt.Sprintf("%.1f", perSec(r.Rest.leaseWrites, r.Rest.seconds)) })
 	row("  Cluster status writes /cluster/min", func(r Result) string {
