@@ -144,8 +144,29 @@ func TestInventoryFromAnOlderAgent(t *testing.T) {
 	v2 := arts.Add("old@2", map[string]string{"m.yaml": c.namespace() + configMap("a", "2")})
 	c.setArtifact(t, key, v2)
 
+	// And one whose spec was edited after the hub signed it, carrying a list that
+	// names a: the agent takes over only a signed Assignment's list.
+	forgedKey := c.newAssignment(t, "forged", v2, nil)
+	forged := current(t, hub, forgedKey)
+	forged.Spec.Prune = false
+	if err := hub.Update(ctx, forged); err != nil {
+		t.Fatal(err)
+	}
+	before = forged.DeepCopy()
+	forged.Status.Entries = []fleetv1.InventoryEntry{{ID: c.appNS + "_a__ConfigMap", Version: "v1"}}
+	if err := hub.Status().Patch(ctx, forged, client.MergeFrom(before)); err != nil {
+		t.Fatal(err)
+	}
+
 	c.runAgent(t, c.hubCP.Config(), nil)
 	a = waitReady(t, hub, key, v2.Digest)
+	forged = waitCondition(t, hub, forgedKey, metav1.ConditionFalse, meta.VerificationFailedReason)
+	if _, found, err := agent.ReadInventory(ctx, c.spoke.Client(), fleetv1.SystemNamespace, forged); err != nil || found {
+		t.Errorf("a record of the unsigned Assignment on the spoke: found %v, %v", found, err)
+	}
+	if len(forged.Status.Entries) != 1 {
+		t.Errorf("the unsigned Assignment's hub entries: %v, want them left as they were", forged.Status.Entries)
+	}
 	c.wantGone(t, "b")
 	c.expectConfigMapValue(t, "a", "2")
 	if a.Status.Inventory != 2 || len(a.Status.Entries) != 0 {

@@ -88,20 +88,23 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 
 	before := a.DeepCopy()
-	if len(a.Status.Entries) > 0 {
-		// Written by an older agent: from now on the list lives on the spoke, and the
-		// status write below clears it on the hub.
-		if err := r.adoptHubEntries(ctx, a); err != nil {
-			return ctrl.Result{}, err
-		}
-	}
 	var res ctrl.Result
 	var syncErr error
 	rec := r.last(req.NamespacedName)
-	// Before anything else, not even a dependency check: is this what the hub signed,
-	// for this cluster, in this place?
-	if err := r.fetcher.Verify(a); err != nil {
-		r.stall(a, meta.VerificationFailedReason, fmt.Sprintf("revision %s not applied: %v", revisionOf(a.Spec.Artifact), err))
+	// Before anything else, not even a dependency check or taking over an older
+	// agent's list: is this what the hub signed, for this cluster, in this place?
+	verifyErr := r.fetcher.Verify(a)
+	if verifyErr == nil && len(a.Status.Entries) > 0 {
+		// Written by an older agent: from now on the list lives on the spoke, and the
+		// status write below clears it on the hub. Only a signed Assignment's list is
+		// taken: a record on the spoke is what prune and the offline mode go by.
+		if err := r.adoptHubEntries(ctx, a); err != nil {
+			return ctrl.Result{}, err
+		}
+		a.Status.Entries = nil
+	}
+	if verifyErr != nil {
+		r.stall(a, meta.VerificationFailedReason, fmt.Sprintf("revision %s not applied: %v", revisionOf(a.Spec.Artifact), verifyErr))
 		res = ctrl.Result{RequeueAfter: min(stalledRetry, r.resync)}
 	} else if len(a.Spec.UnplacedDependencies) > 0 && !a.Spec.Suspend {
 		// The hub knows both placements: this will not change without a change there,
@@ -156,9 +159,6 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			res, syncErr = r.sync(ctx, a, rec, syncOptions{})
 		}
 	}
-	// status.entries is no longer written: a merge patch sets what an older agent
-	// wrote to null, so the hub's copy shrinks.
-	a.Status.Entries = nil
 	if err := r.hub.Status().Patch(ctx, a, client.MergeFrom(before)); err != nil {
 		if apierrors.IsNotFound(err) {
 			return ctrl.Result{}, nil
