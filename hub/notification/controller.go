@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -90,7 +89,7 @@ func (p *Providers) resolve(ctx context.Context, pr *notificationv1.Provider) (T
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.DisableKeepAlives = true
-	restricted, err := p.restricted(ctx, pr.Namespace)
+	restricted, err := tenancy.Claimed(ctx, p.Client, pr.Namespace)
 	if err != nil {
 		return t, proxy, nil, err
 	}
@@ -127,20 +126,6 @@ func (p *Providers) resolve(ctx context.Context, pr *notificationv1.Provider) (T
 	return t, proxy, &http.Client{Transport: tr, Timeout: timeout,
 		// A webhook that redirects elsewhere is not followed: the address is what the tenant chose.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, nil
-}
-
-// restricted reports whether a Tenant claims namespace (even one being deleted).
-func (p *Providers) restricted(ctx context.Context, namespace string) (bool, error) {
-	var tenants tenancyv1.TenantList
-	if err := p.Client.List(ctx, &tenants); err != nil {
-		return false, fmt.Errorf("listing Tenants: %w", err)
-	}
-	for _, t := range tenants.Items {
-		if slices.Contains(t.Spec.Namespaces, namespace) {
-			return true, nil
-		}
-	}
-	return false, nil
 }
 
 // egressRefusal looks the hosts of a tenant's Provider (its address and proxy) up
@@ -220,7 +205,7 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	}
 	t, proxy, _, err := r.Providers.resolve(ctx, &pr)
 	if err == nil {
-		if restricted, lerr := r.Providers.restricted(ctx, pr.Namespace); lerr != nil {
+		if restricted, lerr := tenancy.Claimed(ctx, r.Providers.Client, pr.Namespace); lerr != nil {
 			return ctrl.Result{}, lerr
 		} else if restricted {
 			if ref := r.Providers.egressRefusal(ctx, t, proxy); ref != nil {

@@ -149,3 +149,21 @@ func Transport(base *http.Transport) *http.Transport {
 	t.DisableKeepAlives = true
 	return t
 }
+
+// defaultTransport is Transport(nil): it keeps no idle connections, so one serves
+// every caller.
+var defaultTransport = Transport(nil)
+
+// Wrap returns rt dialing through the egress hook: the shared Transport(nil) when rt
+// is nil, Transport(rt) when it is an *http.Transport, and rt itself otherwise (a
+// RoundTripper of another kind must dial through a Dialer on its own).
+func Wrap(rt http.RoundTripper) http.RoundTripper {
+	switch t := rt.(type) {
+	case nil:
+		return defaultTransport
+	case *http.Transport:
+		return Transport(t)
+	default:
+		return rt
+	}
+}

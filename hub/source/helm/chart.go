@@ -49,19 +49,7 @@ type ChartFetcher struct {
 }
 
 // transport is Transport dialing through the egress hook.
-func (f *ChartFetcher) transport() http.RoundTripper {
-	switch t := f.Transport.(type) {
-	case nil:
-		return defaultTransport
-	case *http.Transport:
-		return egress.Transport(t)
-	default:
-		return t
-	}
-}
-
-// defaultTransport keeps no idle connections (egress.Transport), so one is enough.
-var defaultTransport = egress.Transport(nil)
+func (f *ChartFetcher) transport() http.RoundTripper { return egress.Wrap(f.Transport) }
 
 // FetchChart picks the newest version of chart within versionRange (a semver range;
 // empty means the newest stable) from the index the HelmRepository last stored, or

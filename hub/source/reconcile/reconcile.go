@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
-	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -25,6 +24,7 @@ import (
 	sourcemetrics "github.com/flotilla-dev/flotilla/hub/source/metrics"
 	"github.com/flotilla-dev/flotilla/hub/source/outcome"
 	"github.com/flotilla-dev/flotilla/hub/storage"
+	"github.com/flotilla-dev/flotilla/tenancy"
 	"github.com/flotilla-dev/flotilla/tenancy/egress"
 )
 
@@ -143,12 +143,7 @@ func Setup[T Object](mgr ctrl.Manager, name string, deps *Deps, kind Kind[T], fe
 	if deps.Recorder == nil {
 		deps.Recorder = mgr.GetEventRecorder(name)
 	}
-	switch t := deps.Transport.(type) {
-	case nil:
-		deps.Transport = egress.Transport(nil)
-	case *http.Transport:
-		deps.Transport = egress.Transport(t)
-	}
+	deps.Transport = egress.Wrap(deps.Transport)
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named(name).
 		For(newObject[T](), builder.WithPredicates(
@@ -346,16 +341,11 @@ func newObject[T Object]() T {
 // claims namespace, even one being deleted; ctx itself for a platform namespace. Every
 // dial the hub makes for an object of namespace goes under the context it returns.
 func EgressContext(ctx context.Context, c client.Reader, namespace string, policy *egress.Policy) (context.Context, error) {
-	var tenants tenancyv1.TenantList
-	if err := c.List(ctx, &tenants); err != nil {
-		return ctx, fmt.Errorf("listing Tenants: %w", err)
+	claimed, err := tenancy.Claimed(ctx, c, namespace)
+	if err != nil || !claimed {
+		return ctx, err
 	}
-	for _, t := range tenants.Items {
-		if slices.Contains(t.Spec.Namespaces, namespace) {
-			return egress.Restrict(ctx, policy), nil
-		}
-	}
-	return ctx, nil
+	return egress.Restrict(ctx, policy), nil
 }
 
 // refusal returns the egress refusal behind a failed fetch: in err's chain, or
