@@ -47,6 +47,15 @@ func (s savedAssignment) assignment() *fleetv1.Assignment {
 	return a
 }
 
+// specOr is the spec the record was last written with, spec when there is no record:
+// a record keeps the spec it last applied until an apply of a new one succeeds.
+func (s *savedAssignment) specOr(spec fleetv1.AssignmentSpec) fleetv1.AssignmentSpec {
+	if s == nil {
+		return spec
+	}
+	return s.Spec
+}
+
 // stateStore reads and writes the state Secrets on the spoke, one per Assignment in
 // the agent's namespace: a record on the spoke itself survives restarts of the
 // agent's pod and needs no volume.
@@ -72,15 +81,14 @@ func (s *stateStore) load(ctx context.Context, a *fleetv1.Assignment) (*savedAss
 	data, ok := s.saved[key]
 	s.mu.Unlock()
 	if !ok {
-		sec := &corev1.Secret{}
-		err := s.client.Get(ctx, types.NamespacedName{Namespace: s.namespace, Name: stateName(a.Namespace, a.Name)}, sec)
+		raw, found, err := readRecord(ctx, s.client, s.namespace, a)
 		switch {
-		case apierrors.IsNotFound(err):
-			return nil, nil
 		case err != nil:
 			return nil, fmt.Errorf("reading the agent's record of %s on the spoke: %w", key, err)
+		case !found:
+			return nil, nil
 		}
-		data = string(sec.Data[stateKey])
+		data = string(raw)
 		s.mu.Lock()
 		s.saved[key] = data
 		s.mu.Unlock()
@@ -144,22 +152,32 @@ func (s *stateStore) remove(ctx context.Context, a *fleetv1.Assignment) error {
 // record, or nothing applied yet), and the caller may then look at a.status.entries,
 // which agents wrote until the record took their place.
 func ReadInventory(ctx context.Context, c client.Reader, agentNamespace string, a *fleetv1.Assignment) (entries []fleetv1.InventoryEntry, found bool, err error) {
+	raw, found, err := readRecord(ctx, c, agentNamespace, a)
+	if err != nil || !found {
+		return nil, false, err
+	}
+	var sa savedAssignment
+	if err := json.Unmarshal(raw, &sa); err != nil {
+		return nil, false, fmt.Errorf("the agent's record %s/%s does not parse: %w", agentNamespace, stateName(a.Namespace, a.Name), err)
+	}
+	if sa.Namespace != a.Namespace || sa.Name != a.Name {
+		return nil, false, nil
+	}
+	return sa.Entries, true, nil
+}
+
+// readRecord reads the record Secret of a in the agent's namespace ns; found is
+// false when there is none.
+func readRecord(ctx context.Context, c client.Reader, ns string, a *fleetv1.Assignment) (data []byte, found bool, err error) {
 	sec := &corev1.Secret{}
-	err = c.Get(ctx, types.NamespacedName{Namespace: agentNamespace, Name: stateName(a.Namespace, a.Name)}, sec)
+	err = c.Get(ctx, types.NamespacedName{Namespace: ns, Name: stateName(a.Namespace, a.Name)}, sec)
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil, false, nil
 	case err != nil:
 		return nil, false, err
 	}
-	var sa savedAssignment
-	if err := json.Unmarshal(sec.Data[stateKey], &sa); err != nil {
-		return nil, false, fmt.Errorf("the agent's record %s/%s does not parse: %w", agentNamespace, sec.Name, err)
-	}
-	if sa.Namespace != a.Namespace || sa.Name != a.Name {
-		return nil, false, nil
-	}
-	return sa.Entries, true, nil
+	return sec.Data[stateKey], true, nil
 }
 
 func (s *stateStore) list(ctx context.Context) ([]savedAssignment, error) {

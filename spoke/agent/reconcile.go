@@ -300,11 +300,7 @@ func (r *reconciler) sync(ctx context.Context, a *fleetv1.Assignment, rec applie
 	// source. A steady state changes nothing in the record and writes nothing.
 	saved, recorded, err := r.inventory(ctx, a)
 	if err == nil {
-		lastSpec := a.Spec
-		if saved != nil {
-			lastSpec = saved.Spec
-		}
-		err = r.state.save(ctx, a, lastSpec, apply.Merge(recorded, engine.Plan(objs, a.Spec.TargetNamespace)))
+		err = r.state.save(ctx, a, saved.specOr(a.Spec), apply.Merge(recorded, engine.Plan(objs, a.Spec.TargetNamespace)))
 	}
 	if err != nil {
 		r.fail(a, meta.ApplyFailedReason, fmt.Sprintf("revision %s not applied: %v", rev, err))
@@ -544,11 +540,7 @@ func (r *reconciler) adoptHubEntries(ctx context.Context, a *fleetv1.Assignment)
 	if err != nil || (saved != nil && len(saved.Entries) > 0) {
 		return err
 	}
-	spec := a.Spec
-	if saved != nil {
-		spec = saved.Spec
-	}
-	return r.state.save(ctx, a, spec, entries)
+	return r.state.save(ctx, a, saved.specOr(a.Spec), entries)
 }
 
 // fail records a failure that may go away by itself; stall one that needs a change.
@@ -598,11 +590,7 @@ func (r *reconciler) release(ctx context.Context, a *fleetv1.Assignment) (ctrl.R
 	}
 	if relErr != nil {
 		msg := fmt.Sprintf("pruning failed: %v", relErr)
-		spec := a.Spec
-		if saved != nil {
-			spec = saved.Spec
-		}
-		if err := r.state.save(ctx, a, spec, del.Failed); err != nil {
+		if err := r.state.save(ctx, a, saved.specOr(a.Spec), del.Failed); err != nil {
 			relErr = errors.Join(relErr, err)
 		}
 		a.Status.Inventory = int32(len(del.Failed))

@@ -396,15 +396,22 @@ func (e *Engine) setNamespace(u *unstructured.Unstructured, target string) error
 		}
 		return err
 	}
-	switch {
-	case m.Scope.Name() != meta.RESTScopeNameNamespace:
-		u.SetNamespace("")
-	case target != "":
-		u.SetNamespace(target)
-	case u.GetNamespace() == "":
-		u.SetNamespace(metav1.NamespaceDefault)
-	}
+	u.SetNamespace(namespaceFor(m.Scope.Name() == meta.RESTScopeNameNamespace, target, u.GetNamespace()))
 	return nil
+}
+
+// namespaceFor is the namespace an object that names own is applied in: none when
+// its kind is cluster-scoped, else the target namespace, else its own, else "default".
+func namespaceFor(namespaced bool, target, own string) string {
+	switch {
+	case !namespaced:
+		return ""
+	case target != "":
+		return target
+	case own == "":
+		return metav1.NamespaceDefault
+	}
+	return own
 }
 
 // applyOne applies one object as its annotations and opts say, and tells, from its

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -132,14 +131,7 @@ func (e *Engine) Plan(objs []*unstructured.Unstructured, target string) []fleetv
 				namespaced = true
 			}
 		}
-		switch {
-		case !namespaced:
-			ref.Namespace = ""
-		case target != "":
-			ref.Namespace = target
-		case ref.Namespace == "":
-			ref.Namespace = metav1.NamespaceDefault
-		}
+		ref.Namespace = namespaceFor(namespaced, target, ref.Namespace)
 		out = append(out, ref.Entry())
 	}
 	return out
