@@ -10,10 +10,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/flotilla-dev/flotilla/hub/agentrollout"
-	hubtenancy "github.com/flotilla-dev/flotilla/hub/tenancy"
-	"github.com/flotilla-dev/flotilla/tenancy/egress"
-
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -26,6 +22,7 @@ import (
 
 	"github.com/flotilla-dev/flotilla/api"
 	"github.com/flotilla-dev/flotilla/api/metricsserve"
+	"github.com/flotilla-dev/flotilla/hub/agentrollout"
 	"github.com/flotilla-dev/flotilla/hub/delivery/helmrelease"
 	"github.com/flotilla-dev/flotilla/hub/delivery/kustomize"
 	hubfleet "github.com/flotilla-dev/flotilla/hub/fleet"
@@ -38,6 +35,8 @@ import (
 	"github.com/flotilla-dev/flotilla/hub/source/helm"
 	"github.com/flotilla-dev/flotilla/hub/source/oci"
 	"github.com/flotilla-dev/flotilla/hub/storage"
+	hubtenancy "github.com/flotilla-dev/flotilla/hub/tenancy"
+	"github.com/flotilla-dev/flotilla/tenancy/egress"
 )
 
 // Hub is a running hub.

@@ -55,8 +55,8 @@ func artifactMux(ctx context.Context, mgr ctrl.Manager, direct client.Client, st
 		// Grants are checked with this replica's keyring (kept current by the signing
 		// controller or the follower); only a request without a valid grant reads
 		// Assignments, so the cache's Assignment informer starts with the first such
-		// request, not with the replica.
-		// A lookup counts only Assignments signed by this keyring, as agents do.
+		// request, not with the replica. A lookup counts only Assignments signed by
+		// this keyring, as agents check them.
 		artifacts = (&artifactauth.Guard{Reviewer: direct, Grants: keyring, Assignments: mgr.GetClient(), Live: mgr.GetAPIReader(),
 			Trusted: keyring.PublicKeys, Log: log.WithName("artifactauth")}).Wrap(artifacts)
 	}
