@@ -243,7 +243,14 @@ func TestNotification(t *testing.T) {
 			"footer":{"text":"RolloutStarted"},"timestamp":"`+d["embeds"].([]any)[0].(map[string]any)["timestamp"].(string)+`",
 			"fields":[{"name":"revision","value":"`+rev+`","inline":false}]}]}`)
 
-		// GitHub: a commit status per step on the commit being rolled out.
+		// GitHub: a commit status per step on the commit being rolled out. Its
+		// Provider is dispatched on its own: wait for its fifth status.
+		env.Eventually(t, "GitHub's five commit statuses", func() error {
+			if n := len(h.requests("/github")); n < 5 {
+				return fmt.Errorf("%d commit statuses so far", n)
+			}
+			return nil
+		})
 		var states []string
 		for _, r := range h.requests("/github") {
 			if r.Path != "/api/v3/repos/org/repo/statuses/"+rev1 || r.Auth != "Bearer ghp_test" {
